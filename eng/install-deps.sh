@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks need beyond the .NET SDK. Idempotent.
+#   eng/install-deps.sh          test dependencies (none beyond the SDK today)
+#   eng/install-deps.sh --bench  adds OpenBLAS, the GEMM reference of eng/bench.sh
+#   eng/install-deps.sh --reference  adds Debian's PyTorch, to regenerate tests/fixtures
+set -euo pipefail
+want=()
+for arg in "$@"; do
+  case "$arg" in
+    --bench) want+=(libopenblas0-pthread) ;;
+    --reference) want+=(python3-torch python3-numpy) ;;
+    *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for p in "${want[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
