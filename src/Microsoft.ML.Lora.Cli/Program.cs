@@ -1,6 +1,21 @@
+using System.CommandLine;
+
 namespace Microsoft.ML.Lora.Cli;
 
-internal static class Program
+/// <summary>The <c>lora</c> command.</summary>
+public static class Program
 {
-    public static int Main(string[] args) => 0;
+    /// <summary>Process entry point.</summary>
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>Runs the command line with the given writers (tests call this in-process).</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("Fine-tune, evaluate and benchmark Llama-family language models with LoRA.")
+        {
+            EvalCommand.Create(output, error),
+            BenchCommand.Create(output, error),
+        };
+        return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+    }
 }

@@ -1,0 +1,43 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Tensors;
+using Microsoft.ML.Lora.Training;
+
+namespace Microsoft.ML.Lora.Cli;
+
+/// <summary><c>lora eval</c>: mean token cross-entropy of a model folder on a tokenized JSONL file.</summary>
+internal static class EvalCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var model = new Option<string>("--model") { Description = "Hugging Face model folder (config.json + safetensors)", Required = true };
+        var dtype = new Option<string>("--dtype") { Description = "weight dtype: f32 or bf16", DefaultValueFactory = _ => "f32" };
+        var data = new Option<string>("--data") { Description = "JSONL file, one {\"input_ids\": [...], \"labels\": [...]?} per line", Required = true };
+        var batchSize = new Option<int>("--batch-size") { Description = "rows per batch", DefaultValueFactory = _ => 8 };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("eval", "Print loss=<mean token cross-entropy> tokens=<count> of a model on tokenized rows.") { model, dtype, data, batchSize, threads };
+        command.SetAction(parse => CommandErrors.Guard(error, () =>
+        {
+            int batch = parse.GetValue(batchSize);
+            if (batch < 1)
+            {
+                throw new ArgumentException($"--batch-size must be at least 1; got {batch}");
+            }
+
+            CpuParallel.Threads = parse.GetValue(threads);
+            var weightType = DTypes.Parse(parse.GetValue(dtype)!);
+            using var lm = LlamaForCausalLM.Load(parse.GetValue(model)!, weightType);
+            var rows = TokenRowReader.ReadAll(parse.GetValue(data)!, lm.Config.VocabSize);
+            var result = Evaluator.Evaluate(lm, rows, batch);
+            if (result.Tokens == 0)
+            {
+                throw new InvalidDataException($"{parse.GetValue(data)}: no token to score (every label is -100 or every row has one token)");
+            }
+
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"loss={result.Mean:F6} tokens={result.Tokens}"));
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,379 @@
+using Microsoft.ML.Lora.Formats;
+using Microsoft.ML.Lora.Modules;
+using Microsoft.ML.Lora.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
+namespace Microsoft.ML.Lora.Models;
+
+/// <summary>
+/// Decoder-only Llama family causal LM (Llama, Mistral, Qwen2; SmolLM and TinyLlama are Llama):
+/// embed_tokens → layers → norm → lm_head (or the embedding when tie_word_embeddings).
+/// Parameter names are Hugging Face's keys. Forward/backward per module; weight gradients only for
+/// trainable parameters (all start frozen).
+/// </summary>
+public sealed unsafe class LlamaForCausalLM : IDisposable
+{
+    private RopeTable? rope;
+
+    private LlamaForCausalLM(LlamaConfig config, WeightSource weights)
+    {
+        Config = config;
+        int c = config.HiddenSize, hs = config.HeadDim, nh = config.NumAttentionHeads, nkv = config.NumKeyValueHeads, inter = config.IntermediateSize;
+        float eps = (float)config.RmsNormEps;
+        try
+        {
+            EmbedTokens = weights.Matrix("model.embed_tokens.weight", config.VocabSize, c);
+            Layers = new DecoderLayer[config.NumHiddenLayers];
+            for (int i = 0; i < Layers.Length; i++)
+            {
+                string p = $"model.layers.{i}.";
+                var attn = new SelfAttention(
+                    weights.Linear(p + "self_attn.q_proj", nh * hs, c, config.QkvBias),
+                    weights.Linear(p + "self_attn.k_proj", nkv * hs, c, config.QkvBias),
+                    weights.Linear(p + "self_attn.v_proj", nkv * hs, c, config.QkvBias),
+                    weights.Linear(p + "self_attn.o_proj", c, nh * hs, config.OBias),
+                    nh,
+                    nkv,
+                    hs);
+                var mlp = new Mlp(
+                    weights.Linear(p + "mlp.gate_proj", inter, c, config.MlpBias),
+                    weights.Linear(p + "mlp.up_proj", inter, c, config.MlpBias),
+                    weights.Linear(p + "mlp.down_proj", c, inter, config.MlpBias));
+                Layers[i] = new DecoderLayer(i, new RmsNormLayer(weights.Norm(p + "input_layernorm.weight", c), eps), attn, new RmsNormLayer(weights.Norm(p + "post_attention_layernorm.weight", c), eps), mlp);
+            }
+
+            Norm = new RmsNormLayer(weights.Norm("model.norm.weight", c), eps);
+            LmHead = new Linear(config.TieWordEmbeddings ? EmbedTokens : weights.Matrix("lm_head.weight", config.VocabSize, c), null);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The parsed config.json.</summary>
+    public LlamaConfig Config { get; }
+
+    /// <summary>model.embed_tokens.weight (V,C).</summary>
+    public Parameter EmbedTokens { get; } = null!;
+
+    /// <summary>model.layers.</summary>
+    public DecoderLayer[] Layers { get; } = [];
+
+    /// <summary>model.norm.</summary>
+    public RmsNormLayer Norm { get; } = null!;
+
+    /// <summary>lm_head (V,C); shares <see cref="EmbedTokens"/> when embeddings are tied.</summary>
+    public Linear LmHead { get; } = null!;
+
+    /// <summary>Recompute each layer's activations in Backward (gradient checkpointing).</summary>
+    public bool GradientCheckpointing
+    {
+        get => Layers.Length > 0 && Layers[0].Recompute;
+        set
+        {
+            foreach (var l in Layers)
+            {
+                l.Recompute = value;
+            }
+        }
+    }
+
+    /// <summary>
+    /// When set, <see cref="ForwardBackward"/> keeps d loss / d(embedding output) (B·T, C) in
+    /// <see cref="InputsEmbedsGrad"/> (for tests and analysis).
+    /// </summary>
+    public bool KeepInputsEmbedsGrad { get; set; }
+
+    /// <summary>Gradient of the loss with respect to the embedding output from the last backward.</summary>
+    public Tensor? InputsEmbedsGrad { get; private set; }
+
+    /// <summary>Loads a Hugging Face model folder (config.json + safetensors); Linear and embedding weights in <paramref name="dtype"/>, norms and biases F32.</summary>
+    public static LlamaForCausalLM Load(string directory, DType dtype = DType.F32)
+    {
+        string configPath = Path.Combine(directory, "config.json");
+        if (!File.Exists(configPath))
+        {
+            throw new FileNotFoundException($"'{directory}' is not a Hugging Face model folder: config.json not found", configPath);
+        }
+
+        var config = LlamaConfig.Load(configPath);
+        using var folder = SafeTensorsFolder.Open(directory);
+        return new LlamaForCausalLM(config, new FolderWeights(folder, dtype));
+    }
+
+    /// <summary>A randomly initialised model (N(0, 0.02) matrices, unit norms), e.g. for benchmarks.</summary>
+    public static LlamaForCausalLM CreateRandom(LlamaConfig config, DType dtype = DType.F32, int seed = 0) =>
+        new(config, new RandomWeights(dtype, seed));
+
+    /// <summary>Every distinct parameter, in checkpoint order.</summary>
+    public IEnumerable<Parameter> Parameters()
+    {
+        yield return EmbedTokens;
+        foreach (var l in Layers)
+        {
+            foreach (var p in l.Parameters())
+            {
+                yield return p;
+            }
+        }
+
+        yield return Norm.Weight;
+        if (!ReferenceEquals(LmHead.Weight, EmbedTokens))
+        {
+            yield return LmHead.Weight;
+        }
+    }
+
+    /// <summary>Marks every parameter trainable or frozen.</summary>
+    public void SetTrainable(bool trainable)
+    {
+        foreach (var p in Parameters())
+        {
+            p.Trainable = trainable;
+        }
+    }
+
+    /// <summary>Zeros every gradient.</summary>
+    public void ZeroGrad()
+    {
+        foreach (var p in Parameters())
+        {
+            p.ZeroGrad();
+        }
+    }
+
+    /// <summary>
+    /// Inference forward: summed loss over the batch's targets; copies logits (B·T, V) into
+    /// <paramref name="logits"/> when given. Keeps no activations.
+    /// </summary>
+    public LossResult Forward(CausalLmBatch batch, Tensor? logits = null) => Run(batch, backward: false, logits);
+
+    /// <summary>
+    /// Forward and backward for a training step: gradients of the mean token loss of this batch are
+    /// accumulated into trainable parameters; returns the summed loss and token count.
+    /// </summary>
+    public LossResult ForwardBackward(CausalLmBatch batch) => Run(batch, backward: true, logitsOut: null);
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        EmbedTokens?.Dispose();
+        foreach (var l in Layers)
+        {
+            l?.Dispose();
+        }
+
+        Norm?.Dispose();
+        LmHead?.Dispose();
+        rope?.Dispose();
+        InputsEmbedsGrad?.Dispose();
+    }
+
+    private LossResult Run(CausalLmBatch batch, bool backward, Tensor? logitsOut)
+    {
+        ValidateIds(batch);
+        var shape = new BatchShape(batch.B, batch.T);
+        int n = shape.N, c = Config.HiddenSize, v = Config.VocabSize;
+        var table = RopeFor(batch.T);
+
+        // Residual stream x_0 … x_L (N,C): the inputs each layer's Backward needs again.
+        var xs = new Tensor[Layers.Length + 1];
+        var lnf = Tensor.Empty(DType.F32, n, c);
+        var rstd = Tensor.Empty(DType.F32, n);
+        var logits = Tensor.Empty(DType.F32, n, v);
+        var losses = Tensor.Empty(DType.F32, n);
+        try
+        {
+            xs[0] = Tensor.Empty(DType.F32, n, c);
+            fixed (int* ids = batch.InputIds)
+            {
+                Gather(ids, xs[0].F32Ptr, n);
+            }
+
+            for (int i = 0; i < Layers.Length; i++)
+            {
+                xs[i + 1] = Tensor.Empty(DType.F32, n, c);
+                Layers[i].Forward(xs[i], xs[i + 1], shape, table, forBackward: backward);
+                if (!backward)
+                {
+                    xs[i].Dispose();
+                }
+            }
+
+            Norm.Forward(xs[^1], lnf, rstd);
+            LmHead.Forward(lnf, logits);
+            if (logitsOut is not null)
+            {
+                Tensor.CopyConverting(logits, logitsOut);
+            }
+
+            int count = batch.CountTargets();
+            float scale = count == 0 ? 0f : 1f / count;
+            fixed (int* targets = batch.Targets)
+            {
+                CrossEntropy.ForwardBackward(logits.F32Ptr, targets, losses.F32Ptr, backward ? logits.F32Ptr : null, n, v, scale);
+            }
+
+            double sum = 0;
+            foreach (float l in losses.AsF32())
+            {
+                sum += l;
+            }
+
+            if (backward)
+            {
+                Backward(batch, xs, lnf, rstd, logits);
+            }
+
+            return new LossResult(sum, count);
+        }
+        finally
+        {
+            foreach (var x in xs)
+            {
+                x?.Dispose();
+            }
+
+            lnf.Dispose();
+            rstd.Dispose();
+            logits.Dispose();
+            losses.Dispose();
+        }
+    }
+
+    private void Backward(CausalLmBatch batch, Tensor[] xs, Tensor lnf, Tensor rstd, Tensor dlogits)
+    {
+        int n = batch.B * batch.T, c = Config.HiddenSize;
+        var dx = Tensor.Empty(DType.F32, n, c);
+        var dprev = Tensor.Empty(DType.F32, n, c);
+        try
+        {
+            using (var dlnf = Tensor.Empty(DType.F32, n, c))
+            {
+                LmHead.Backward(dlogits, lnf, dlnf);
+                Norm.Backward(dlnf, xs[^1], rstd, dx);
+            }
+
+            for (int i = Layers.Length - 1; i >= 0; i--)
+            {
+                Layers[i].Backward(dx, xs[i], dprev);
+                (dx, dprev) = (dprev, dx);
+            }
+
+            if (EmbedTokens.Trainable)
+            {
+                fixed (int* ids = batch.InputIds)
+                {
+                    Embedding.ScatterAdd(ids, dx.F32Ptr, EmbedTokens.Grad!.F32Ptr, n, c, Config.VocabSize);
+                }
+            }
+
+            InputsEmbedsGrad?.Dispose();
+            InputsEmbedsGrad = null;
+            if (KeepInputsEmbedsGrad)
+            {
+                (InputsEmbedsGrad, dx) = (dx, null!);
+            }
+        }
+        finally
+        {
+            dx?.Dispose();
+            dprev.Dispose();
+        }
+    }
+
+    private void Gather(int* ids, float* output, int n)
+    {
+        var table = EmbedTokens.Value;
+        if (table.DType == DType.BF16)
+        {
+            Embedding.Gather(ids, table.Bf16Ptr, output, n, Config.HiddenSize, Config.VocabSize);
+        }
+        else
+        {
+            Embedding.Gather(ids, table.F32Ptr, output, n, Config.HiddenSize, Config.VocabSize);
+        }
+    }
+
+    private void ValidateIds(CausalLmBatch batch)
+    {
+        int v = Config.VocabSize;
+        for (int i = 0; i < batch.InputIds.Length; i++)
+        {
+            int id = batch.InputIds[i], target = batch.Targets[i];
+            if ((uint)id >= (uint)v)
+            {
+                throw new ArgumentOutOfRangeException(nameof(batch), id, $"batch row {i / batch.T}, position {i % batch.T}: token id {id} is outside the vocabulary [0, {v})");
+            }
+
+            if (target != CrossEntropy.IgnoreIndex && (uint)target >= (uint)v)
+            {
+                throw new ArgumentOutOfRangeException(nameof(batch), target, $"batch row {i / batch.T}, position {(i % batch.T) + 1}: label {target} is outside the vocabulary [0, {v}) and is not -100");
+            }
+        }
+    }
+
+    private RopeTable RopeFor(int t)
+    {
+        if (rope is null || rope.MaxPositions < t)
+        {
+            rope?.Dispose();
+            rope = RopeTable.Create(Config.HeadDim, Config.RopeTheta, Config.RopeScaling, Math.Max(t, 64));
+        }
+
+        return rope;
+    }
+
+    /// <summary>Where the weights of a new model come from.</summary>
+    private abstract class WeightSource
+    {
+        public abstract Parameter Matrix(string name, int rows, int cols);
+
+        public abstract Parameter Vector(string name, int length, float fill);
+
+        public Parameter Norm(string name, int length) => Vector(name, length, 1f);
+
+        public Linear Linear(string prefix, int outFeatures, int inFeatures, bool bias) =>
+            new(Matrix(prefix + ".weight", outFeatures, inFeatures), bias ? Vector(prefix + ".bias", outFeatures, 0f) : null);
+    }
+
+    private sealed class FolderWeights(SafeTensorsFolder folder, DType dtype) : WeightSource
+    {
+        public override Parameter Matrix(string name, int rows, int cols) => new(name, folder.Read(name, dtype, [rows, cols]));
+
+        public override Parameter Vector(string name, int length, float fill) => new(name, folder.Read(name, DType.F32, [length]));
+    }
+
+    private sealed class RandomWeights(DType dtype, int seed) : WeightSource
+    {
+        private readonly Random random = new(seed);
+
+        public override Parameter Matrix(string name, int rows, int cols)
+        {
+            using var f32 = Tensor.Empty(DType.F32, rows, cols);
+            var span = f32.AsF32();
+            for (int i = 0; i < span.Length; i++)
+            {
+                span[i] = 0.02f * Gaussian();
+            }
+
+            return new Parameter(name, f32.To(dtype));
+        }
+
+        public override Parameter Vector(string name, int length, float fill)
+        {
+            var t = Tensor.Empty(DType.F32, length);
+            TensorPrimitives.Fill<float>(t.AsF32(), fill);
+            return new Parameter(name, t);
+        }
+
+        private float Gaussian()
+        {
+            // Box–Muller; 1 − u keeps the logarithm's argument in (0, 1].
+            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+            return (float)(Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2));
+        }
+    }
+}

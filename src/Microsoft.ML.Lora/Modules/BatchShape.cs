@@ -1,0 +1,10 @@
+namespace Microsoft.ML.Lora.Modules;
+
+/// <summary>Batch B of sequences of T tokens; activations are (N,C) with N = B·T rows, row n = b·T + t.</summary>
+/// <param name="B">Sequences.</param>
+/// <param name="T">Tokens per sequence.</param>
+public readonly record struct BatchShape(int B, int T)
+{
+    /// <summary>Rows N = B·T.</summary>
+    public int N => checked(B * T);
+}

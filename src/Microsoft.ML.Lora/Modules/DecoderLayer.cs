@@ -1,0 +1,159 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Modules;
+
+/// <summary>
+/// One pre-norm Llama decoder layer:
+/// h = x + self_attn(input_layernorm(x)); out = h + mlp(post_attention_layernorm(h)).
+/// With <see cref="Recompute"/>, Forward keeps nothing and Backward runs Forward again first
+/// (gradient checkpointing: one extra forward per layer for activations of one layer at a time).
+/// </summary>
+public sealed unsafe class DecoderLayer : IDisposable
+{
+    private readonly SavedTensors saved = new();
+    private Tensor? ln1;
+    private Tensor? rstd1;
+    private Tensor? h;
+    private Tensor? ln2;
+    private Tensor? rstd2;
+    private BatchShape shape;
+    private RopeTable? rope;
+
+    /// <summary>Assembles a layer.</summary>
+    public DecoderLayer(int index, RmsNormLayer inputLayerNorm, SelfAttention selfAttn, RmsNormLayer postAttentionLayerNorm, Mlp mlp)
+    {
+        Index = index;
+        InputLayerNorm = inputLayerNorm;
+        SelfAttn = selfAttn;
+        PostAttentionLayerNorm = postAttentionLayerNorm;
+        Mlp = mlp;
+    }
+
+    /// <summary>Layer index i of <c>model.layers.i</c>.</summary>
+    public int Index { get; }
+
+    /// <summary>input_layernorm.</summary>
+    public RmsNormLayer InputLayerNorm { get; }
+
+    /// <summary>self_attn.</summary>
+    public SelfAttention SelfAttn { get; }
+
+    /// <summary>post_attention_layernorm.</summary>
+    public RmsNormLayer PostAttentionLayerNorm { get; }
+
+    /// <summary>mlp.</summary>
+    public Mlp Mlp { get; }
+
+    /// <summary>Recompute activations in Backward instead of keeping them from Forward.</summary>
+    public bool Recompute { get; set; }
+
+    /// <summary>
+    /// x (N,C) -> out (N,C). <paramref name="x"/> must stay alive (and unchanged) until Backward.
+    /// With <paramref name="forBackward"/> false (inference) nothing is kept.
+    /// </summary>
+    public void Forward(Tensor x, Tensor output, BatchShape batch, RopeTable ropeTable, bool forBackward)
+    {
+        (shape, rope) = (batch, ropeTable);
+        Run(x, output);
+        if (!forBackward || Recompute)
+        {
+            ReleaseActivations();
+        }
+    }
+
+    /// <summary>dout (N,C), the same x as Forward -> dx (N,C) overwritten.</summary>
+    public void Backward(Tensor dout, Tensor x, Tensor dx)
+    {
+        if (saved.IsEmpty)
+        {
+            if (rope is null)
+            {
+                throw new InvalidOperationException($"layer {Index}: Backward called without a preceding Forward");
+            }
+
+            using var scratch = Tensor.Empty(DType.F32, x.Dim(0), x.Dim(1));
+            Run(x, scratch);
+        }
+
+        int n = x.Dim(0), c = x.Dim(1);
+        using (var dln2 = Tensor.Empty(DType.F32, n, c))
+        using (var dh = Tensor.Empty(DType.F32, n, c))
+        {
+            Mlp.Backward(dout, dln2);
+            PostAttentionLayerNorm.Backward(dln2, h!, rstd2!, dh);
+            TensorPrimitives.Add(dh.AsF32(), dout.AsF32(), dh.AsF32());
+
+            var dln1 = dln2;
+            SelfAttn.Backward(dh, dln1);
+            InputLayerNorm.Backward(dln1, x, rstd1!, dx);
+            TensorPrimitives.Add(dx.AsF32(), dh.AsF32(), dx.AsF32());
+        }
+
+        ReleaseActivations();
+    }
+
+    /// <summary>Drops saved activations of this layer and its blocks.</summary>
+    public void ReleaseActivations()
+    {
+        saved.Release();
+        SelfAttn.ReleaseActivations();
+        Mlp.ReleaseActivations();
+        (ln1, rstd1, h, ln2, rstd2) = (null, null, null, null, null);
+    }
+
+    /// <summary>Every linear projection of the layer.</summary>
+    public IEnumerable<Linear> Projections() => SelfAttn.Projections().Concat(Mlp.Projections());
+
+    /// <summary>Every parameter of the layer.</summary>
+    public IEnumerable<Parameter> Parameters()
+    {
+        yield return InputLayerNorm.Weight;
+        foreach (var l in SelfAttn.Projections())
+        {
+            yield return l.Weight;
+            if (l.Bias is not null)
+            {
+                yield return l.Bias;
+            }
+        }
+
+        yield return PostAttentionLayerNorm.Weight;
+        foreach (var l in Mlp.Projections())
+        {
+            yield return l.Weight;
+            if (l.Bias is not null)
+            {
+                yield return l.Bias;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        ReleaseActivations();
+        InputLayerNorm.Dispose();
+        SelfAttn.Dispose();
+        PostAttentionLayerNorm.Dispose();
+        Mlp.Dispose();
+    }
+
+    private void Run(Tensor x, Tensor output)
+    {
+        saved.Release();
+        int n = x.Dim(0), c = x.Dim(1);
+        ln1 = saved.Keep(n, c);
+        rstd1 = saved.Keep(n);
+        h = saved.Keep(n, c);
+        ln2 = saved.Keep(n, c);
+        rstd2 = saved.Keep(n);
+
+        InputLayerNorm.Forward(x, ln1, rstd1);
+        SelfAttn.Forward(ln1, h, shape, rope!);
+        TensorPrimitives.Add(h.AsF32(), x.AsF32(), h.AsF32());
+        PostAttentionLayerNorm.Forward(h, ln2, rstd2);
+        Mlp.Forward(ln2, output);
+        TensorPrimitives.Add(output.AsF32(), h.AsF32(), output.AsF32());
+    }
+}

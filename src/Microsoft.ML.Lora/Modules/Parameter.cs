@@ -1,0 +1,83 @@
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Modules;
+
+/// <summary>
+/// A named weight. <see cref="Name"/> is the Hugging Face / PEFT key, so weights map one-to-one to
+/// checkpoint tensors. Only trainable parameters get a gradient; frozen base weights never do.
+/// </summary>
+public sealed class Parameter : IDisposable
+{
+    private bool trainable;
+
+    /// <summary>Creates a frozen parameter that takes ownership of <paramref name="value"/>.</summary>
+    public Parameter(string name, Tensor value)
+    {
+        Name = name;
+        Value = value;
+    }
+
+    /// <summary>Checkpoint key, e.g. <c>model.layers.0.self_attn.q_proj.weight</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>The weight (F32, or BF16 for frozen base weights).</summary>
+    public Tensor Value { get; private set; }
+
+    /// <summary>Accumulated gradient (F32, same shape), allocated when the parameter is trainable.</summary>
+    public Tensor? Grad { get; private set; }
+
+    /// <summary>Whether Backward accumulates a gradient for this parameter. Only F32 weights can train.</summary>
+    public bool Trainable
+    {
+        get => trainable;
+        set
+        {
+            if (value && Value.DType != DType.F32)
+            {
+                throw new InvalidOperationException($"parameter '{Name}' is {Value.DType}; only F32 parameters can be trainable (load the model with dtype f32 to train base weights)");
+            }
+
+            trainable = value;
+            if (value && Grad is null)
+            {
+                Grad = Tensor.Zeros(DType.F32, Value.Shape.ToArray());
+            }
+            else if (!value)
+            {
+                Grad?.Dispose();
+                Grad = null;
+            }
+        }
+    }
+
+    /// <summary>Sets the gradient to zero.</summary>
+    public void ZeroGrad() => Grad?.Clear();
+
+    /// <summary>Replaces the value (same shape), disposing the old one.</summary>
+    public void Replace(Tensor value)
+    {
+        if (!value.Shape.SequenceEqual(Value.Shape))
+        {
+            throw new ArgumentException($"parameter '{Name}' has shape {Tensor.Format(Value.Shape)}; cannot replace with {Tensor.Format(value.Shape)}", nameof(value));
+        }
+
+        if (trainable && value.DType != DType.F32)
+        {
+            throw new InvalidOperationException($"parameter '{Name}' is trainable and must stay F32");
+        }
+
+        Value.Dispose();
+        Value = value;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        Value.Dispose();
+        Grad?.Dispose();
+        Grad = null;
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name} {Value}{(trainable ? " trainable" : string.Empty)}";
+}

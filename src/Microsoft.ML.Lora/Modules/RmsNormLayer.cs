@@ -1,0 +1,36 @@
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Modules;
+
+/// <summary>RMSNorm with a learned scale (C), always F32 (it is tiny and precision-sensitive).</summary>
+public sealed unsafe class RmsNormLayer : IDisposable
+{
+    /// <summary>Wraps a (C) F32 weight.</summary>
+    public RmsNormLayer(Parameter weight, float eps)
+    {
+        if (weight.Value.Rank != 1 || weight.Value.DType != DType.F32)
+        {
+            throw new ArgumentException($"'{weight.Name}' must be an F32 vector; got {weight.Value}");
+        }
+
+        Weight = weight;
+        Eps = eps;
+    }
+
+    /// <summary>Scale (C).</summary>
+    public Parameter Weight { get; }
+
+    /// <summary>rms_norm_eps.</summary>
+    public float Eps { get; }
+
+    /// <summary>x (N,C) -> y (N,C), rstd (N).</summary>
+    public void Forward(Tensor x, Tensor y, Tensor rstd) =>
+        RmsNorm.Forward(x.F32Ptr, Weight.Value.F32Ptr, y.F32Ptr, rstd.F32Ptr, x.Dim(0), x.Dim(1), Eps);
+
+    /// <summary>dy (N,C) -> dx (N,C) overwritten; dweight accumulated when trainable.</summary>
+    public void Backward(Tensor dy, Tensor x, Tensor rstd, Tensor dx) =>
+        RmsNorm.Backward(dy.F32Ptr, x.F32Ptr, Weight.Value.F32Ptr, rstd.F32Ptr, dx.F32Ptr, Weight.Trainable ? Weight.Grad!.F32Ptr : null, x.Dim(0), x.Dim(1));
+
+    /// <inheritdoc/>
+    public void Dispose() => Weight.Dispose();
+}

@@ -1,0 +1,7 @@
+namespace Microsoft.ML.Lora.Training;
+
+/// <summary>One tokenized example: input ids and optional labels (−100 = ignored; null = the ids themselves).</summary>
+/// <param name="InputIds">Token ids.</param>
+/// <param name="Labels">Labels of the same length, or null.</param>
+/// <param name="Line">1-based line in the source file, for error messages.</param>
+public sealed record TokenRow(int[] InputIds, int[]? Labels, int Line);
