@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmarks, all measured in this one run on this machine (absolute times on shared machines mean
+# little; the ratios are the result):
+#   1. GEMM GFLOP/s of the model's shapes against OpenBLAS cblas_sgemm (same threads).
+#   2. `lora bench` frozen forward+backward tokens/s against the same work in PyTorch (Debian, OpenBLAS).
+# Never fails on time. Usage: eng/bench.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash eng/install-deps.sh --bench --reference
+threads=$(nproc)
+shape=(--layers 8 --hidden 512 --heads 8 --kv-heads 4 --intermediate 1408 --vocab 8192 --seq 256 --batch 4)
+steps=5
+[ "${1:-}" = "--quick" ] && steps=2
+
+dotnet build Microsoft.ML.Lora.sln -c Release -nologo -v q >/dev/null
+echo "== GEMM: ours vs OpenBLAS, $threads threads"
+dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll gemm --threads "$threads"
+
+echo "== frozen forward+backward: ${shape[*]}"
+lora=src/Microsoft.ML.Lora.Cli/bin/Release/net10.0/lora
+ours_f32=$("$lora" bench "${shape[@]}" --steps "$steps" --threads "$threads")
+ours_bf16=$("$lora" bench "${shape[@]}" --steps "$steps" --threads "$threads" --dtype bf16)
+torch=$(/usr/bin/python3 eng/bench_torch.py "${shape[@]}" --steps "$steps" --threads "$threads")
+echo "ours f32:  $ours_f32"
+echo "ours bf16: $ours_bf16"
+echo "pytorch:   $torch"
+tps() { sed -E 's/^tokens\/s=([0-9.]+).*/\1/' <<<"$1"; }
+awk -v a="$(tps "$ours_f32")" -v b="$(tps "$ours_bf16")" -v t="$(tps "$torch")" \
+  'BEGIN { printf "ratio ours/pytorch: f32 %.2fx, bf16 %.2fx\n", a / t, b / t }'
