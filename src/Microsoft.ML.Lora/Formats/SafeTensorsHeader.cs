@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 
 namespace Microsoft.ML.Lora.Formats;
@@ -15,10 +14,6 @@ internal static class SafeTensorsHeader
     /// </summary>
     public const long MaxHeaderBytes = 100_000_000;
 
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
-    private static readonly JsonDocumentOptions JsonOptions = new() { AllowDuplicateProperties = false, MaxDepth = 16 };
-
     /// <summary>
     /// Validates <paramref name="json"/> against a data section of <paramref name="dataLength"/> bytes:
     /// every entry has a known dtype, non-negative dims, offsets inside the data whose span equals
@@ -26,21 +21,8 @@ internal static class SafeTensorsHeader
     /// </summary>
     public static (Dictionary<string, SafeTensorInfo> Tensors, Dictionary<string, string> Metadata) Parse(ReadOnlySpan<byte> json, long dataLength, string file)
     {
-        try
-        {
-            // Decode first so that invalid UTF-8 is reported as such rather than as a JSON error.
-            string text = StrictUtf8.GetString(json);
-            using var doc = JsonDocument.Parse(text, JsonOptions);
-            return ParseRoot(doc.RootElement, dataLength, file);
-        }
-        catch (DecoderFallbackException e)
-        {
-            throw new InvalidDataException($"{file}: safetensors header is not valid UTF-8 ({e.Message})", e);
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{file}: safetensors header is not valid JSON: {e.Message}", e);
-        }
+        using var doc = StrictJson.Parse(json, file, "safetensors header");
+        return ParseRoot(doc.RootElement, dataLength, file);
     }
 
     private static (Dictionary<string, SafeTensorInfo>, Dictionary<string, string>) ParseRoot(JsonElement root, long dataLength, string file)
