@@ -26,6 +26,12 @@ internal static class StrictJson
             throw new InvalidDataException($"{file}: {what} is not valid UTF-8 ({e.Message})", e);
         }
 
+        return Parse(text, file, what);
+    }
+
+    /// <summary>Parses <paramref name="text"/>; failures are <see cref="InvalidDataException"/> naming <paramref name="file"/> and <paramref name="what"/>.</summary>
+    public static JsonDocument Parse(string text, string file, string what)
+    {
         try
         {
             return JsonDocument.Parse(text, Options);
@@ -33,6 +39,11 @@ internal static class StrictJson
         catch (JsonException e)
         {
             throw new InvalidDataException($"{file}: {what} is not valid JSON: {e.Message}", e);
+        }
+        catch (ArgumentException e)
+        {
+            // A string with unpaired surrogates cannot be transcoded to UTF-8.
+            throw new InvalidDataException($"{file}: {what} is not valid text: {e.Message}", e);
         }
     }
 }
