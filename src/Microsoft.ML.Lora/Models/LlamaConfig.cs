@@ -55,8 +55,12 @@ public sealed record LlamaConfig
         NumHiddenLayers = numHiddenLayers;
         NumAttentionHeads = numAttentionHeads;
         NumKeyValueHeads = numKeyValueHeads;
-        headDimExplicit = headDim.HasValue;
-        HeadDim = headDim ?? (numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0);
+        int derived = numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0;
+
+        // head_dim equal to C / NH (with C divisible by NH) is the same model as no head_dim; only an
+        // independent one must survive With() and takes part in equality.
+        headDimExplicit = headDim.HasValue && (headDim != derived || numAttentionHeads <= 0 || hiddenSize % numAttentionHeads != 0);
+        HeadDim = headDim ?? derived;
         RmsNormEps = rmsNormEps;
         RopeTheta = ropeTheta;
         RopeScaling = ropeScaling;
