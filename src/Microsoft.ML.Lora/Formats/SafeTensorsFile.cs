@@ -26,8 +26,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         this.view = view;
         this.data = data;
         this.tensors = tensors;
-        Tensors = tensors;
-        Metadata = metadata;
+        Tensors = tensors.AsReadOnly();
+        Metadata = metadata.AsReadOnly();
     }
 
     /// <summary>Full path of the file.</summary>
@@ -148,9 +148,15 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             throw new InvalidDataException($"{Path}: tensor '{name}' has dtype {info.DType}; expected a float dtype (F32, F16, BF16, F64) to read as {target}");
         }
 
+        long count = ElementCount(info);
         var result = Tensor.Empty(target, info.Shape);
         try
         {
+            if (result.Length != count)
+            {
+                throw new InvalidOperationException($"{Path}: the Shape array of tensor '{name}' was modified after Open");
+            }
+
             byte* src = DataStart + info.Begin;
             switch (target)
             {
@@ -190,7 +196,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             throw new InvalidDataException($"{Path}: tensor '{name}' has dtype {info.DType}; expected a float dtype (F32, F16, BF16, F64)");
         }
 
-        var result = new float[info.ElementCount];
+        var result = new float[ElementCount(info)];
         fixed (float* dst = result)
         {
             FloatConversion.ToF32(info.DType, DataStart + info.Begin, dst, result.LongLength);
@@ -203,7 +209,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     public long[] ReadInt64(string name)
     {
         var info = Info(name);
-        var result = new long[info.ElementCount];
+        var result = new long[ElementCount(info)];
         byte* src = DataStart + info.Begin;
         switch (info.DType)
         {
@@ -248,6 +254,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             throw new InvalidDataException($"{where}: tensor '{info.Name}' has shape {info.ShapeText}; expected {Tensor.Format(expected)}");
         }
+    }
+
+    // From the byte range, which callers cannot change (unlike the Shape array they can reach), so a
+    // read never leaves the validated range.
+    private static long ElementCount(SafeTensorInfo info)
+    {
+        SafeTensorsDTypes.TryGetSize(info.DType, out int size);
+        return info.ByteLength / size;
     }
 
     private byte* DataStart

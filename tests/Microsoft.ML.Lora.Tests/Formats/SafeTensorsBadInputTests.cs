@@ -263,6 +263,16 @@ public class SafeTensorsBadInputTests
     }
 
     [Fact]
+    public void ModifiedShapeArrayCannotMakeAReadLeaveTheTensor()
+    {
+        using var dir = new TempDir();
+        using var file = SafeTensorsFile.Open(RawSafeTensors.WriteSample(dir));
+        file.Info("a").Shape[0] = 1000;
+        Assert.Throws<InvalidOperationException>(() => file.Read("a", DType.F32));
+        Assert.Equal(6, file.ReadFloats("a").Length);
+    }
+
+    [Fact]
     public void DisposedFileRefusesReads()
     {
         using var dir = new TempDir();
