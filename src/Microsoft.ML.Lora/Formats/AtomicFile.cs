@@ -30,9 +30,6 @@ internal static class AtomicFile
         }
     }
 
-    /// <summary>Whether <paramref name="fileName"/> is a temporary file of <see cref="Write"/>.</summary>
-    internal static bool IsTemporary(string fileName) => fileName.StartsWith('.') && fileName.EndsWith(".tmp", StringComparison.Ordinal);
-
     private static void TryDelete(string path)
     {
         try
