@@ -1,0 +1,500 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using Microsoft.ML.Lora.Formats;
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Models;
+
+/// <summary>
+/// The hyper-parameters of a Llama-family decoder, as in a Hugging Face <c>config.json</c>. Supported:
+/// <c>model_type</c> llama (also SmolLM, TinyLlama), mistral and qwen2, with the CausalLM architectures.
+/// <c>model_type</c> decides the layer layout, as in transformers: qwen2 has q/k/v bias and no o_proj bias,
+/// llama's <c>attention_bias</c> adds bias to q, k, v and o_proj and <c>mlp_bias</c> to the MLP, mistral has none.
+/// Immutable and validated: build one with <see cref="Load"/>, <see cref="Parse"/>, <see cref="Create"/> or <see cref="With"/>.
+/// Malformed files throw <see cref="InvalidDataException"/> naming the file and field; well-formed but
+/// unsupported ones (architecture, rope_scaling type, activation) throw <see cref="NotSupportedException"/>.
+/// </summary>
+public sealed record LlamaConfig
+{
+    /// <summary>Supported <c>model_type</c> values and their CausalLM architecture.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Supported = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["llama"] = "LlamaForCausalLM",
+        ["mistral"] = "MistralForCausalLM",
+        ["qwen2"] = "Qwen2ForCausalLM",
+    };
+
+    private readonly bool headDimExplicit;
+
+    private LlamaConfig(
+        string modelType,
+        string architecture,
+        int vocabSize,
+        int hiddenSize,
+        int intermediateSize,
+        int numHiddenLayers,
+        int numAttentionHeads,
+        int numKeyValueHeads,
+        int? headDim,
+        double rmsNormEps,
+        double ropeTheta,
+        RopeScaling? ropeScaling,
+        int maxPositionEmbeddings,
+        bool tieWordEmbeddings,
+        bool attentionBias,
+        bool mlpBias,
+        int? slidingWindow,
+        string? torchDtype)
+    {
+        ModelType = modelType;
+        Architecture = architecture;
+        VocabSize = vocabSize;
+        HiddenSize = hiddenSize;
+        IntermediateSize = intermediateSize;
+        NumHiddenLayers = numHiddenLayers;
+        NumAttentionHeads = numAttentionHeads;
+        NumKeyValueHeads = numKeyValueHeads;
+        int derived = numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0;
+
+        // head_dim equal to C / NH (with C divisible by NH) is the same model as no head_dim; only an
+        // independent one must survive With() and takes part in equality.
+        headDimExplicit = headDim.HasValue && (headDim != derived || numAttentionHeads <= 0 || hiddenSize % numAttentionHeads != 0);
+        HeadDim = headDim ?? derived;
+        RmsNormEps = rmsNormEps;
+        RopeTheta = ropeTheta;
+        RopeScaling = ropeScaling;
+        MaxPositionEmbeddings = maxPositionEmbeddings;
+        TieWordEmbeddings = tieWordEmbeddings;
+        QkvBias = modelType == "qwen2" || (modelType == "llama" && attentionBias);
+        OBias = modelType == "llama" && attentionBias;
+        MlpBias = modelType == "llama" && mlpBias;
+        SlidingWindow = slidingWindow;
+        TorchDtype = torchDtype;
+    }
+
+    /// <summary><c>model_type</c>: llama, mistral or qwen2.</summary>
+    public string ModelType { get; }
+
+    /// <summary><c>architectures[0]</c>, e.g. LlamaForCausalLM.</summary>
+    public string Architecture { get; }
+
+    /// <summary><c>vocab_size</c> V.</summary>
+    public int VocabSize { get; }
+
+    /// <summary><c>hidden_size</c> C.</summary>
+    public int HiddenSize { get; }
+
+    /// <summary><c>intermediate_size</c> of the SwiGLU MLP.</summary>
+    public int IntermediateSize { get; }
+
+    /// <summary><c>num_hidden_layers</c>.</summary>
+    public int NumHiddenLayers { get; }
+
+    /// <summary><c>num_attention_heads</c> NH.</summary>
+    public int NumAttentionHeads { get; }
+
+    /// <summary><c>num_key_value_heads</c> (grouped-query attention); defaults to NH.</summary>
+    public int NumKeyValueHeads { get; }
+
+    /// <summary>Head size HS: <c>head_dim</c> when given, else C / NH.</summary>
+    public int HeadDim { get; }
+
+    /// <summary><c>rms_norm_eps</c>; default 1e-6 (transformers' LlamaConfig default).</summary>
+    public double RmsNormEps { get; }
+
+    /// <summary><c>rope_theta</c>; default 10000.</summary>
+    public double RopeTheta { get; }
+
+    /// <summary><c>rope_scaling</c> (linear or llama3); null for none or "default".</summary>
+    public RopeScaling? RopeScaling { get; }
+
+    /// <summary><c>max_position_embeddings</c>.</summary>
+    public int MaxPositionEmbeddings { get; }
+
+    /// <summary><c>tie_word_embeddings</c>: lm_head shares embed_tokens; default false.</summary>
+    public bool TieWordEmbeddings { get; }
+
+    /// <summary>q_proj, k_proj and v_proj have a bias (qwen2 always; llama when <c>attention_bias</c>).</summary>
+    public bool QkvBias { get; }
+
+    /// <summary>o_proj has a bias (llama when <c>attention_bias</c>).</summary>
+    public bool OBias { get; }
+
+    /// <summary>gate_proj, up_proj and down_proj have a bias (llama's <c>mlp_bias</c>).</summary>
+    public bool MlpBias { get; }
+
+    /// <summary><c>hidden_act</c>; always "silu" (SwiGLU), anything else is rejected.</summary>
+    public string HiddenAct => "silu";
+
+    /// <summary>
+    /// <c>sliding_window</c> of mistral (or of qwen2 when <c>use_sliding_window</c>); informational only:
+    /// attention here is full causal, which equals sliding-window attention for sequences up to this length.
+    /// </summary>
+    public int? SlidingWindow { get; }
+
+    /// <summary><c>torch_dtype</c> (or transformers v5 <c>dtype</c>) of the checkpoint, e.g. "bfloat16"; informational.</summary>
+    public string? TorchDtype { get; }
+
+    /// <summary>Reads and validates a <c>config.json</c>.</summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">Malformed JSON, a missing or wrong-typed field, or inconsistent sizes.</exception>
+    /// <exception cref="NotSupportedException">An architecture, rope_scaling type or activation this library does not implement.</exception>
+    public static LlamaConfig Load(string configJsonPath)
+    {
+        string full = Path.GetFullPath(configJsonPath);
+        using var doc = StrictJson.Parse(File.ReadAllBytes(full), full, "config");
+        return FromJson(doc.RootElement, full);
+    }
+
+    /// <summary>Parses config.json text; <paramref name="sourceName"/> names it in error messages.</summary>
+    public static LlamaConfig Parse(string json, string sourceName)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        using var doc = StrictJson.Parse(json, sourceName, "config");
+        return FromJson(doc.RootElement, sourceName);
+    }
+
+    /// <summary>
+    /// Builds a config in code (e.g. a random model for a benchmark); parameters are the config.json fields
+    /// in .NET casing with transformers' defaults. <c>attentionBias</c> and <c>mlpBias</c> are llama options and
+    /// must be false for mistral and qwen2 (qwen2's q/k/v bias is implied). Invalid values throw <see cref="ArgumentException"/>.
+    /// </summary>
+    public static LlamaConfig Create(
+        int vocabSize,
+        int hiddenSize,
+        int intermediateSize,
+        int numHiddenLayers,
+        int numAttentionHeads,
+        int? numKeyValueHeads = null,
+        int? headDim = null,
+        string modelType = "llama",
+        double rmsNormEps = 1e-6,
+        double ropeTheta = 10000,
+        RopeScaling? ropeScaling = null,
+        int maxPositionEmbeddings = 2048,
+        bool tieWordEmbeddings = false,
+        bool attentionBias = false,
+        bool mlpBias = false,
+        int? slidingWindow = null,
+        string? torchDtype = null)
+    {
+        ArgumentNullException.ThrowIfNull(modelType);
+        if (!Supported.TryGetValue(modelType, out string? architecture))
+        {
+            throw new ArgumentException($"model_type '{modelType}' is not supported; supported: {SupportedList}", nameof(modelType));
+        }
+
+        if (modelType != "llama" && (attentionBias || mlpBias))
+        {
+            throw new ArgumentException($"attention_bias and mlp_bias are llama options; {modelType}'s biases are fixed by its architecture", attentionBias ? nameof(attentionBias) : nameof(mlpBias));
+        }
+
+        var config = new LlamaConfig(
+            modelType, architecture, vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+            numKeyValueHeads ?? numAttentionHeads, headDim, rmsNormEps, ropeTheta, ropeScaling, maxPositionEmbeddings,
+            tieWordEmbeddings, attentionBias, mlpBias, slidingWindow, torchDtype);
+        if (config.Problem() is var (field, message))
+        {
+            throw new ArgumentException($"{field} {message}", ToParameterName(field));
+        }
+
+        return config;
+    }
+
+    /// <summary>
+    /// A copy with some sizes changed (e.g. a real config shrunk to 2 layers); validated like <see cref="Create"/>.
+    /// HeadDim follows the new C / NH unless this config or <paramref name="headDim"/> sets it explicitly.
+    /// </summary>
+    public LlamaConfig With(
+        int? vocabSize = null,
+        int? hiddenSize = null,
+        int? intermediateSize = null,
+        int? numHiddenLayers = null,
+        int? numAttentionHeads = null,
+        int? numKeyValueHeads = null,
+        int? headDim = null,
+        int? maxPositionEmbeddings = null,
+        bool? tieWordEmbeddings = null) =>
+        Create(
+            vocabSize ?? VocabSize,
+            hiddenSize ?? HiddenSize,
+            intermediateSize ?? IntermediateSize,
+            numHiddenLayers ?? NumHiddenLayers,
+            numAttentionHeads ?? NumAttentionHeads,
+            numKeyValueHeads ?? (numAttentionHeads.HasValue ? null : NumKeyValueHeads),
+            headDim ?? (headDimExplicit ? HeadDim : null),
+            ModelType,
+            RmsNormEps,
+            RopeTheta,
+            RopeScaling,
+            maxPositionEmbeddings ?? MaxPositionEmbeddings,
+            tieWordEmbeddings ?? TieWordEmbeddings,
+            attentionBias: ModelType == "llama" && OBias,
+            mlpBias: MlpBias,
+            SlidingWindow,
+            TorchDtype);
+
+    /// <summary>A Hugging Face compatible config.json (keys sorted, as transformers writes them).</summary>
+    public string ToJson()
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteStartArray("architectures");
+            json.WriteStringValue(Architecture);
+            json.WriteEndArray();
+            if (ModelType == "llama")
+            {
+                json.WriteBoolean("attention_bias", OBias);
+            }
+
+            json.WriteNumber("head_dim", HeadDim);
+            json.WriteString("hidden_act", HiddenAct);
+            json.WriteNumber("hidden_size", HiddenSize);
+            json.WriteNumber("intermediate_size", IntermediateSize);
+            json.WriteNumber("max_position_embeddings", MaxPositionEmbeddings);
+            if (ModelType == "llama")
+            {
+                json.WriteBoolean("mlp_bias", MlpBias);
+            }
+
+            json.WriteString("model_type", ModelType);
+            json.WriteNumber("num_attention_heads", NumAttentionHeads);
+            json.WriteNumber("num_hidden_layers", NumHiddenLayers);
+            json.WriteNumber("num_key_value_heads", NumKeyValueHeads);
+            json.WriteNumber("rms_norm_eps", RmsNormEps);
+            WriteRopeScaling(json, RopeScaling);
+            json.WriteNumber("rope_theta", RopeTheta);
+            if (ModelType != "llama")
+            {
+                WriteOptional(json, "sliding_window", SlidingWindow);
+            }
+
+            json.WriteBoolean("tie_word_embeddings", TieWordEmbeddings);
+            if (TorchDtype != null)
+            {
+                json.WriteString("torch_dtype", TorchDtype);
+            }
+
+            if (ModelType == "qwen2")
+            {
+                json.WriteBoolean("use_sliding_window", SlidingWindow.HasValue);
+            }
+
+            json.WriteNumber("vocab_size", VocabSize);
+            json.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n";
+    }
+
+    private static string SupportedList => string.Join(", ", Supported.Select(kv => $"{kv.Key} ({kv.Value})"));
+
+    private static LlamaConfig FromJson(JsonElement root, string source)
+    {
+        var json = new ConfigReader(root, source);
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new InvalidDataException($"{source}: config is a JSON {root.ValueKind}; expected an object");
+        }
+
+        string modelType = json.RequiredString("model_type");
+        if (!Supported.TryGetValue(modelType, out string? expectedArchitecture))
+        {
+            throw new NotSupportedException($"{source}: model_type '{modelType}' is not supported; supported: {SupportedList}");
+        }
+
+        string architecture = json.Architecture() ?? expectedArchitecture;
+        if (!Supported.Values.Contains(architecture))
+        {
+            throw new NotSupportedException($"{source}: architecture '{architecture}' is not supported; supported: {string.Join(", ", Supported.Values)}");
+        }
+
+        string hiddenAct = json.OptionalString("hidden_act") ?? "silu";
+        if (hiddenAct != "silu")
+        {
+            throw new NotSupportedException($"{source}: hidden_act '{hiddenAct}' is not supported; expected silu (SwiGLU)");
+        }
+
+        int heads = json.RequiredInt("num_attention_heads");
+        int? headDim = json.OptionalInt("head_dim");
+        int? slidingWindow = modelType switch
+        {
+            "mistral" => json.OptionalInt("sliding_window"),
+            "qwen2" when json.OptionalBool("use_sliding_window") == true => json.OptionalInt("sliding_window"),
+            _ => null,
+        };
+
+        var ropeParameters = json.OptionalObject("rope_parameters");
+        var config = new LlamaConfig(
+            modelType,
+            architecture,
+            json.RequiredInt("vocab_size"),
+            json.RequiredInt("hidden_size"),
+            json.RequiredInt("intermediate_size"),
+            json.RequiredInt("num_hidden_layers"),
+            heads,
+            json.OptionalInt("num_key_value_heads") ?? heads,
+            headDim,
+            json.OptionalDouble("rms_norm_eps") ?? 1e-6,
+            json.OptionalDouble("rope_theta") ?? (ropeParameters?.OptionalDouble("rope_theta")) ?? 10000,
+            ParseRopeScaling(json.OptionalObject("rope_scaling") ?? ropeParameters, source),
+            json.RequiredInt("max_position_embeddings"),
+            json.OptionalBool("tie_word_embeddings") ?? false,
+            modelType == "llama" && (json.OptionalBool("attention_bias") ?? false),
+            modelType == "llama" && (json.OptionalBool("mlp_bias") ?? false),
+            slidingWindow,
+            json.OptionalString("torch_dtype") ?? json.OptionalString("dtype"));
+        if (config.Problem() is var (field, message))
+        {
+            throw new InvalidDataException($"{source}: '{field}' {message}");
+        }
+
+        return config;
+    }
+
+    private static RopeScaling? ParseRopeScaling(ConfigReader? rope, string source)
+    {
+        if (rope == null)
+        {
+            return null;
+        }
+
+        string type = rope.OptionalString("rope_type") ?? rope.OptionalString("type")
+            ?? throw new InvalidDataException($"{source}: '{rope.Path}' has neither 'rope_type' nor 'type'");
+        switch (type)
+        {
+            case "default":
+                return null;
+            case "linear":
+                return new RopeScaling("linear", rope.RequiredPositive("factor"));
+            case "llama3":
+                double low = rope.RequiredPositive("low_freq_factor");
+                double high = rope.RequiredPositive("high_freq_factor");
+                if (high <= low)
+                {
+                    // The llama3 formula divides by high_freq_factor − low_freq_factor.
+                    throw new InvalidDataException($"{source}: '{rope.Path}.high_freq_factor' is {high}; expected more than low_freq_factor {low}");
+                }
+
+                return new RopeScaling("llama3", rope.RequiredPositive("factor"), low, high, rope.RequiredInt("original_max_position_embeddings"));
+            default:
+                throw new NotSupportedException($"{source}: rope_scaling type '{type}' is not supported; supported: linear, llama3 (or default/none)");
+        }
+    }
+
+    private static void WriteRopeScaling(Utf8JsonWriter json, RopeScaling? scaling)
+    {
+        if (scaling == null)
+        {
+            json.WriteNull("rope_scaling");
+            return;
+        }
+
+        json.WriteStartObject("rope_scaling");
+        json.WriteNumber("factor", scaling.Factor);
+        if (scaling.Type == "llama3")
+        {
+            json.WriteNumber("high_freq_factor", scaling.HighFreqFactor);
+            json.WriteNumber("low_freq_factor", scaling.LowFreqFactor);
+            json.WriteNumber("original_max_position_embeddings", scaling.OriginalMaxPositionEmbeddings);
+        }
+
+        json.WriteString("rope_type", scaling.Type);
+        json.WriteEndObject();
+    }
+
+    private static void WriteOptional(Utf8JsonWriter json, string key, int? value)
+    {
+        if (value.HasValue)
+        {
+            json.WriteNumber(key, value.Value);
+        }
+        else
+        {
+            json.WriteNull(key);
+        }
+    }
+
+    private static string ToParameterName(string field)
+    {
+        var sb = new StringBuilder();
+        bool upper = false;
+        foreach (char c in field)
+        {
+            if (c == '_')
+            {
+                upper = true;
+            }
+            else
+            {
+                sb.Append(upper ? char.ToUpperInvariant(c) : c);
+                upper = false;
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>The first invalid field and what is wrong with it, or null.</summary>
+    private (string Field, string Message)? Problem()
+    {
+        (string, int)[] positive =
+        [
+            ("vocab_size", VocabSize), ("hidden_size", HiddenSize), ("intermediate_size", IntermediateSize),
+            ("num_hidden_layers", NumHiddenLayers), ("num_attention_heads", NumAttentionHeads),
+            ("num_key_value_heads", NumKeyValueHeads), ("max_position_embeddings", MaxPositionEmbeddings),
+        ];
+        foreach (var (field, value) in positive)
+        {
+            if (value <= 0)
+            {
+                return (field, $"is {value}; expected a positive integer");
+            }
+        }
+
+        if (!headDimExplicit && HiddenSize % NumAttentionHeads != 0)
+        {
+            return ("hidden_size", $"{HiddenSize} is not divisible by num_attention_heads {NumAttentionHeads} (and head_dim is not given)");
+        }
+
+        if (HeadDim <= 0 || HeadDim % 2 != 0)
+        {
+            return ("head_dim", $"is {HeadDim}; expected a positive even number (rotary embeddings rotate pairs)");
+        }
+
+        if (NumAttentionHeads % NumKeyValueHeads != 0)
+        {
+            return ("num_key_value_heads", $"{NumKeyValueHeads} does not divide num_attention_heads {NumAttentionHeads}");
+        }
+
+        if (!(RmsNormEps > 0) || !double.IsFinite(RmsNormEps))
+        {
+            return ("rms_norm_eps", $"is {RmsNormEps}; expected a positive finite number");
+        }
+
+        if (!(RopeTheta > 0) || !double.IsFinite(RopeTheta))
+        {
+            return ("rope_theta", $"is {RopeTheta}; expected a positive finite number");
+        }
+
+        if (SlidingWindow is <= 0)
+        {
+            return ("sliding_window", $"is {SlidingWindow}; expected a positive integer or null");
+        }
+
+        if (RopeScaling is { } s && (s.Type is not ("linear" or "llama3") || !(s.Factor > 0) || !double.IsFinite(s.Factor)))
+        {
+            return ("rope_scaling", $"is {s}; expected type linear or llama3 with a positive finite factor");
+        }
+
+        if (RopeScaling is { Type: "llama3" } l && !(l.LowFreqFactor > 0 && l.HighFreqFactor > l.LowFreqFactor && l.OriginalMaxPositionEmbeddings > 0))
+        {
+            return ("rope_scaling", $"is {l}; llama3 needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,151 @@
+namespace Microsoft.ML.Lora.Tests.Formats;
+
+/// <summary>config.json texts modeled on the public Hugging Face configs of small Llama-family models.</summary>
+internal static class RealWorldConfigs
+{
+    public const string TinyLlama = """
+        {
+          "architectures": ["LlamaForCausalLM"],
+          "attention_bias": false,
+          "bos_token_id": 1,
+          "eos_token_id": 2,
+          "hidden_act": "silu",
+          "hidden_size": 2048,
+          "initializer_range": 0.02,
+          "intermediate_size": 5632,
+          "max_position_embeddings": 2048,
+          "model_type": "llama",
+          "num_attention_heads": 32,
+          "num_hidden_layers": 22,
+          "num_key_value_heads": 4,
+          "pretraining_tp": 1,
+          "rms_norm_eps": 1e-05,
+          "rope_scaling": null,
+          "rope_theta": 10000.0,
+          "tie_word_embeddings": false,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.35.0",
+          "use_cache": true,
+          "vocab_size": 32000
+        }
+        """;
+
+    public const string SmolLM135M = """
+        {
+          "architectures": ["LlamaForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "bos_token_id": 0,
+          "eos_token_id": 0,
+          "hidden_act": "silu",
+          "hidden_size": 576,
+          "initializer_range": 0.02,
+          "intermediate_size": 1536,
+          "max_position_embeddings": 2048,
+          "model_type": "llama",
+          "num_attention_heads": 9,
+          "num_hidden_layers": 30,
+          "num_key_value_heads": 3,
+          "pretraining_tp": 1,
+          "rms_norm_eps": 1e-05,
+          "rope_scaling": null,
+          "rope_theta": 10000.0,
+          "tie_word_embeddings": true,
+          "torch_dtype": "float32",
+          "transformers_version": "4.39.3",
+          "use_cache": true,
+          "vocab_size": 49152
+        }
+        """;
+
+    public const string Qwen2_05B = """
+        {
+          "architectures": ["Qwen2ForCausalLM"],
+          "attention_dropout": 0.0,
+          "bos_token_id": 151643,
+          "eos_token_id": 151643,
+          "hidden_act": "silu",
+          "hidden_size": 896,
+          "initializer_range": 0.02,
+          "intermediate_size": 4864,
+          "max_position_embeddings": 131072,
+          "max_window_layers": 24,
+          "model_type": "qwen2",
+          "num_attention_heads": 14,
+          "num_hidden_layers": 24,
+          "num_key_value_heads": 2,
+          "rms_norm_eps": 1e-06,
+          "rope_theta": 1000000.0,
+          "sliding_window": 131072,
+          "tie_word_embeddings": true,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.40.1",
+          "use_cache": true,
+          "use_sliding_window": false,
+          "vocab_size": 151936
+        }
+        """;
+
+    public const string Mistral7B = """
+        {
+          "architectures": ["MistralForCausalLM"],
+          "bos_token_id": 1,
+          "eos_token_id": 2,
+          "hidden_act": "silu",
+          "hidden_size": 4096,
+          "initializer_range": 0.02,
+          "intermediate_size": 14336,
+          "max_position_embeddings": 32768,
+          "model_type": "mistral",
+          "num_attention_heads": 32,
+          "num_hidden_layers": 32,
+          "num_key_value_heads": 8,
+          "rms_norm_eps": 1e-05,
+          "rope_theta": 10000.0,
+          "sliding_window": 4096,
+          "tie_word_embeddings": false,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.34.0.dev0",
+          "use_cache": true,
+          "vocab_size": 32000
+        }
+        """;
+
+    public const string Llama32_1B = """
+        {
+          "architectures": ["LlamaForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "bos_token_id": 128000,
+          "eos_token_id": 128001,
+          "head_dim": 64,
+          "hidden_act": "silu",
+          "hidden_size": 2048,
+          "initializer_range": 0.02,
+          "intermediate_size": 8192,
+          "max_position_embeddings": 131072,
+          "mlp_bias": false,
+          "model_type": "llama",
+          "num_attention_heads": 32,
+          "num_hidden_layers": 16,
+          "num_key_value_heads": 8,
+          "pretraining_tp": 1,
+          "rms_norm_eps": 1e-05,
+          "rope_scaling": {
+            "factor": 32.0,
+            "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3"
+          },
+          "rope_theta": 500000.0,
+          "tie_word_embeddings": true,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.45.0.dev0",
+          "use_cache": true,
+          "vocab_size": 128256
+        }
+        """;
+
+    public static IEnumerable<string> All => [TinyLlama, SmolLM135M, Qwen2_05B, Mistral7B, Llama32_1B];
+}
