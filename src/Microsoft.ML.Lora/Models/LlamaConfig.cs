@@ -301,12 +301,14 @@ public sealed record LlamaConfig
         }
 
         string modelType = json.RequiredString("model_type");
+        string? declared = json.Architecture();
         if (!Supported.TryGetValue(modelType, out string? expectedArchitecture))
         {
-            throw new NotSupportedException($"{source}: model_type '{modelType}' is not supported; supported: {SupportedList}");
+            string named = declared is null ? string.Empty : $" (architectures: {declared})";
+            throw new NotSupportedException($"{source}: model_type '{modelType}'{named} is not supported; supported: {SupportedList}");
         }
 
-        string architecture = json.Architecture() ?? expectedArchitecture;
+        string architecture = declared ?? expectedArchitecture;
         if (!Supported.Values.Contains(architecture))
         {
             throw new NotSupportedException($"{source}: architecture '{architecture}' is not supported; supported: {string.Join(", ", Supported.Values)}");

@@ -1,7 +1,6 @@
 using Microsoft.ML.Lora.Formats;
 using Microsoft.ML.Lora.Modules;
 using Microsoft.ML.Lora.Tensors;
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Microsoft.ML.Lora.Models;
 
@@ -365,7 +364,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
         public override Parameter Vector(string name, int length, float fill)
         {
             var t = Tensor.Empty(DType.F32, length);
-            TensorPrimitives.Fill<float>(t.AsF32(), fill);
+            t.AsF32().Fill(fill);
             return new Parameter(name, t);
         }
 

@@ -57,8 +57,8 @@ internal static class RawSafeTensors
     public static string WriteSample(TempDir dir, string name = "sample.safetensors")
     {
         string path = dir.File(name);
-        var bf16 = Tensors.Tensor.FromF32([1f, -2f, 0.5f, 3f], 4);
-        using var b = bf16.To(Tensors.DType.BF16);
+        var bf16 = global::Microsoft.ML.Lora.Tensors.Tensor.FromF32([1f, -2f, 0.5f, 3f], 4);
+        using var b = bf16.To(global::Microsoft.ML.Lora.Tensors.DType.BF16);
         bf16.Dispose();
         SafeTensorsWriter.Write(
             path,
