@@ -40,7 +40,7 @@ internal static unsafe class GemmBenchmark
 
         Console.WriteLine($"{"shape",-28} {"op",-2} {"M",5} {"N",5} {"K",5} {"B",-4} {"ours GF/s",10} {"OpenBLAS",10} {"ratio",6}");
         var ratios = new List<double>();
-        foreach (Shape s in Shapes().Where(s => options.Only is null || s.Name.Contains(options.Only, StringComparison.OrdinalIgnoreCase)))
+        foreach (Shape s in Shapes().Where(s => options.Only is null || options.Only.Split(',').Any(o => $"{s.Name} {(s.Bf16 ? "bf16" : "f32")}".Contains(o, StringComparison.OrdinalIgnoreCase))))
         {
             (double ours, double? theirs) = Measure(s, blas, options.Samples);
             string op = $"{(s.TransA ? 'T' : 'N')}{(s.TransB ? 'T' : 'N')}";

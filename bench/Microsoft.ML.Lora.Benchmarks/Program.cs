@@ -7,7 +7,7 @@ internal static class Program
     {
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
-            Console.WriteLine("usage: Microsoft.ML.Lora.Benchmarks gemm [--threads N] [--samples N] [--isa Scalar|Avx2|Avx512] [--mc N --kc N --nc N] [--only SUBSTRING]");
+            Console.WriteLine("usage: Microsoft.ML.Lora.Benchmarks gemm [--threads N] [--samples N] [--isa Scalar|Avx2|Avx512] [--mc N --kc N --nc N] [--only SUBSTRING[,SUBSTRING…]]");
             return args.Length == 0 ? 2 : 0;
         }
 
@@ -16,7 +16,8 @@ internal static class Program
             return args[0] switch
             {
                 "gemm" => GemmBenchmark.Run(BenchOptions.Parse(args.AsSpan(1))),
-                _ => throw new ArgumentException($"unknown mode '{args[0]}'; known modes: gemm"),
+                "gemm-kernel" => KernelPeak.Run(BenchOptions.Parse(args.AsSpan(1))),
+                _ => throw new ArgumentException($"unknown mode '{args[0]}'; known modes: gemm, gemm-kernel"),
             };
         }
         catch (ArgumentException e)

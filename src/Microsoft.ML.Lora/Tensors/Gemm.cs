@@ -8,8 +8,9 @@ namespace Microsoft.ML.Lora.Tensors;
 /// </summary>
 /// <remarks>
 /// Goto/BLIS structure: for each NC-column panel of B and each KC-deep slice, B is packed once, then
-/// each MC-row block of A is packed and swept by an (MR,NR) register-tile micro-kernel
-/// (<see cref="GemmMicroKernels"/>, layouts in <see cref="GemmPack"/>). Threads split M or N at
+/// each MC-row block of A is packed, and each MR-row micro-panel of it is swept across the B panel by
+/// an (MR,NR) register-tile micro-kernel (<see cref="GemmMicroKernels"/>, layouts in
+/// <see cref="GemmPack"/>, blocking in <see cref="GemmConfig"/>). Threads split M or N at
 /// tile boundaries and never K, and every C element is one fused multiply-add chain over k = 0..K-1
 /// in order, so results are bit-identical for any <see cref="CpuParallel.Threads"/>.
 /// </remarks>

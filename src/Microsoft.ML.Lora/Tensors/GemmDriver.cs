@@ -37,14 +37,14 @@ internal static unsafe class GemmDriver
                     {
                         int mc = Math.Min(blk.Mc, m1 - ic);
                         GemmPack.PackA(cfg.Isa, job.TransA, job.A, job.Lda, ic, mc, pc, kc, mr, aPack);
-                        for (int jr = 0; jr < nc; jr += nr)
+                        for (int ir = 0; ir < mc; ir += mr)
                         {
-                            int cols = Math.Min(nr, nc - jr);
-                            float* bp = bPack + ((long)jr * kc);
-                            for (int ir = 0; ir < mc; ir += mr)
+                            int rows = Math.Min(mr, mc - ir);
+                            float* ap = aPack + ((long)ir * kc);
+                            for (int jr = 0; jr < nc; jr += nr)
                             {
-                                int rows = Math.Min(mr, mc - ir);
-                                float* ap = aPack + ((long)ir * kc);
+                                int cols = Math.Min(nr, nc - jr);
+                                float* bp = bPack + ((long)jr * kc);
                                 float* cp = job.C + ((long)(ic + ir) * job.Ldc) + jc + jr;
                                 if (rows == mr && cols == nr)
                                 {
