@@ -6,45 +6,86 @@ namespace Microsoft.ML.Lora.Tensors;
 /// <c>transB</c>, Bᵀ where B is stored (N,K) — the layout of a Linear weight (OC,C).
 /// The B operand may be F32 or BF16 (converted while packing).
 /// </summary>
+/// <remarks>
+/// Goto/BLIS structure: for each NC-column panel of B and each KC-deep slice, B is packed once, then
+/// each MC-row block of A is packed, and each MR-row micro-panel of it is swept across the B panel by
+/// an (MR,NR) register-tile micro-kernel (<see cref="GemmMicroKernels"/>, layouts in
+/// <see cref="GemmPack"/>, blocking in <see cref="GemmConfig"/>). Threads split M or N at
+/// tile boundaries and never K, and every C element is one fused multiply-add chain over k = 0..K-1
+/// in order, so results are bit-identical for any <see cref="CpuParallel.Threads"/>.
+/// </remarks>
 public static unsafe partial class Gemm
 {
-    /// <summary>F32 × F32.</summary>
-    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
-    {
-        for (int i = 0; i < m; i++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                float sum = accumulate ? c[(long)i * ldc + j] : 0f;
-                for (int p = 0; p < k; p++)
-                {
-                    float av = transA ? a[(long)p * lda + i] : a[(long)i * lda + p];
-                    float bv = transB ? b[(long)j * ldb + p] : b[(long)p * ldb + j];
-                    sum += av * bv;
-                }
+    // Below about this many flops per thread, a second thread costs more to wake than it saves
+    // (TODO(measure)).
+    private const long MinFlopsPerThread = 1L << 21;
 
-                c[(long)i * ldc + j] = sum;
-            }
-        }
+    /// <summary>
+    /// Forces the micro-kernel path of GEMMs called from the current thread, for tests
+    /// (<see cref="GemmIsa.Auto"/>: the widest the CPU has).
+    /// </summary>
+    internal static GemmIsa ForceIsa
+    {
+        get => GemmIsaSelector.ForceIsa;
+        set => GemmIsaSelector.ForceIsa = value;
     }
 
-    /// <summary>F32 × BF16.</summary>
-    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, ushort* b, int ldb, float* c, int ldc, bool accumulate)
-    {
-        for (int i = 0; i < m; i++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                float sum = accumulate ? c[(long)i * ldc + j] : 0f;
-                for (int p = 0; p < k; p++)
-                {
-                    float av = transA ? a[(long)p * lda + i] : a[(long)i * lda + p];
-                    float bv = Bf16.ToFloat(transB ? b[(long)j * ldb + p] : b[(long)p * ldb + j]);
-                    sum += av * bv;
-                }
+    /// <summary>F32 × F32.</summary>
+    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate) =>
+        Run<float, F32Element>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
 
-                c[(long)i * ldc + j] = sum;
-            }
+    /// <summary>F32 × BF16.</summary>
+    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, ushort* b, int ldb, float* c, int ldc, bool accumulate) =>
+        Run<ushort, Bf16Element>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+
+    private static void Run<T, TElement>(bool transA, bool transB, int m, int n, int k, float* a, int lda, T* b, int ldb, float* c, int ldc, bool accumulate)
+        where T : unmanaged
+        where TElement : IGemmElement<T>
+    {
+        GemmValidation.Check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
+        if (m == 0 || n == 0)
+        {
+            return;
         }
+
+        if (k == 0)
+        {
+            if (!accumulate)
+            {
+                for (int i = 0; i < m; i++)
+                {
+                    new Span<float>(c + ((long)i * ldc), n).Clear();
+                }
+            }
+
+            return;
+        }
+
+        var job = new GemmJob<T>(GemmConfig.For(GemmIsaSelector.Current), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        int mr = job.Config.Mr, nr = job.Config.Nr;
+
+        // Split the longer of M and N: each thread then packs all of the other operand, and the
+        // shorter side is the cheaper one to pack twice.
+        bool splitM = m >= n;
+        int tiles = splitM ? (m + mr - 1) / mr : (n + nr - 1) / nr;
+        long flopsPerTile = 2L * (splitM ? (long)mr * n : (long)nr * m) * k;
+        int minTiles = (int)Math.Clamp((MinFlopsPerThread + flopsPerTile - 1) / flopsPerTile, 1, int.MaxValue);
+        if (tiles < 2 * minTiles || CpuParallel.Threads == 1)
+        {
+            GemmDriver.Block<T, TElement>(job, 0, m, 0, n);
+            return;
+        }
+
+        CpuParallel.For(tiles, minTiles, (first, end) =>
+        {
+            if (splitM)
+            {
+                GemmDriver.Block<T, TElement>(job, first * mr, Math.Min(m, end * mr), 0, n);
+            }
+            else
+            {
+                GemmDriver.Block<T, TElement>(job, 0, m, first * nr, Math.Min(n, end * nr));
+            }
+        });
     }
 }

@@ -1,0 +1,350 @@
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Tests.Tensors;
+
+/// <summary>
+/// <see cref="Gemm"/> against its double-precision twin <see cref="GemmReference"/>, table-driven over
+/// micro-kernel path × transposes × B dtype × accumulate, each case sweeping sizes 0, 1, every MR/NR
+/// tail, sizes straddling the cache blocks, and padded leading dimensions.
+/// </summary>
+public sealed unsafe class GemmTests
+{
+    // Unit roundoff of F32 round-to-nearest. A dot product of length k accumulated in F32 has error
+    // at most γ_k·Σ|a||b| with γ_k = k·u/(1-k·u) (Higham, "Accuracy and Stability of Numerical
+    // Algorithms", §3.1). The chain here has k products plus the initial C, and the scalar path rounds
+    // the multiply and the add separately, so 2(k+1) roundings bound every path. This is the worst
+    // case, yet a single wrong, missing or doubled term moves C by about Σ|a||b|/k, which is k/(2(k+1)u)
+    // ≫ 1 times larger for the k ≤ 600 used here, so the bound still catches indexing bugs.
+    private const double F32UnitRoundoff = 1.0 / (1 << 24);
+
+    // GemmIsa is internal, so the tables carry its name (which also reads well in test names).
+    private static GemmIsa Isa(string name) => Enum.Parse<GemmIsa>(name);
+
+    // Marks storage outside the logical matrices: NaN in A and B padding poisons any C element whose
+    // computation reads it; C padding must come back unchanged.
+    private const float CPadding = 12345.5f;
+
+    public static TheoryData<string, bool, bool, bool, bool> Paths()
+    {
+        var data = new TheoryData<string, bool, bool, bool, bool>();
+        foreach (GemmIsa isa in SupportedIsas())
+        {
+            foreach (bool transA in new[] { false, true })
+            {
+                foreach (bool transB in new[] { false, true })
+                {
+                    foreach (bool bf16 in new[] { false, true })
+                    {
+                        foreach (bool accumulate in new[] { false, true })
+                        {
+                            data.Add(isa.ToString(), transA, transB, bf16, accumulate);
+                        }
+                    }
+                }
+            }
+        }
+
+        return data;
+    }
+
+    [Fact]
+    public void ThisCpuRunsEveryPathItAdvertises()
+    {
+        // The table above drops paths the CPU lacks; make sure a dropped path really is unsupported,
+        // so that a broken detection cannot silently shrink the table.
+        Assert.True(GemmIsaSelector.IsSupported(GemmIsa.Scalar));
+        Assert.Equal(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, GemmIsaSelector.IsSupported(GemmIsa.Avx512));
+        Assert.Equal(System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported, GemmIsaSelector.IsSupported(GemmIsa.Avx2));
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void MatchesReferenceOnEveryTail(string isaName, bool transA, bool transB, bool bf16, bool accumulate)
+    {
+        GemmIsa isa = Isa(isaName);
+        GemmConfig cfg = GemmConfig.For(isa);
+        int mr = cfg.Mr, nr = cfg.Nr;
+        var sizes = new List<(int M, int N, int K)> { (0, 0, 0), (0, 5, 3), (4, 0, 3), (3, 5, 0), (1, 1, 1), (1, 1, 17), (2, 3, 1) };
+        for (int m = 1; m <= (2 * mr) + 1; m++)
+        {
+            sizes.Add((m, nr + 3, 19));
+        }
+
+        for (int n = 1; n <= (2 * nr) + 1; n++)
+        {
+            sizes.Add((mr + 1, n, 18));
+        }
+
+        // k tails of the 16-deep SIMD transposes in packing.
+        for (int k = 14; k <= 33; k++)
+        {
+            sizes.Add((mr + 2, nr + 1, k));
+        }
+
+        var random = new Random(Seed(isa, transA, transB, bf16, accumulate, 1));
+        using var force = new ForcedPath(isa, blocking: null);
+        foreach (var (m, n, k) in sizes)
+        {
+            CheckAgainstReference(random, transA, transB, bf16, accumulate, m, n, k);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void MatchesReferenceAcrossCacheBlocks(string isaName, bool transA, bool transB, bool bf16, bool accumulate)
+    {
+        GemmIsa isa = Isa(isaName);
+        GemmConfig cfg = GemmConfig.For(isa);
+        int mr = cfg.Mr, nr = cfg.Nr;
+        var random = new Random(Seed(isa, transA, transB, bf16, accumulate, 2));
+
+        // The measured blocking, straddled by one row, one column and one k past each block edge.
+        GemmBlocking blk = cfg.Effective();
+        using (new ForcedPath(isa, blocking: null))
+        {
+            CheckAgainstReference(random, transA, transB, bf16, accumulate, blk.Mc + 1, nr + 5, 9);
+            CheckAgainstReference(random, transA, transB, bf16, accumulate, mr - 1, nr + 2, blk.Kc + 1);
+            CheckAgainstReference(random, transA, transB, bf16, accumulate, 3, blk.Nc + 1, 5);
+        }
+
+        // A tiny forced blocking makes every loop level run several, partial, iterations with small
+        // matrices: 2 tiles per MC block, 2 per NC panel, KC = 7.
+        using (new ForcedPath(isa, new GemmBlocking(2 * mr, 7, 2 * nr)))
+        {
+            CheckAgainstReference(random, transA, transB, bf16, accumulate, (5 * mr) + 3, (5 * nr) + 1, 23);
+            CheckAgainstReference(random, transA, transB, bf16, accumulate, 2 * mr, 2 * nr, 14);
+        }
+    }
+
+    public static TheoryData<string, bool, bool> ThreadCases()
+    {
+        var data = new TheoryData<string, bool, bool>();
+        foreach (GemmIsa isa in SupportedIsas())
+        {
+            foreach (bool transA in new[] { false, true })
+            {
+                foreach (bool transB in new[] { false, true })
+                {
+                    data.Add(isa.ToString(), transA, transB);
+                }
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(ThreadCases))]
+    public void BitIdenticalForAnyThreadCount(string isaName, bool transA, bool transB)
+    {
+        GemmIsa isa = Isa(isaName);
+
+        // M ≥ N splits rows, M < N splits columns; 3 threads give uneven chunks; 200×300×257 is
+        // 31 MFLOP, far above the single-thread cut-off, so the work really is split.
+        var random = new Random(Seed(isa, transA, transB, false, false, 3));
+        using var force = new ForcedPath(isa, blocking: null);
+        foreach (var (m, n, k) in new[] { (300, 200, 257), (200, 300, 257) })
+        {
+            foreach (bool bf16 in new[] { false, true })
+            {
+                var op = Operands.Create(random, transA, transB, bf16, m, n, k, pad: 3);
+                float[] c1 = RunWithThreads(op, threads: 1, accumulate: true);
+                float[] c2 = RunWithThreads(op, threads: 2, accumulate: true);
+                float[] c3 = RunWithThreads(op, threads: 3, accumulate: true);
+                Assert.True(BitwiseEqual(c1, c2), $"{op} differs between 1 and 2 threads");
+                Assert.True(BitwiseEqual(c1, c3), $"{op} differs between 1 and 3 threads");
+                Assert.False(BitwiseEqual(c1, op.C), $"{op} left C unchanged");
+            }
+        }
+    }
+
+    [Fact]
+    public void RejectsBadArguments()
+    {
+        float[] a = new float[64], b = new float[64], c = new float[64];
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            float* xa = pa, xb = pb, xc = pc;
+            Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(false, false, -1, 2, 2, xa, 2, xb, 2, xc, 2, false));
+            var lda = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(false, false, 2, 2, 4, xa, 3, xb, 2, xc, 2, false));
+            Assert.Equal("lda", lda.ParamName);
+            var ldbT = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(false, true, 2, 2, 4, xa, 4, xb, 3, xc, 2, false));
+            Assert.Equal("ldb", ldbT.ParamName);
+            var ldc = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(false, false, 2, 5, 2, xa, 2, xb, 5, xc, 4, false));
+            Assert.Equal("ldc", ldc.ParamName);
+            Assert.Throws<ArgumentNullException>(() => Gemm.Run(false, false, 2, 2, 2, null, 2, xb, 2, xc, 2, false));
+        }
+    }
+
+    // Fixed per case (HashCode is randomized per process), so a failure reproduces.
+    private static int Seed(GemmIsa isa, bool transA, bool transB, bool bf16, bool accumulate, int test) =>
+        (test * 1000) + ((int)isa * 100) + (transA ? 8 : 0) + (transB ? 4 : 0) + (bf16 ? 2 : 0) + (accumulate ? 1 : 0);
+
+    private static IEnumerable<GemmIsa> SupportedIsas() =>
+        new[] { GemmIsa.Scalar, GemmIsa.Avx2, GemmIsa.Avx512 }.Where(GemmIsaSelector.IsSupported);
+
+    private static void CheckAgainstReference(Random random, bool transA, bool transB, bool bf16, bool accumulate, int m, int n, int k)
+    {
+        var op = Operands.Create(random, transA, transB, bf16, m, n, k, pad: random.Next(0, 4));
+        float[] c = (float[])op.C.Clone();
+        op.Run(c, accumulate);
+
+        double[] expected = op.C.Select(v => (double)v).ToArray();
+        double[] absSum = new double[expected.Length];
+        double[] absA = op.A.Select(v => Math.Abs((double)v)).ToArray();
+        double[] absB = op.BAsFloat.Select(v => Math.Abs((double)v)).ToArray();
+        GemmReference.Run(transA, transB, m, n, k, op.A.Select(v => (double)v).ToArray(), op.Lda, op.BAsFloat.Select(v => (double)v).ToArray(), op.Ldb, expected, op.Ldc, accumulate);
+        GemmReference.Run(transA, transB, m, n, k, absA, op.Lda, absB, op.Ldb, absSum, op.Ldc, accumulate: false);
+        double gamma = 2.0 * (k + 1) * F32UnitRoundoff / (1 - (2.0 * (k + 1) * F32UnitRoundoff));
+
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < op.Ldc; j++)
+            {
+                int at = (i * op.Ldc) + j;
+                if (j >= n)
+                {
+                    Assert.True(c[at] == CPadding, $"{op}: C padding at ({i},{j}) overwritten with {c[at]}");
+                    continue;
+                }
+
+                double scale = absSum[at] + (accumulate ? Math.Abs(op.C[at]) : 0);
+                double error = Math.Abs(c[at] - expected[at]);
+                Assert.True(error <= gamma * scale, $"{op} accumulate={accumulate}: C({i},{j}) = {c[at]}, reference {expected[at]}, error {error:G3} > {gamma * scale:G3}");
+            }
+        }
+    }
+
+    private static float[] RunWithThreads(Operands op, int threads, bool accumulate)
+    {
+        int saved = CpuParallel.Threads;
+        try
+        {
+            CpuParallel.Threads = threads;
+            float[] c = (float[])op.C.Clone();
+            op.Run(c, accumulate);
+            return c;
+        }
+        finally
+        {
+            CpuParallel.Threads = saved;
+        }
+    }
+
+    private static bool BitwiseEqual(float[] x, float[] y) =>
+        x.Length == y.Length && x.Select(BitConverter.SingleToInt32Bits).SequenceEqual(y.Select(BitConverter.SingleToInt32Bits));
+
+    /// <summary>Forces a GEMM path and blocking on this thread for the lifetime of the scope.</summary>
+    private sealed class ForcedPath : IDisposable
+    {
+        public ForcedPath(GemmIsa isa, GemmBlocking? blocking)
+        {
+            Gemm.ForceIsa = isa;
+            GemmConfig.BlockingOverride = blocking;
+        }
+
+        public void Dispose()
+        {
+            Gemm.ForceIsa = GemmIsa.Auto;
+            GemmConfig.BlockingOverride = null;
+        }
+    }
+
+    /// <summary>Random A, B, C with padded rows: A/B padding NaN, C padding <see cref="CPadding"/>.</summary>
+    private sealed class Operands
+    {
+        public required bool TransA { get; init; }
+
+        public required bool TransB { get; init; }
+
+        public required bool Bf16 { get; init; }
+
+        public required int M { get; init; }
+
+        public required int N { get; init; }
+
+        public required int K { get; init; }
+
+        public required int Lda { get; init; }
+
+        public required int Ldb { get; init; }
+
+        public required int Ldc { get; init; }
+
+        public required float[] A { get; init; }
+
+        /// <summary>B as floats; for BF16 these are exactly the bf16 values.</summary>
+        public required float[] BAsFloat { get; init; }
+
+        public required ushort[] BBits { get; init; }
+
+        public required float[] C { get; init; }
+
+        public static Operands Create(Random random, bool transA, bool transB, bool bf16, int m, int n, int k, int pad)
+        {
+            int aRows = transA ? k : m, aCols = transA ? m : k;
+            int bRows = transB ? n : k, bCols = transB ? k : n;
+            float[] a = Matrix(random, aRows, aCols, aCols + pad, float.NaN);
+            float[] b = Matrix(random, bRows, bCols, bCols + pad, float.NaN);
+            ushort[] bits = new ushort[b.Length];
+            if (bf16)
+            {
+                for (int i = 0; i < b.Length; i++)
+                {
+                    bits[i] = Lora.Tensors.Bf16.FromFloat(b[i]);
+                    b[i] = Lora.Tensors.Bf16.ToFloat(bits[i]);
+                }
+            }
+
+            return new Operands
+            {
+                TransA = transA,
+                TransB = transB,
+                Bf16 = bf16,
+                M = m,
+                N = n,
+                K = k,
+                Lda = aCols + pad,
+                Ldb = bCols + pad,
+                Ldc = n + pad,
+                A = a,
+                BAsFloat = b,
+                BBits = bits,
+                C = Matrix(random, m, n, n + pad, CPadding),
+            };
+        }
+
+        public void Run(float[] c, bool accumulate)
+        {
+            fixed (float* pa = A, pb = BAsFloat, pc = c)
+            fixed (ushort* pbits = BBits)
+            {
+                if (Bf16)
+                {
+                    Gemm.Run(TransA, TransB, M, N, K, pa, Lda, pbits, Ldb, pc, Ldc, accumulate);
+                }
+                else
+                {
+                    Gemm.Run(TransA, TransB, M, N, K, pa, Lda, pb, Ldb, pc, Ldc, accumulate);
+                }
+            }
+        }
+
+        public override string ToString() =>
+            $"{(TransA ? "T" : "N")}{(TransB ? "T" : "N")} {(Bf16 ? "bf16" : "f32")} m={M} n={N} k={K} lda={Lda} ldb={Ldb} ldc={Ldc} path={GemmIsaSelector.Current}";
+
+        private static float[] Matrix(Random random, int rows, int cols, int ld, float padding)
+        {
+            float[] x = new float[rows * ld];
+            for (int r = 0; r < rows; r++)
+            {
+                for (int j = 0; j < ld; j++)
+                {
+                    x[(r * ld) + j] = j < cols ? (float)((random.NextDouble() * 2) - 1) : padding;
+                }
+            }
+
+            return x;
+        }
+    }
+}
