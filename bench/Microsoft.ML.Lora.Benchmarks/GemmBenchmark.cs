@@ -39,6 +39,10 @@ internal static unsafe class GemmBenchmark
         }
 
         Console.WriteLine($"{"shape",-28} {"op",-2} {"M",5} {"N",5} {"K",5} {"B",-4} {"ours GF/s",10} {"OpenBLAS",10} {"ratio",6}");
+        // Wakes the thread pool, JITs both element paths and lets the clock settle before the first row.
+        Measure(new Shape("warm-up", false, true, 512, 512, 512, false), blas, 3);
+        Measure(new Shape("warm-up", false, true, 512, 512, 512, true), blas, 3);
+
         var ratios = new List<double>();
         foreach (Shape s in (options.Shapes is null ? Shapes() : ParseShapes(options.Shapes)).Where(s => options.Only is null || options.Only.Split(',').Any(o => $"{s.Name} {(s.Bf16 ? "bf16" : "f32")}".Contains(o, StringComparison.OrdinalIgnoreCase))))
         {

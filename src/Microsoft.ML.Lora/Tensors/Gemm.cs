@@ -77,15 +77,24 @@ public static unsafe partial class Gemm
             return;
         }
 
+        RunParallel<T, TElement>(job, splitM, tiles, minTiles);
+    }
+
+    // Separate from Run because the lambda's closure is allocated on entry to the method that declares
+    // the captured variables: here it costs only calls that really fan out.
+    private static void RunParallel<T, TElement>(GemmJob<T> job, bool splitM, int tiles, int minTiles)
+        where T : unmanaged
+        where TElement : IGemmElement<T>
+    {
         CpuParallel.For(tiles, minTiles, (first, end) =>
         {
             if (splitM)
             {
-                GemmDriver.Block<T, TElement>(job, first * mr, Math.Min(m, end * mr), 0, n);
+                GemmDriver.Block<T, TElement>(job, first * job.Config.Mr, Math.Min(job.M, end * job.Config.Mr), 0, job.N);
             }
             else
             {
-                GemmDriver.Block<T, TElement>(job, 0, m, first * nr, Math.Min(n, end * nr));
+                GemmDriver.Block<T, TElement>(job, 0, job.M, first * job.Config.Nr, Math.Min(job.N, end * job.Config.Nr));
             }
         });
     }

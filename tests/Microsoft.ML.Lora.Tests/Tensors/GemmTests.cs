@@ -158,6 +158,30 @@ public sealed unsafe class GemmTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SingleThreadedCallDoesNotAllocate(bool bf16)
+    {
+        // Pack buffers come from NativePool and the edge tile from the stack; only the fan-out to
+        // several threads (CpuParallel.For's delegate) may allocate.
+        var op = Operands.Create(new Random(5), transA: false, transB: true, bf16, m: 100, n: 70, k: 300, pad: 1);
+        float[] c = (float[])op.C.Clone();
+        int saved = CpuParallel.Threads;
+        try
+        {
+            CpuParallel.Threads = 1;
+            op.Run(c, accumulate: false);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            op.Run(c, accumulate: false);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        finally
+        {
+            CpuParallel.Threads = saved;
+        }
+    }
+
     [Fact]
     public void RejectsBadArguments()
     {
