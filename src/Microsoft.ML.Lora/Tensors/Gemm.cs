@@ -62,7 +62,7 @@ public static unsafe partial class Gemm
             return;
         }
 
-        var job = new GemmJob<T>(GemmConfig.For(GemmIsaSelector.Current), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        var job = new GemmJob<T>(GemmConfig.For(GemmIsaSelector.Current, n), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         int mr = job.Config.Mr, nr = job.Config.Nr;
 
         // Split the longer of M and N: each thread then packs all of the other operand, and the
