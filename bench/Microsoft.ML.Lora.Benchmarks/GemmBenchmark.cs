@@ -23,13 +23,17 @@ internal static unsafe class GemmBenchmark
         CpuParallel.Threads = options.Threads;
         Gemm.ForceIsa = options.Isa;
         GemmConfig.BlockingOverride = options.Blocking;
-        OpenBlas? blas = OpenBlas.TryLoad();
+        OpenBlas? blas = options.NoOpenBlas ? null : OpenBlas.TryLoad();
         blas?.SetThreads(options.Threads);
 
         GemmConfig cfg = GemmConfig.For(GemmIsaSelector.Current);
         GemmBlocking blk = cfg.Effective();
         Console.WriteLine($"gemm: threads={options.Threads} path={cfg.Isa} tile={cfg.Mr}x{cfg.Nr} MC={blk.Mc} KC={blk.Kc} NC={blk.Nc} samples={options.Samples} (best of, interleaved)");
-        if (blas is null)
+        if (options.NoOpenBlas)
+        {
+            Console.WriteLine("note: --no-openblas: our numbers only.");
+        }
+        else if (blas is null)
         {
             Console.WriteLine($"note: {OpenBlas.LibraryName} not found (install Debian's libopenblas0-pthread: eng/install-deps.sh --bench); printing our numbers only.");
         }
