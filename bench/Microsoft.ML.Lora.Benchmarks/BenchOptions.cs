@@ -3,17 +3,24 @@ using Microsoft.ML.Lora.Tensors;
 namespace Microsoft.ML.Lora.Benchmarks;
 
 /// <summary>Command-line options of the benchmark modes.</summary>
-internal sealed record BenchOptions(int Threads, int Samples, GemmIsa Isa, GemmBlocking? Blocking, string? Only)
+internal sealed record BenchOptions(int Threads, int Samples, GemmIsa Isa, GemmBlocking? Blocking, string? Only, string? Shapes, bool NoOpenBlas)
 {
     public static BenchOptions Parse(ReadOnlySpan<string> args)
     {
         int threads = Environment.ProcessorCount, samples = 7;
         int? mc = null, kc = null, nc = null;
         GemmIsa isa = GemmIsa.Auto;
-        string? only = null;
+        string? only = null, shapes = null;
+        bool noOpenBlas = false;
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];
+            if (name == "--no-openblas")
+            {
+                noOpenBlas = true;
+                continue;
+            }
+
             string value = i + 1 < args.Length ? args[++i] : throw new ArgumentException($"option '{name}' needs a value");
             switch (name)
             {
@@ -24,6 +31,7 @@ internal sealed record BenchOptions(int Threads, int Samples, GemmIsa Isa, GemmB
                 case "--kc": kc = PositiveInt(name, value); break;
                 case "--nc": nc = PositiveInt(name, value); break;
                 case "--only": only = value; break;
+                case "--shapes": shapes = value; break;
                 default: throw new ArgumentException($"unknown option '{name}'");
             }
         }
@@ -35,7 +43,7 @@ internal sealed record BenchOptions(int Threads, int Samples, GemmIsa Isa, GemmB
             blocking = new GemmBlocking(mc ?? d.Mc, kc ?? d.Kc, nc ?? d.Nc);
         }
 
-        return new BenchOptions(threads, samples, isa, blocking, only);
+        return new BenchOptions(threads, samples, isa, blocking, only, shapes, noOpenBlas);
     }
 
     private static int PositiveInt(string name, string value) =>

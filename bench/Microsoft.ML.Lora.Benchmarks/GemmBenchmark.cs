@@ -23,13 +23,17 @@ internal static unsafe class GemmBenchmark
         CpuParallel.Threads = options.Threads;
         Gemm.ForceIsa = options.Isa;
         GemmConfig.BlockingOverride = options.Blocking;
-        OpenBlas? blas = OpenBlas.TryLoad();
+        OpenBlas? blas = options.NoOpenBlas ? null : OpenBlas.TryLoad();
         blas?.SetThreads(options.Threads);
 
         GemmConfig cfg = GemmConfig.For(GemmIsaSelector.Current);
         GemmBlocking blk = cfg.Effective();
         Console.WriteLine($"gemm: threads={options.Threads} path={cfg.Isa} tile={cfg.Mr}x{cfg.Nr} MC={blk.Mc} KC={blk.Kc} NC={blk.Nc} samples={options.Samples} (best of, interleaved)");
-        if (blas is null)
+        if (options.NoOpenBlas)
+        {
+            Console.WriteLine("note: --no-openblas: our numbers only.");
+        }
+        else if (blas is null)
         {
             Console.WriteLine($"note: {OpenBlas.LibraryName} not found (install Debian's libopenblas0-pthread: eng/install-deps.sh --bench); printing our numbers only.");
         }
@@ -39,8 +43,12 @@ internal static unsafe class GemmBenchmark
         }
 
         Console.WriteLine($"{"shape",-28} {"op",-2} {"M",5} {"N",5} {"K",5} {"B",-4} {"ours GF/s",10} {"OpenBLAS",10} {"ratio",6}");
+        // Wakes the thread pool, JITs both element paths and lets the clock settle before the first row.
+        Measure(new Shape("warm-up", false, true, 512, 512, 512, false), blas, 3);
+        Measure(new Shape("warm-up", false, true, 512, 512, 512, true), blas, 3);
+
         var ratios = new List<double>();
-        foreach (Shape s in Shapes().Where(s => options.Only is null || options.Only.Split(',').Any(o => $"{s.Name} {(s.Bf16 ? "bf16" : "f32")}".Contains(o, StringComparison.OrdinalIgnoreCase))))
+        foreach (Shape s in (options.Shapes is null ? Shapes() : ParseShapes(options.Shapes)).Where(s => options.Only is null || options.Only.Split(',').Any(o => $"{s.Name} {(s.Bf16 ? "bf16" : "f32")}".Contains(o, StringComparison.OrdinalIgnoreCase))))
         {
             (double ours, double? theirs) = Measure(s, blas, options.Samples);
             string op = $"{(s.TransA ? 'T' : 'N')}{(s.TransB ? 'T' : 'N')}";
@@ -58,6 +66,22 @@ internal static unsafe class GemmBenchmark
         }
 
         return 0;
+    }
+
+    // "NT:1024x512x512,TN:512x512x1024:bf16": transposes of A and B, M×N×K, optional BF16 B.
+    private static IEnumerable<Shape> ParseShapes(string spec)
+    {
+        foreach (string item in spec.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string[] parts = item.Split(':');
+            int[] mnk = parts.Length >= 2 ? parts[1].Split('x').Select(int.Parse).ToArray() : [];
+            if (parts[0].Length != 2 || mnk.Length != 3 || (parts.Length == 3 && parts[2] != "bf16") || parts.Length > 3)
+            {
+                throw new ArgumentException($"--shapes: cannot read '{item}'; expected e.g. NT:1024x512x512 or NN:64x64x64:bf16");
+            }
+
+            yield return new Shape($"custom {item}", parts[0][0] == 'T', parts[0][1] == 'T', mnk[0], mnk[1], mnk[2], parts.Length == 3);
+        }
     }
 
     private static IEnumerable<Shape> Shapes()

@@ -25,18 +25,25 @@ internal sealed unsafe class GemmConfig
     // - this order beat the BLIS order (B micro-panel in L1, A block in L2) on the large-N shapes,
     //   222 vs 196-206 GFLOP/s on lm_head (1024,8192,512) NT and square 2048, equal elsewhere: with
     //   NC·KC past L2 the B panel streaming through L2 evicted the A block.
-    // - KC 128/256/384/512 and NC 1024/2048/4096/8192 were within noise (±3%) of each other; KC=256
-    //   keeps the A micro-panel at 12 KiB of L1 and C reloads at 1 per 256 k; NC=4096 covers the
-    //   widest weight (vocab 8192 split over 2 threads) in one panel, so A is packed once.
+    // - KC 128/256/384/512 within noise (±3%); KC=256 keeps the A micro-panel at 12 KiB of L1 and
+    //   reloads C once per 256 k.
+    // - NC 512 beat 1024/2048/4096 by 3-5% on gate/up and lm_head (230-234 vs 222-225 GFLOP/s), equal
+    //   on square 2048: the 512 KiB B panel (KC·NC·4) stays in the 1 MiB L2, and re-packing A once per
+    //   panel costs less than streaming B from L3. With 2 threads all four were within noise.
     // - MC 96/192/480/1020 within noise; 480 was never worse. In this order MC only sizes the A buffer
     //   (480·256·4 = 480 KiB per thread).
-    public static GemmConfig Avx512 { get; } = new(GemmIsa.Avx512, 12, 32, new GemmBlocking(480, 256, 4096), &GemmMicroKernels.Avx512Tile12x32);
+    public static GemmConfig Avx512 { get; } = new(GemmIsa.Avx512, 12, 32, new GemmBlocking(480, 256, 512), &GemmMicroKernels.Avx512Tile12x32);
 
-    // AVX2 and scalar reuse the AVX-512 blocking's reasoning (same KC for L1, NC one wide panel);
+    // For C at most 16 wide, where the 32-wide tile would compute zeros for half or more of its columns.
+    // Measured, 2 threads, best of 7, 12×32 → 12×16: (1024,16,512) NT 146 → 220-230 GFLOP/s, NN 136-154
+    // → 223-236, (512,16,1024) TN 98-111 → 144-174, (1024,8,512) NT 77-79 → 112-113.
+    public static GemmConfig Avx512Narrow { get; } = new(GemmIsa.Avx512, 12, 16, Avx512.Blocking, &GemmMicroKernels.Avx512Tile12x16);
+
+    // AVX2 and scalar reuse the AVX-512 blocking's reasoning (A micro-panel in L1, B panel in L2);
     // not separately tuned: on this machine they are test paths only.
-    public static GemmConfig Avx2 { get; } = new(GemmIsa.Avx2, 6, 16, new GemmBlocking(480, 256, 4096), &GemmMicroKernels.Avx2Tile6x16);
+    public static GemmConfig Avx2 { get; } = new(GemmIsa.Avx2, 6, 16, new GemmBlocking(480, 256, 512), &GemmMicroKernels.Avx2Tile6x16);
 
-    public static GemmConfig Scalar { get; } = new(GemmIsa.Scalar, 4, 4, new GemmBlocking(480, 256, 4096), &GemmMicroKernels.ScalarTile4x4);
+    public static GemmConfig Scalar { get; } = new(GemmIsa.Scalar, 4, 4, new GemmBlocking(480, 256, 512), &GemmMicroKernels.ScalarTile4x4);
 
     /// <summary>
     /// Overrides the blocking for GEMMs called from the current thread (null: measured defaults); for
@@ -61,6 +68,9 @@ internal sealed unsafe class GemmConfig
 
     /// <summary>C (Mr,Nr) (+)= A panel (kc,Mr)ᵀ · B panel (kc,Nr); args (kc, ap, bp, c, ldc, load).</summary>
     public delegate*<int, float*, float*, float*, nint, bool, void> Tile { get; }
+
+    /// <summary>The kernel for a C <paramref name="n"/> columns wide; depends on the shape only, never on threads.</summary>
+    public static GemmConfig For(GemmIsa isa, int n) => isa == GemmIsa.Avx512 && n <= Avx512Narrow.Nr ? Avx512Narrow : For(isa);
 
     public static GemmConfig For(GemmIsa isa) => isa switch
     {

@@ -131,4 +131,66 @@ internal static unsafe partial class GemmMicroKernels
         c11_0.Store(c + (11 * ldc));
         c11_1.Store(c + (11 * ldc) + 16);
     }
+
+    /// <summary>
+    /// AVX-512 12×16 tile for narrow C (N ≤ 16, e.g. the rank side of a LoRA adapter): ap (kc,12) packed
+    /// A micro-panel, bp (kc,16) packed B micro-panel, c (12,16) with row stride ldc. 12 zmm
+    /// accumulators: enough independent FMA chains to cover FMA latency on two pipes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Avx512Tile12x16(int kc, float* ap, float* bp, float* c, nint ldc, bool load)
+    {
+        Vector512<float> c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
+        if (load)
+        {
+            c0 = Vector512.Load(c + (0 * ldc));
+            c1 = Vector512.Load(c + (1 * ldc));
+            c2 = Vector512.Load(c + (2 * ldc));
+            c3 = Vector512.Load(c + (3 * ldc));
+            c4 = Vector512.Load(c + (4 * ldc));
+            c5 = Vector512.Load(c + (5 * ldc));
+            c6 = Vector512.Load(c + (6 * ldc));
+            c7 = Vector512.Load(c + (7 * ldc));
+            c8 = Vector512.Load(c + (8 * ldc));
+            c9 = Vector512.Load(c + (9 * ldc));
+            c10 = Vector512.Load(c + (10 * ldc));
+            c11 = Vector512.Load(c + (11 * ldc));
+        }
+        else
+        {
+            c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = Vector512<float>.Zero;
+        }
+
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(bp);
+            c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[0]), b0, c0);
+            c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[1]), b0, c1);
+            c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[2]), b0, c2);
+            c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[3]), b0, c3);
+            c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[4]), b0, c4);
+            c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[5]), b0, c5);
+            c6 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[6]), b0, c6);
+            c7 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[7]), b0, c7);
+            c8 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[8]), b0, c8);
+            c9 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[9]), b0, c9);
+            c10 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[10]), b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[11]), b0, c11);
+            ap += 12;
+            bp += 16;
+        }
+
+        c0.Store(c + (0 * ldc));
+        c1.Store(c + (1 * ldc));
+        c2.Store(c + (2 * ldc));
+        c3.Store(c + (3 * ldc));
+        c4.Store(c + (4 * ldc));
+        c5.Store(c + (5 * ldc));
+        c6.Store(c + (6 * ldc));
+        c7.Store(c + (7 * ldc));
+        c8.Store(c + (8 * ldc));
+        c9.Store(c + (9 * ldc));
+        c10.Store(c + (10 * ldc));
+        c11.Store(c + (11 * ldc));
+    }
 }

@@ -86,6 +86,10 @@ internal static unsafe partial class GemmPack
                     TransposePanel<T, TElement>(src, ldb, Math.Min(cols, 16), kc, nr, d);
                     TransposePanel<T, TElement>(src + (16L * ldb), ldb, Math.Max(cols - 16, 0), kc, nr, d + 16);
                 }
+                else if (isa == GemmIsa.Avx512 && nr == 16)
+                {
+                    TransposePanel<T, TElement>(src, ldb, cols, kc, nr, d);
+                }
                 else
                 {
                     PanelScalar<T, TElement>(src, ldb, cols, kc, nr, d);
@@ -99,7 +103,7 @@ internal static unsafe partial class GemmPack
                 {
                     CopyPanel32<T, TElement>(src, ldb, kc, d);
                 }
-                else if (cols == nr && isa == GemmIsa.Avx2 && nr == 16)
+                else if (cols == nr && isa is GemmIsa.Avx2 or GemmIsa.Avx512 && nr == 16)
                 {
                     CopyPanel16<T, TElement>(src, ldb, kc, d);
                 }

@@ -68,6 +68,9 @@ public sealed unsafe class GemmTests
         for (int m = 1; m <= (2 * mr) + 1; m++)
         {
             sizes.Add((m, nr + 3, 19));
+
+            // C at most 16 wide takes the narrow AVX-512 kernel: its row tails too.
+            sizes.Add((m, 13, 19));
         }
 
         for (int n = 1; n <= (2 * nr) + 1; n++)
@@ -105,6 +108,7 @@ public sealed unsafe class GemmTests
             CheckAgainstReference(random, transA, transB, bf16, accumulate, blk.Mc + 1, nr + 5, 9);
             CheckAgainstReference(random, transA, transB, bf16, accumulate, mr - 1, nr + 2, blk.Kc + 1);
             CheckAgainstReference(random, transA, transB, bf16, accumulate, 3, blk.Nc + 1, 5);
+            CheckAgainstReference(random, transA, transB, bf16, accumulate, blk.Mc + 1, 16, blk.Kc + 1);
         }
 
         // A tiny forced blocking makes every loop level run several, partial, iterations with small
@@ -113,6 +117,7 @@ public sealed unsafe class GemmTests
         {
             CheckAgainstReference(random, transA, transB, bf16, accumulate, (5 * mr) + 3, (5 * nr) + 1, 23);
             CheckAgainstReference(random, transA, transB, bf16, accumulate, 2 * mr, 2 * nr, 14);
+            CheckAgainstReference(random, transA, transB, bf16, accumulate, (5 * mr) + 3, 16, 23);
         }
     }
 
@@ -140,10 +145,11 @@ public sealed unsafe class GemmTests
         GemmIsa isa = Isa(isaName);
 
         // M ≥ N splits rows, M < N splits columns; 3 threads give uneven chunks; 200×300×257 is
-        // 31 MFLOP, far above the single-thread cut-off, so the work really is split.
+        // 31 MFLOP, far above the single-thread cut-off, so the work really is split. N = 16 takes
+        // the narrow AVX-512 kernel.
         var random = new Random(Seed(isa, transA, transB, false, false, 3));
         using var force = new ForcedPath(isa, blocking: null);
-        foreach (var (m, n, k) in new[] { (300, 200, 257), (200, 300, 257) })
+        foreach (var (m, n, k) in new[] { (300, 200, 257), (200, 300, 257), (1000, 16, 257) })
         {
             foreach (bool bf16 in new[] { false, true })
             {
@@ -155,6 +161,30 @@ public sealed unsafe class GemmTests
                 Assert.True(BitwiseEqual(c1, c3), $"{op} differs between 1 and 3 threads");
                 Assert.False(BitwiseEqual(c1, op.C), $"{op} left C unchanged");
             }
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SingleThreadedCallDoesNotAllocate(bool bf16)
+    {
+        // Pack buffers come from NativePool and the edge tile from the stack; only the fan-out to
+        // several threads (CpuParallel.For's delegate) may allocate.
+        var op = Operands.Create(new Random(5), transA: false, transB: true, bf16, m: 100, n: 70, k: 300, pad: 1);
+        float[] c = (float[])op.C.Clone();
+        int saved = CpuParallel.Threads;
+        try
+        {
+            CpuParallel.Threads = 1;
+            op.Run(c, accumulate: false);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            op.Run(c, accumulate: false);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        finally
+        {
+            CpuParallel.Threads = saved;
         }
     }
 
