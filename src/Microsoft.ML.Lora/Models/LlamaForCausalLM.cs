@@ -125,6 +125,19 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
         }
     }
 
+    /// <summary>
+    /// Every parameter that receives a gradient: trainable base weights and, once adapters are
+    /// attached, the active adapters' parameters. What an optimizer updates and a checkpoint saves.
+    /// </summary>
+    public IEnumerable<Parameter> TrainableParameters() => Parameters().Where(static p => p.Trainable);
+
+    /// <summary>
+    /// Seed of the random masks (LoRA dropout) of the next forward pass. A trainer sets it per
+    /// micro-step from its own seeded state, so masks depend only on (seed, step) and a resumed run
+    /// draws the same masks as an uninterrupted one.
+    /// </summary>
+    public ulong DropoutSeed { get; set; }
+
     /// <summary>Marks every parameter trainable or frozen.</summary>
     public void SetTrainable(bool trainable)
     {
