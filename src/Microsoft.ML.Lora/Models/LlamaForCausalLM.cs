@@ -42,7 +42,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
             }
 
             Norm = new RmsNormLayer(weights.Norm("model.norm.weight", c), eps);
-            LmHead = new Linear(config.TieWordEmbeddings ? EmbedTokens : weights.Matrix("lm_head.weight", config.VocabSize, c), null);
+            LmHead = new Linear(config.TieWordEmbeddings ? EmbedTokens : weights.Matrix("lm_head.weight", config.VocabSize, c), null, "lm_head");
         }
         catch
         {
@@ -119,11 +119,20 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
         }
 
         yield return Norm.Weight;
-        if (!ReferenceEquals(LmHead.Weight, EmbedTokens))
+        foreach (var p in LmHead.Parameters())
         {
-            yield return LmHead.Weight;
+            if (!ReferenceEquals(p, EmbedTokens))
+            {
+                yield return p;
+            }
         }
     }
+
+    /// <summary>Adapter state shared by every adapter of this model (training flag, dropout seed).</summary>
+    public LoraRuntime LoraRuntime { get; } = new();
+
+    /// <summary>Every Linear with its module path (<c>model.layers.0.self_attn.q_proj</c>, …, <c>lm_head</c>), in checkpoint order.</summary>
+    public IEnumerable<Linear> Linears() => Layers.SelectMany(static l => l.Projections()).Append(LmHead);
 
     /// <summary>
     /// Every parameter that receives a gradient: trainable base weights and, once adapters are
@@ -186,6 +195,13 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
     private LossResult Run(CausalLmBatch batch, bool backward, Tensor? logitsOut)
     {
         ValidateIds(batch);
+        if (backward && Linears().FirstOrDefault(static l => l.MergedAdapter is not null) is { } merged)
+        {
+            throw new InvalidOperationException($"{merged.Name}: adapter '{merged.MergedAdapter}' is merged into the base weight; unmerge before training");
+        }
+
+        LoraRuntime.Training = backward;
+        LoraRuntime.DropoutSeed = DropoutSeed;
         var shape = new BatchShape(batch.B, batch.T);
         int n = shape.N, c = Config.HiddenSize, v = Config.VocabSize;
         var table = RopeFor(batch.T);

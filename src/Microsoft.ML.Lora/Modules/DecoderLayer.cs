@@ -105,27 +105,19 @@ public sealed unsafe class DecoderLayer : IDisposable
     /// <summary>Every linear projection of the layer.</summary>
     public IEnumerable<Linear> Projections() => SelfAttn.Projections().Concat(Mlp.Projections());
 
-    /// <summary>Every parameter of the layer.</summary>
+    /// <summary>Every parameter of the layer: norms, projections, biases and adapters.</summary>
     public IEnumerable<Parameter> Parameters()
     {
         yield return InputLayerNorm.Weight;
-        foreach (var l in SelfAttn.Projections())
+        foreach (var p in SelfAttn.Projections().SelectMany(static l => l.Parameters()))
         {
-            yield return l.Weight;
-            if (l.Bias is not null)
-            {
-                yield return l.Bias;
-            }
+            yield return p;
         }
 
         yield return PostAttentionLayerNorm.Weight;
-        foreach (var l in Mlp.Projections())
+        foreach (var p in Mlp.Projections().SelectMany(static l => l.Parameters()))
         {
-            yield return l.Weight;
-            if (l.Bias is not null)
-            {
-                yield return l.Bias;
-            }
+            yield return p;
         }
     }
 

@@ -9,8 +9,8 @@ namespace Microsoft.ML.Lora.Modules;
 /// </summary>
 public sealed unsafe class Linear : IDisposable
 {
-    /// <summary>Wraps existing parameters; shapes are checked.</summary>
-    public Linear(Parameter weight, Parameter? bias)
+    /// <summary>Wraps existing parameters; shapes are checked. <paramref name="name"/> defaults to the weight's key without <c>.weight</c>.</summary>
+    public Linear(Parameter weight, Parameter? bias, string? name = null)
     {
         if (weight.Value.Rank != 2)
         {
@@ -24,6 +24,181 @@ public sealed unsafe class Linear : IDisposable
 
         Weight = weight;
         Bias = bias;
+        Name = name ?? (weight.Name.EndsWith(".weight", StringComparison.Ordinal) ? weight.Name[..^".weight".Length] : weight.Name);
+    }
+
+    private readonly Dictionary<string, LoraAdapter> adapters = new(StringComparer.Ordinal);
+    private Tensor? unmergedWeight;
+
+    /// <summary>Module path (the weight's key without <c>.weight</c>), e.g. <c>model.layers.0.mlp.up_proj</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>Attached adapters by name.</summary>
+    public IReadOnlyDictionary<string, LoraAdapter> Adapters => adapters;
+
+    /// <summary>The adapter applied in Forward/Backward, or null.</summary>
+    public string? ActiveAdapter { get; private set; }
+
+    /// <summary>When true the active adapter is skipped (the base model's output), e.g. for a reference pass.</summary>
+    public bool AdaptersDisabled { get; set; }
+
+    /// <summary>The adapter merged into <see cref="Weight"/>, or null.</summary>
+    public string? MergedAdapter { get; private set; }
+
+    /// <summary>The adapter Forward applies now: active, enabled and not merged.</summary>
+    public LoraAdapter? Applied => ActiveAdapter is { } a && !AdaptersDisabled && MergedAdapter is null ? adapters[a] : null;
+
+    /// <summary>Attaches an adapter (the first one becomes active).</summary>
+    public void AddAdapter(LoraAdapter adapter)
+    {
+        if (adapter.A.Value.Dim(1) != InFeatures || adapter.B.Value.Dim(0) != OutFeatures)
+        {
+            throw new ArgumentException($"{Name}: adapter '{adapter.AdapterName}' is ({adapter.B.Value.Dim(0)}×{adapter.Rank})·({adapter.Rank}×{adapter.A.Value.Dim(1)}); the layer is {OutFeatures}×{InFeatures}");
+        }
+
+        if (!adapters.TryAdd(adapter.AdapterName, adapter))
+        {
+            throw new ArgumentException($"{Name}: an adapter named '{adapter.AdapterName}' is already attached");
+        }
+
+        ActiveAdapter ??= adapter.AdapterName;
+    }
+
+    /// <summary>Makes <paramref name="name"/> the active adapter (null: none).</summary>
+    public void SetActiveAdapter(string? name)
+    {
+        if (name is not null && !adapters.ContainsKey(name))
+        {
+            throw new ArgumentException($"{Name}: no adapter named '{name}' (attached: {string.Join(", ", adapters.Keys)})");
+        }
+
+        ActiveAdapter = name;
+    }
+
+    /// <summary>Detaches and disposes an adapter; unmerges it first if merged.</summary>
+    public void RemoveAdapter(string name)
+    {
+        if (MergedAdapter == name)
+        {
+            Unmerge();
+        }
+
+        if (adapters.Remove(name, out var adapter))
+        {
+            adapter.Dispose();
+            if (ActiveAdapter == name)
+            {
+                ActiveAdapter = adapters.Keys.FirstOrDefault();
+            }
+        }
+    }
+
+    /// <summary>
+    /// W ← W + s·B·A for the active adapter: computed into a new tensor, checked finite, then swapped in.
+    /// The original weight is kept so <see cref="Unmerge"/> restores it bit for bit. An NF4 or BF16
+    /// base is dequantized; the merged weight has <paramref name="mergedDType"/> (default: F32 for an
+    /// F32 or NF4 base, BF16 for a BF16 base).
+    /// </summary>
+    public void Merge(DType? mergedDType = null)
+    {
+        if (MergedAdapter is not null)
+        {
+            throw new InvalidOperationException($"{Name}: adapter '{MergedAdapter}' is already merged; unmerge it first");
+        }
+
+        if (ActiveAdapter is null)
+        {
+            return;
+        }
+
+        var adapter = adapters[ActiveAdapter];
+        using var merged = Weight.Value.To(DType.F32);
+        using (var delta = adapter.Delta())
+        {
+            var w = merged.AsF32();
+            System.Numerics.Tensors.TensorPrimitives.Add(w, delta.AsF32(), w);
+            int bad = IndexOfNonFinite(w);
+            if (bad >= 0)
+            {
+                throw new InvalidOperationException($"{Name}: merging adapter '{ActiveAdapter}' gives a non-finite weight at row {bad / InFeatures}, column {bad % InFeatures}; the base weight is unchanged");
+            }
+        }
+
+        var target = mergedDType ?? (Weight.Value.DType == DType.BF16 ? DType.BF16 : DType.F32);
+        var result = merged.To(target);
+        unmergedWeight = Weight.Swap(result);
+        MergedAdapter = ActiveAdapter;
+    }
+
+    /// <summary>Restores the weight from before <see cref="Merge"/> exactly.</summary>
+    public void Unmerge()
+    {
+        if (MergedAdapter is null || unmergedWeight is null)
+        {
+            return;
+        }
+
+        Weight.Swap(unmergedWeight).Dispose();
+        unmergedWeight = null;
+        MergedAdapter = null;
+    }
+
+    /// <summary>Keeps the merged weight for good: drops the original and every adapter (for export).</summary>
+    public void MergeAndUnload(DType? mergedDType = null)
+    {
+        if (MergedAdapter is null)
+        {
+            Merge(mergedDType);
+        }
+
+        unmergedWeight?.Dispose();
+        unmergedWeight = null;
+        MergedAdapter = null;
+        foreach (var a in adapters.Values)
+        {
+            a.Dispose();
+        }
+
+        adapters.Clear();
+        ActiveAdapter = null;
+    }
+
+    /// <summary>Weight, bias and every adapter's parameters.</summary>
+    public IEnumerable<Parameter> Parameters()
+    {
+        yield return Weight;
+        if (Bias is not null)
+        {
+            yield return Bias;
+        }
+
+        foreach (var a in adapters.Values)
+        {
+            yield return a.A;
+            yield return a.B;
+        }
+    }
+
+    /// <summary>Drops activations saved by adapters.</summary>
+    public void ReleaseActivations()
+    {
+        foreach (var a in adapters.Values)
+        {
+            a.ReleaseActivations();
+        }
+    }
+
+    private static int IndexOfNonFinite(Span<float> w)
+    {
+        for (int i = 0; i < w.Length; i++)
+        {
+            if (!float.IsFinite(w[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     /// <summary>W (OC,C).</summary>
@@ -54,6 +229,8 @@ public sealed unsafe class Linear : IDisposable
                 TensorPrimitives.Add(row, b, row);
             }
         }
+
+        Applied?.Forward(x, y);
     }
 
     /// <summary>
@@ -69,6 +246,8 @@ public sealed unsafe class Linear : IDisposable
             Rows(dx, InFeatures, "input gradient", n);
             MatMulWeight(dy.F32Ptr, n, transposeWeight: false, dx.F32Ptr, accumulateDx);
         }
+
+        Applied?.Backward(dy, x, dx);
 
         if (Weight.Trainable)
         {
@@ -92,6 +271,13 @@ public sealed unsafe class Linear : IDisposable
     {
         Weight.Dispose();
         Bias?.Dispose();
+        unmergedWeight?.Dispose();
+        foreach (var a in adapters.Values)
+        {
+            a.Dispose();
+        }
+
+        adapters.Clear();
     }
 
     // transposeWeight: out (N,OC) = a (N,C)·Wᵀ; otherwise out (N,C) = a (N,OC)·W.

@@ -76,6 +76,10 @@ public sealed unsafe class Mlp : IDisposable
     {
         saved.Release();
         (input, gate, up, act) = (null, null, null, null);
+        foreach (var p in Projections())
+        {
+            p.ReleaseActivations();
+        }
     }
 
     /// <summary>Projections.</summary>

@@ -54,11 +54,14 @@ public sealed class Parameter : IDisposable
     public void ZeroGrad() => Grad?.Clear();
 
     /// <summary>Replaces the value (same shape), disposing the old one.</summary>
-    public void Replace(Tensor value)
+    public void Replace(Tensor value) => Swap(value).Dispose();
+
+    /// <summary>Puts <paramref name="value"/> (same shape, any dtype) in place and returns the previous value, which the caller now owns.</summary>
+    public Tensor Swap(Tensor value)
     {
         if (!value.Shape.SequenceEqual(Value.Shape))
         {
-            throw new ArgumentException($"parameter '{Name}' has shape {Tensor.Format(Value.Shape)}; cannot replace with {Tensor.Format(value.Shape)}", nameof(value));
+            throw new ArgumentException($"parameter '{Name}' has shape {Tensor.Format(Value.Shape)}; cannot swap in {Tensor.Format(value.Shape)}", nameof(value));
         }
 
         if (trainable && value.DType != DType.F32)
@@ -66,8 +69,9 @@ public sealed class Parameter : IDisposable
             throw new InvalidOperationException($"parameter '{Name}' is trainable and must stay F32");
         }
 
-        Value.Dispose();
+        var old = Value;
         Value = value;
+        return old;
     }
 
     /// <inheritdoc/>

@@ -111,6 +111,10 @@ public sealed unsafe class SelfAttention : IDisposable
     {
         saved.Release();
         (input, q, k, v, att, lse) = (null, null, null, null, null, null);
+        foreach (var p in Projections())
+        {
+            p.ReleaseActivations();
+        }
     }
 
     /// <summary>Projections.</summary>

@@ -321,8 +321,8 @@ public sealed unsafe class GemmTests
             {
                 for (int i = 0; i < b.Length; i++)
                 {
-                    bits[i] = Lora.Tensors.Bf16.FromFloat(b[i]);
-                    b[i] = Lora.Tensors.Bf16.ToFloat(bits[i]);
+                    bits[i] = global::Microsoft.ML.Lora.Tensors.Bf16.FromFloat(b[i]);
+                    b[i] = global::Microsoft.ML.Lora.Tensors.Bf16.ToFloat(bits[i]);
                 }
             }
 
