@@ -6,13 +6,15 @@ namespace Microsoft.ML.Lora.Lora;
 /// <summary>
 /// PiSSA initialisation (Meng et al., 2024): the adapter takes the weight's top-r singular part,
 /// the base keeps the rest. The top-r SVD is computed by randomized subspace iteration in double
-/// (Halko, Martinsson and Tropp, 2011: oversampling 8, 4 power iterations), which recovers the
-/// leading singular triplets to high accuracy for the spectra of trained weights.
+/// (Halko, Martinsson and Tropp, 2011, oversampling 8), iterated until the top-r singular values
+/// change by less than 1e-12 relative: a flat spectrum (random weights) needs tens of iterations,
+/// a trained weight's decaying spectrum a few.
 /// </summary>
 internal static class Pissa
 {
     private const int Oversampling = 8;
-    private const int PowerIterations = 4;
+    private const int MaxPowerIterations = 200;
+    private const double Converged = 1e-12;
 
     /// <summary>A = √Σ·Vᵀ/√s (r, d_in), B = U·√Σ/√s (d_out, r); the weight becomes W − s·B·A.</summary>
     public static (Tensor A, Tensor B) Initialize(Linear linear, int rank, float scale, Random random)
@@ -79,40 +81,21 @@ internal static class Pissa
 
         var q = MulW(w, m, n, omega, p);
         Orthonormalize(q, m, p);
-        for (int it = 0; it < PowerIterations; it++)
+        var (small, gram) = Project(w, m, n, q, p);
+        double[] previous = TopValues(gram, p, r);
+        for (int it = 0; it < MaxPowerIterations; it++)
         {
             var z = MulWt(w, m, n, q, p);
             Orthonormalize(z, n, p);
             q = MulW(w, m, n, z, p);
             Orthonormalize(q, m, p);
-        }
-
-        // Small = Qᵀ·W (p,n); its Gram matrix Small·Smallᵀ (p,p) = Uc·Λ·Ucᵀ; σ = √λ.
-        var small = new double[p * n];
-        for (int k = 0; k < p; k++)
-        {
-            for (int i = 0; i < m; i++)
+            (small, gram) = Project(w, m, n, q, p);
+            double[] current = TopValues(gram, p, r);
+            bool done = current.Zip(previous).All(static t => Math.Abs(t.First - t.Second) <= Converged * Math.Max(t.First, double.Epsilon));
+            previous = current;
+            if (done)
             {
-                double qik = q[(i * p) + k];
-                for (int j = 0; j < n; j++)
-                {
-                    small[(k * n) + j] += qik * w[(i * n) + j];
-                }
-            }
-        }
-
-        var gram = new double[p * p];
-        for (int a = 0; a < p; a++)
-        {
-            for (int b = a; b < p; b++)
-            {
-                double dot = 0;
-                for (int j = 0; j < n; j++)
-                {
-                    dot += small[(a * n) + j] * small[(b * n) + j];
-                }
-
-                gram[(a * p) + b] = gram[(b * p) + a] = dot;
+                break;
             }
         }
 
@@ -151,6 +134,43 @@ internal static class Pissa
 
         return (uOut, sOut, vOut);
     }
+
+    // Small = Qᵀ·W (p,n) and its Gram matrix Small·Smallᵀ (p,p) = Uc·Λ·Ucᵀ, so σ = √λ.
+    private static (double[] Small, double[] Gram) Project(ReadOnlySpan<float> w, int m, int n, double[] q, int p)
+    {
+        var small = new double[p * n];
+        for (int k = 0; k < p; k++)
+        {
+            for (int i = 0; i < m; i++)
+            {
+                double qik = q[(i * p) + k];
+                for (int j = 0; j < n; j++)
+                {
+                    small[(k * n) + j] += qik * w[(i * n) + j];
+                }
+            }
+        }
+
+        var gram = new double[p * p];
+        for (int a = 0; a < p; a++)
+        {
+            for (int b = a; b < p; b++)
+            {
+                double dot = 0;
+                for (int j = 0; j < n; j++)
+                {
+                    dot += small[(a * n) + j] * small[(b * n) + j];
+                }
+
+                gram[(a * p) + b] = gram[(b * p) + a] = dot;
+            }
+        }
+
+        return (small, gram);
+    }
+
+    private static double[] TopValues(double[] gram, int p, int r) =>
+        SymmetricEigen(gram, p).Values.OrderDescending().Take(r).ToArray();
 
     /// <summary>Eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations: eigenvalues and column eigenvectors.</summary>
     internal static (double[] Values, double[] Vectors) SymmetricEigen(double[] matrix, int n)
