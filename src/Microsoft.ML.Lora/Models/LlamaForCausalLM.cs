@@ -99,8 +99,15 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
 
         var config = LlamaConfig.Load(configPath);
         using var folder = SafeTensorsFolder.Open(directory);
-        return new LlamaForCausalLM(config, new FolderWeights(folder, dtype));
+        return new LlamaForCausalLM(config, new FolderWeights(folder, dtype)) { SourceDirectory = Path.GetFullPath(directory) };
     }
+
+    /// <summary>The folder this model was loaded from (tokenizer files are copied from it on save), or null.</summary>
+    public string? SourceDirectory { get; private init; }
+
+    /// <summary>Saves the base weights as a Hugging Face model folder; see <see cref="ModelFolderWriter.Save"/>.</summary>
+    public void Save(string directory, DType? dtype = null, IProgress<long>? progress = null, CancellationToken cancellationToken = default) =>
+        ModelFolderWriter.Save(this, directory, dtype, progress, cancellationToken);
 
     /// <summary>A randomly initialised model (N(0, 0.02) matrices, unit norms), e.g. for benchmarks.</summary>
     public static LlamaForCausalLM CreateRandom(LlamaConfig config, DType dtype = DType.F32, int seed = 0) =>
