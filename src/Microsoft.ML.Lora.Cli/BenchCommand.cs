@@ -1,14 +1,21 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Tensors;
 
 namespace Microsoft.ML.Lora.Cli;
 
 /// <summary>
-/// <c>lora bench</c>: forward+backward throughput of a random model with every base weight frozen —
-/// the work of a LoRA step besides the adapters (input gradients flow through every layer, no weight gradients).
+/// <c>lora bench</c>: training-step throughput of a random model, measured in one run with the modes
+/// interleaved step by step (the machines are shared; ratios within a run are the result):
+/// <list type="bullet">
+/// <item><c>frozen</c>: forward+backward with every base weight frozen, the work of a LoRA step besides the adapters;</item>
+/// <item><c>lora</c> (with <c>--rank</c>): the same with adapters on every linear layer, their gradients included;</item>
+/// <item><c>qlora</c> (with <c>--quantize nf4</c>): the LoRA step over NF4 base weights.</item>
+/// </list>
+/// Memory per mode is its weights and gradients plus the tensor high-water mark of its step (activations, workspace, gradients).
 /// </summary>
 internal static class BenchCommand
 {
@@ -23,14 +30,17 @@ internal static class BenchCommand
         var vocab = Int("--vocab", 8192, "vocabulary size V");
         var seq = Int("--seq", 256, "tokens per sequence T");
         var batch = Int("--batch", 4, "sequences per step B");
-        var steps = Int("--steps", 5, "timed steps");
-        var warmup = Int("--warmup", 1, "untimed steps first");
+        var steps = Int("--steps", 5, "timed steps per mode");
+        var warmup = Int("--warmup", 1, "untimed steps per mode first");
         var threads = Int("--threads", Environment.ProcessorCount, "CPU threads");
+        var rank = Int("--rank", 0, "LoRA rank r: also time a LoRA step (all linear layers)");
         var dtype = new Option<string>("--dtype") { Description = "base weight dtype: f32 or bf16", DefaultValueFactory = _ => "f32" };
+        var quantize = new Option<string?>("--quantize") { Description = "nf4: also time the LoRA step over NF4 base weights (QLoRA)" };
+        var doubleQuant = new Option<bool>("--double-quant") { Description = "NF4 with double quantization of the absmax constants" };
         var recompute = new Option<bool>("--recompute") { Description = "recompute activations in backward (gradient checkpointing)" };
-        var command = new Command("bench", "Print forward+backward tokens/s of a model shape with frozen base weights.")
+        var command = new Command("bench", "Print training-step tokens/s (frozen pass, LoRA step, QLoRA step) of a model shape, and their ratios.")
         {
-            layers, hidden, heads, kvHeads, intermediate, vocab, seq, batch, steps, warmup, threads, dtype, recompute,
+            layers, hidden, heads, kvHeads, intermediate, vocab, seq, batch, steps, warmup, threads, rank, dtype, quantize, doubleQuant, recompute,
         };
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
@@ -42,35 +52,118 @@ internal static class BenchCommand
                 numHiddenLayers: parse.GetValue(layers),
                 numAttentionHeads: parse.GetValue(heads),
                 numKeyValueHeads: parse.GetValue(kvHeads));
-            int b = parse.GetValue(batch), t = parse.GetValue(seq), timed = parse.GetValue(steps);
-            if (b < 1 || t < 2 || timed < 1 || parse.GetValue(warmup) < 0)
+            int b = parse.GetValue(batch), t = parse.GetValue(seq), timed = parse.GetValue(steps), r = parse.GetValue(rank);
+            string? quant = parse.GetValue(quantize);
+            if (b < 1 || t < 2 || timed < 1 || parse.GetValue(warmup) < 0 || r < 0)
             {
-                throw new ArgumentException("--batch and --steps must be at least 1, --seq at least 2, --warmup at least 0");
+                throw new ArgumentException("--batch and --steps must be at least 1, --seq at least 2, --warmup and --rank at least 0");
             }
 
-            using var model = LlamaForCausalLM.CreateRandom(config, DTypes.Parse(parse.GetValue(dtype)!), seed: 1);
-            model.GradientCheckpointing = parse.GetValue(recompute);
+            if (quant is not null && (quant != "nf4" || r == 0))
+            {
+                throw new ArgumentException($"--quantize takes nf4 and needs --rank (QLoRA trains adapters); got '{quant}' with rank {r}");
+            }
+
             var random = new Random(2);
             var rows = Enumerable.Range(0, b).Select(_ => Enumerable.Range(0, t).Select(_ => random.Next(config.VocabSize)).ToArray()).ToList();
             var data = CausalLmBatch.FromRows(rows);
-
-            for (int i = 0; i < parse.GetValue(warmup); i++)
+            var modes = new List<Mode>();
+            try
             {
-                model.ForwardBackward(data);
-            }
+                var baseModel = LlamaForCausalLM.CreateRandom(config, DTypes.Parse(parse.GetValue(dtype)!), seed: 1);
+                baseModel.GradientCheckpointing = parse.GetValue(recompute);
+                modes.Add(new Mode("frozen", baseModel, () => baseModel.SetActiveAdapter(null), Owns: true));
+                if (r > 0)
+                {
+                    baseModel.AddAdapter(new LoraOptions { Rank = r }, seed: 3);
+                    modes.Add(new Mode($"lora r={r}", baseModel, () => baseModel.SetActiveAdapter(LoraModelExtensions.DefaultAdapterName), Owns: false));
+                }
 
-            var clock = Stopwatch.StartNew();
-            double loss = 0;
-            for (int i = 0; i < timed; i++)
+                if (quant is not null)
+                {
+                    var q = LlamaForCausalLM.CreateRandom(config, DType.F32, seed: 1);
+                    modes.Add(new Mode($"qlora r={r}", q, () => { }, Owns: true));
+                    q.GradientCheckpointing = parse.GetValue(recompute);
+                    q.QuantizeNf4(parse.GetValue(doubleQuant));
+                    q.AddAdapter(new LoraOptions { Rank = r }, seed: 3);
+                }
+
+                for (int i = 0; i < parse.GetValue(warmup); i++)
+                {
+                    foreach (var m in modes)
+                    {
+                        m.Step(data);
+                    }
+                }
+
+                foreach (var m in modes)
+                {
+                    m.Reset();
+                }
+
+                for (int i = 0; i < timed; i++)
+                {
+                    foreach (var m in modes)
+                    {
+                        m.Step(data);
+                    }
+                }
+
+                var inv = CultureInfo.InvariantCulture;
+                double frozen = modes[0].MedianSeconds;
+                foreach (var m in modes)
+                {
+                    double tokensPerSecond = b * t / m.MedianSeconds;
+                    output.WriteLine(string.Create(inv, $"{m.Name,-12} tokens/s={tokensPerSecond:F1} ms/step={m.MedianSeconds * 1000:F1} x_frozen={m.MedianSeconds / frozen:F3} weights_mb={m.WeightBytes / 1048576.0:F1} peak_mb={m.PeakBytes / 1048576.0:F1} loss={m.LastLoss:F4}"));
+                }
+
+                output.WriteLine(string.Create(inv, $"shape: layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize} batch={b} seq={t} steps={timed} threads={CpuParallel.Threads}"));
+                if (modes.Count == 3)
+                {
+                    output.WriteLine(string.Create(inv, $"qlora_peak/lora_peak={modes[2].PeakBytes / (double)modes[1].PeakBytes:F3} nf4_bytes_per_base_param={modes[2].Model.Linears().Where(l => l.Name != "lm_head").Sum(l => l.Weight.Value.ByteLength) / (double)modes[2].Model.Linears().Where(l => l.Name != "lm_head").Sum(l => l.Weight.Value.Length):F4}"));
+                }
+
+                return 0;
+            }
+            finally
             {
-                loss = model.ForwardBackward(data).Mean;
+                foreach (var m in modes.Where(static m => m.Owns))
+                {
+                    m.Model.Dispose();
+                }
             }
-
-            double seconds = clock.Elapsed.TotalSeconds;
-            double tokensPerSecond = (double)b * t * timed / seconds;
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"tokens/s={tokensPerSecond:F1} ms/step={seconds * 1000 / timed:F1} steps={timed} batch={b} seq={t} threads={CpuParallel.Threads} loss={loss:F4}"));
-            return 0;
         }));
         return command;
+    }
+
+    private sealed record Mode(string Name, LlamaForCausalLM Model, Action Activate, bool Owns)
+    {
+        private readonly List<double> seconds = [];
+
+        public double MedianSeconds => seconds.Order().ElementAt(seconds.Count / 2);
+
+        public long PeakBytes { get; private set; }
+
+        public long WeightBytes => Model.Parameters().Sum(static p => p.Value.ByteLength + (p.Grad?.ByteLength ?? 0));
+
+        public void Reset()
+        {
+            seconds.Clear();
+            PeakBytes = 0;
+        }
+
+        public double LastLoss { get; private set; }
+
+        public void Step(CausalLmBatch data)
+        {
+            Activate();
+            Model.ZeroGrad();
+            long baseline = NativePool.LiveBytes;
+            NativePool.ResetPeak();
+            var clock = Stopwatch.StartNew();
+            LastLoss = Model.ForwardBackward(data).Mean;
+            seconds.Add(clock.Elapsed.TotalSeconds);
+            PeakBytes = Math.Max(PeakBytes, WeightBytes + NativePool.PeakLiveBytes - baseline);
+        }
     }
 }

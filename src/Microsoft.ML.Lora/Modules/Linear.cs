@@ -287,13 +287,17 @@ public sealed unsafe class Linear : IDisposable
         int cols = transposeWeight ? oc : c;
         int inner = transposeWeight ? c : oc;
         var w = Weight.Value;
-        if (w.DType == DType.BF16)
+        switch (w.DType)
         {
-            Gemm.Run(false, transposeWeight, n, cols, inner, a, inner, w.Bf16Ptr, c, output, cols, accumulate);
-        }
-        else
-        {
-            Gemm.Run(false, transposeWeight, n, cols, inner, a, inner, w.F32Ptr, c, output, cols, accumulate);
+            case DType.BF16:
+                Gemm.Run(false, transposeWeight, n, cols, inner, a, inner, w.Bf16Ptr, c, output, cols, accumulate);
+                break;
+            case DType.NF4:
+                Gemm.Run(false, transposeWeight, n, cols, inner, a, inner, w, output, cols, accumulate);
+                break;
+            default:
+                Gemm.Run(false, transposeWeight, n, cols, inner, a, inner, w.F32Ptr, c, output, cols, accumulate);
+                break;
         }
     }
 

@@ -16,9 +16,16 @@ public static unsafe class NativePool
     private static readonly ConcurrentDictionary<nuint, ConcurrentBag<nint>> Free = new();
     private static long cachedBytes;
     private static long liveBytes;
+    private static long peakLiveBytes;
 
     /// <summary>Bytes currently handed out and not yet returned.</summary>
     public static long LiveBytes => Interlocked.Read(ref liveBytes);
+
+    /// <summary>Highest <see cref="LiveBytes"/> since the last <see cref="ResetPeak"/>: the memory high-water mark of tensors.</summary>
+    public static long PeakLiveBytes => Interlocked.Read(ref peakLiveBytes);
+
+    /// <summary>Starts a new high-water mark at the current live bytes.</summary>
+    public static void ResetPeak() => Interlocked.Exchange(ref peakLiveBytes, LiveBytes);
 
     /// <summary>Bytes held in the pool for reuse.</summary>
     public static long CachedBytes => Interlocked.Read(ref cachedBytes);
@@ -27,7 +34,15 @@ public static unsafe class NativePool
     public static void* Rent(nuint bytes)
     {
         nuint size = RoundUp(bytes);
-        Interlocked.Add(ref liveBytes, (long)size);
+        long live = Interlocked.Add(ref liveBytes, (long)size);
+        for (long peak = Interlocked.Read(ref peakLiveBytes); live > peak; peak = Interlocked.Read(ref peakLiveBytes))
+        {
+            if (Interlocked.CompareExchange(ref peakLiveBytes, live, peak) == peak)
+            {
+                break;
+            }
+        }
+
         if (Free.TryGetValue(size, out var bag) && bag.TryTake(out nint block))
         {
             Interlocked.Add(ref cachedBytes, -(long)size);
