@@ -63,6 +63,8 @@ public static unsafe class Nf4
         var result = Tensor.EmptyNf4(doubleQuant, source.Shape.ToArray());
         try
         {
+            // Zeroes the padding between parts too, so equal inputs give byte-identical storage.
+            result.Clear();
             Nf4Layout layout = result.Nf4Layout;
             byte* data = (byte*)result.Data;
             float[]? absmaxAll = doubleQuant ? new float[layout.Blocks] : null;
