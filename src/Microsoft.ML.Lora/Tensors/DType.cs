@@ -8,16 +8,26 @@ public enum DType
 
     /// <summary>bfloat16: the upper 16 bits of an F32, stored as <see cref="ushort"/>. Used for frozen base weights.</summary>
     BF16,
+
+    /// <summary>
+    /// 4-bit NormalFloat (QLoRA, Dettmers et al. 2023): packed 4-bit codes plus per-block quantization
+    /// state in one storage block, laid out by <see cref="Nf4Layout"/>. Made by <see cref="Nf4.Quantize"/>;
+    /// frozen base weights only.
+    /// </summary>
+    NF4,
 }
 
 /// <summary>Sizes and names of <see cref="DType"/> values.</summary>
 public static class DTypes
 {
-    /// <summary>Bytes per element.</summary>
+    /// <summary>Bytes per element. NF4 has no whole number of bytes per element and throws.</summary>
     public static int SizeOf(this DType dtype) => dtype switch
     {
         DType.F32 => 4,
         DType.BF16 => 2,
+        DType.NF4 => throw new ArgumentException(
+            "NF4 packs two 4-bit codes per byte plus per-block absmax state, so it has no bytes-per-element size; use Tensor.ByteLength or Nf4.BytesPerParameter",
+            nameof(dtype)),
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 

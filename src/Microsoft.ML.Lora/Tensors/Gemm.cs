@@ -4,7 +4,8 @@ namespace Microsoft.ML.Lora.Tensors;
 /// Matrix multiply: C (M,N) = (accumulate ? C : 0) + op(A) · op(B), row-major with leading dimensions.
 /// op(A) is A (M,K) or, with <c>transA</c>, Aᵀ where A is stored (K,M); op(B) is B (K,N) or, with
 /// <c>transB</c>, Bᵀ where B is stored (N,K) — the layout of a Linear weight (OC,C).
-/// The B operand may be F32 or BF16 (converted while packing).
+/// The B operand may be F32 or BF16 (converted while packing), or an NF4 tensor (dequantized tile by
+/// tile while packing; the whole F32 matrix never exists).
 /// </summary>
 /// <remarks>
 /// Goto/BLIS structure: for each NC-column panel of B and each KC-deep slice, B is packed once, then
@@ -33,15 +34,44 @@ public static unsafe partial class Gemm
 
     /// <summary>F32 × F32.</summary>
     public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate) =>
-        Run<float, F32Element>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        Run<float, DensePackB<float, F32Element>>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, nf4: null);
 
     /// <summary>F32 × BF16.</summary>
     public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, ushort* b, int ldb, float* c, int ldc, bool accumulate) =>
-        Run<ushort, Bf16Element>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        Run<ushort, DensePackB<ushort, Bf16Element>>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, nf4: null);
 
-    private static void Run<T, TElement>(bool transA, bool transB, int m, int n, int k, float* a, int lda, T* b, int ldb, float* c, int ldc, bool accumulate)
+    /// <summary>
+    /// F32 × a B tensor of any weight dtype (F32, BF16 or NF4), contiguous and 2-D: (N,K) with
+    /// <paramref name="transB"/> — a Linear weight (OC,C) in x·Wᵀ — or (K,N) without, as in dy·W.
+    /// NF4 is dequantized one micro-panel at a time while B is packed, never as a whole matrix.
+    /// </summary>
+    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, Tensor b, float* c, int ldc, bool accumulate)
+    {
+        ArgumentNullException.ThrowIfNull(b);
+        int rows = transB ? n : k, cols = transB ? k : n;
+        if (b.Rank != 2 || b.Dim(0) != rows || b.Dim(1) != cols)
+        {
+            throw new ArgumentException(
+                $"GEMM operand B {b} must be 2-D {(transB ? "(N,K)" : "(K,N)")} = ({rows},{cols}) for m={m}, n={n}, k={k}, transB={transB}", nameof(b));
+        }
+
+        switch (b.DType)
+        {
+            case DType.F32:
+                Run(transA, transB, m, n, k, a, lda, b.F32Ptr, cols, c, ldc, accumulate);
+                break;
+            case DType.BF16:
+                Run(transA, transB, m, n, k, a, lda, b.Bf16Ptr, cols, c, ldc, accumulate);
+                break;
+            default:
+                Run<byte, Nf4PackB>(transA, transB, m, n, k, a, lda, (byte*)b.Data, cols, c, ldc, accumulate, b.Nf4Layout);
+                break;
+        }
+    }
+
+    private static void Run<T, TPackB>(bool transA, bool transB, int m, int n, int k, float* a, int lda, T* b, int ldb, float* c, int ldc, bool accumulate, Nf4Layout? nf4)
         where T : unmanaged
-        where TElement : IGemmElement<T>
+        where TPackB : IGemmPackB<T>
     {
         GemmValidation.Check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
         if (m == 0 || n == 0)
@@ -62,7 +92,7 @@ public static unsafe partial class Gemm
             return;
         }
 
-        var job = new GemmJob<T>(GemmConfig.For(GemmIsaSelector.Current, n), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        var job = new GemmJob<T>(GemmConfig.For(GemmIsaSelector.Current, n), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, nf4);
         int mr = job.Config.Mr, nr = job.Config.Nr;
 
         // Split the longer of M and N: each thread then packs all of the other operand, and the
@@ -73,28 +103,28 @@ public static unsafe partial class Gemm
         int minTiles = (int)Math.Clamp((MinFlopsPerThread + flopsPerTile - 1) / flopsPerTile, 1, int.MaxValue);
         if (tiles < 2 * minTiles || CpuParallel.Threads == 1)
         {
-            GemmDriver.Block<T, TElement>(job, 0, m, 0, n);
+            GemmDriver.Block<T, TPackB>(job, 0, m, 0, n);
             return;
         }
 
-        RunParallel<T, TElement>(job, splitM, tiles, minTiles);
+        RunParallel<T, TPackB>(job, splitM, tiles, minTiles);
     }
 
     // Separate from Run because the lambda's closure is allocated on entry to the method that declares
     // the captured variables: here it costs only calls that really fan out.
-    private static void RunParallel<T, TElement>(GemmJob<T> job, bool splitM, int tiles, int minTiles)
+    private static void RunParallel<T, TPackB>(GemmJob<T> job, bool splitM, int tiles, int minTiles)
         where T : unmanaged
-        where TElement : IGemmElement<T>
+        where TPackB : IGemmPackB<T>
     {
         CpuParallel.For(tiles, minTiles, (first, end) =>
         {
             if (splitM)
             {
-                GemmDriver.Block<T, TElement>(job, first * job.Config.Mr, Math.Min(job.M, end * job.Config.Mr), 0, job.N);
+                GemmDriver.Block<T, TPackB>(job, first * job.Config.Mr, Math.Min(job.M, end * job.Config.Mr), 0, job.N);
             }
             else
             {
-                GemmDriver.Block<T, TElement>(job, 0, job.M, first * job.Config.Nr, Math.Min(job.N, end * job.Config.Nr));
+                GemmDriver.Block<T, TPackB>(job, 0, job.M, first * job.Config.Nr, Math.Min(job.N, end * job.Config.Nr));
             }
         });
     }

@@ -9,9 +9,9 @@ internal static unsafe class GemmDriver
     /// C rows [m0,m1) × columns [n0,n1) of <paramref name="job"/>. Packing buffers come from
     /// <see cref="NativePool"/> and go back before returning.
     /// </summary>
-    public static void Block<T, TElement>(in GemmJob<T> job, int m0, int m1, int n0, int n1)
+    public static void Block<T, TPackB>(in GemmJob<T> job, int m0, int m1, int n0, int n1)
         where T : unmanaged
-        where TElement : IGemmElement<T>
+        where TPackB : IGemmPackB<T>
     {
         GemmConfig cfg = job.Config;
         GemmBlocking blk = job.Blocking;
@@ -23,6 +23,8 @@ internal static unsafe class GemmDriver
         nuint bBytes = (nuint)(((long)ncMax * kcMax) + GemmPack.Slack) * sizeof(float);
         float* aPack = (float*)NativePool.Rent(aBytes);
         float* bPack = (float*)NativePool.Rent(bBytes);
+        nuint scratchBytes = (nuint)TPackB.ScratchFloats(job, kcMax) * sizeof(float);
+        float* scratch = scratchBytes == 0 ? null : (float*)NativePool.Rent(scratchBytes);
         float* edge = stackalloc float[mr * nr];
         var tile = cfg.Tile;
         try
@@ -34,7 +36,7 @@ internal static unsafe class GemmDriver
                 {
                     int kc = Math.Min(blk.Kc, job.K - pc);
                     bool load = job.Accumulate || pc > 0;
-                    GemmPack.PackB<T, TElement>(cfg.Isa, job.TransB, job.B, job.Ldb, pc, kc, jc, nc, nr, bPack);
+                    TPackB.Pack(job, pc, kc, jc, nc, bPack, scratch);
                     for (int ic = m0; ic < m1; ic += blk.Mc)
                     {
                         int mc = Math.Min(blk.Mc, m1 - ic);
@@ -72,6 +74,10 @@ internal static unsafe class GemmDriver
         {
             NativePool.Return(aPack, aBytes);
             NativePool.Return(bPack, bBytes);
+            if (scratch != null)
+            {
+                NativePool.Return(scratch, scratchBytes);
+            }
         }
     }
 

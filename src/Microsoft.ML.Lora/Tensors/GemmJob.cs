@@ -2,7 +2,7 @@ namespace Microsoft.ML.Lora.Tensors;
 
 /// <summary>The arguments of one <see cref="Gemm"/> call with the micro-kernel chosen for it.</summary>
 internal readonly unsafe struct GemmJob<T>(
-    GemmConfig config, bool transA, bool transB, int m, int n, int k, float* a, int lda, T* b, int ldb, float* c, int ldc, bool accumulate)
+    GemmConfig config, bool transA, bool transB, int m, int n, int k, float* a, int lda, T* b, int ldb, float* c, int ldc, bool accumulate, Nf4Layout? nf4 = null)
     where T : unmanaged
 {
     public readonly GemmConfig Config = config;
@@ -21,4 +21,7 @@ internal readonly unsafe struct GemmJob<T>(
     public readonly float* C = c;
     public readonly int Ldc = ldc;
     public readonly bool Accumulate = accumulate;
+
+    /// <summary>Where the codes and state lie when B is NF4 (then <see cref="B"/> is the tensor's storage).</summary>
+    public readonly Nf4Layout? Nf4 = nf4;
 }

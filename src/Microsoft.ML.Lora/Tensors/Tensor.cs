@@ -7,19 +7,24 @@ namespace Microsoft.ML.Lora.Tensors;
 /// A contiguous, row-major tensor over 64-byte aligned native memory from <see cref="NativePool"/>.
 /// Dispose returns the memory to the pool; a view (<see cref="View"/>) shares its owner's memory and
 /// must not outlive it.
+/// <para>An NF4 tensor (<see cref="DType.NF4"/>) keeps its logical shape; its storage holds the packed
+/// 4-bit codes and the quantization state, laid out by <see cref="Nf4Layout"/>, and
+/// <see cref="ByteLength"/> counts all of it.</para>
 /// </summary>
 public sealed unsafe class Tensor : IDisposable
 {
     private readonly int[] shape;
     private readonly bool ownsMemory;
+    private readonly Nf4Layout? nf4;
     private void* data;
 
-    private Tensor(DType dtype, int[] shape, void* data, bool ownsMemory)
+    private Tensor(DType dtype, int[] shape, void* data, bool ownsMemory, Nf4Layout? nf4 = null)
     {
         DType = dtype;
         this.shape = shape;
         this.data = data;
         this.ownsMemory = ownsMemory;
+        this.nf4 = nf4;
         Length = ElementCount(shape);
     }
 
@@ -35,8 +40,11 @@ public sealed unsafe class Tensor : IDisposable
     /// <summary>Number of elements.</summary>
     public long Length { get; }
 
-    /// <summary>Size of the storage in bytes.</summary>
-    public long ByteLength => Length * DType.SizeOf();
+    /// <summary>Size of the storage in bytes; for NF4 the codes and the quantization state together.</summary>
+    public long ByteLength => nf4?.TotalBytes ?? Length * DType.SizeOf();
+
+    /// <summary>Where the codes and quantization state of an NF4 tensor lie; throws for other dtypes.</summary>
+    public Nf4Layout Nf4Layout => nf4 ?? throw new InvalidOperationException($"{this} has no NF4 layout: only NF4 tensors (made by Nf4.Quantize) have one");
 
     /// <summary>Whether <see cref="Dispose"/> has run.</summary>
     public bool IsDisposed => data == null;
@@ -72,9 +80,27 @@ public sealed unsafe class Tensor : IDisposable
     /// <summary>A tensor with undefined contents.</summary>
     public static Tensor Empty(DType dtype, params int[] shape)
     {
+        if (dtype == DType.NF4)
+        {
+            throw new ArgumentException(
+                $"an NF4 tensor of shape {Format(shape)} cannot be made empty without choosing its quantization state: use Nf4.Quantize(source, doubleQuant), or Tensor.EmptyNf4(doubleQuant, shape) to fill codes and state yourself",
+                nameof(dtype));
+        }
+
         long n = ElementCount(shape);
         void* p = NativePool.Rent((nuint)(n * dtype.SizeOf()));
         return new Tensor(dtype, (int[])shape.Clone(), p, ownsMemory: true);
+    }
+
+    /// <summary>
+    /// An NF4 tensor with undefined codes and state, laid out by <see cref="Nf4Layout"/> (for
+    /// <see cref="Nf4.Quantize"/> and loaders of already quantized weights).
+    /// </summary>
+    public static Tensor EmptyNf4(bool doubleQuant, params int[] shape)
+    {
+        var layout = new Nf4Layout(ElementCount(shape), doubleQuant);
+        void* p = NativePool.Rent((nuint)layout.TotalBytes);
+        return new Tensor(DType.NF4, (int[])shape.Clone(), p, ownsMemory: true, layout);
     }
 
     /// <summary>A tensor of zeros.</summary>
@@ -110,12 +136,28 @@ public sealed unsafe class Tensor : IDisposable
             throw new ArgumentException($"cannot view shape {Format(shape)} as {Format(newShape)}: element counts differ", nameof(newShape));
         }
 
-        return new Tensor(DType, (int[])newShape.Clone(), Data, ownsMemory: false);
+        // NF4 blocks run over the flattened elements, so any reshape keeps the same layout.
+        return new Tensor(DType, (int[])newShape.Clone(), Data, ownsMemory: false, nf4);
     }
 
-    /// <summary>Copies this tensor's values into a new tensor of <paramref name="dtype"/> (F32↔BF16 rounds to nearest even).</summary>
+    /// <summary>
+    /// Copies this tensor's values into a new tensor of <paramref name="dtype"/> (F32↔BF16 rounds to nearest
+    /// even; NF4 dequantizes). To make NF4, use <see cref="Nf4.Quantize"/>, which asks for the state to keep.
+    /// </summary>
     public Tensor To(DType dtype)
     {
+        if (dtype == DType.NF4)
+        {
+            if (DType == DType.NF4)
+            {
+                var copy = EmptyNf4(Nf4Layout.DoubleQuant, shape);
+                CopyConverting(this, copy);
+                return copy;
+            }
+
+            throw new ArgumentException($"{this}.To(NF4): quantizing needs a choice of state; use Nf4.Quantize(tensor, doubleQuant)", nameof(dtype));
+        }
+
         var result = Empty(dtype, shape);
         CopyConverting(this, result);
         return result;
@@ -141,6 +183,16 @@ public sealed unsafe class Tensor : IDisposable
             case (DType.BF16, DType.F32):
                 Bf16.ToFloat(source.AsBf16(), destination.AsF32());
                 break;
+            case (DType.NF4, DType.F32):
+            case (DType.NF4, DType.BF16):
+                Nf4.DequantizeInto(source, destination);
+                break;
+            case (DType.NF4, DType.NF4) when source.Nf4Layout.DoubleQuant == destination.Nf4Layout.DoubleQuant:
+                Buffer.MemoryCopy(source.Data, destination.Data, destination.ByteLength, source.ByteLength);
+                break;
+            default:
+                throw new ArgumentException(
+                    $"cannot copy {source} into {destination}: {(destination.DType == DType.NF4 ? "make NF4 with Nf4.Quantize(source, doubleQuant)" : "unsupported conversion")}");
         }
     }
 
@@ -152,7 +204,12 @@ public sealed unsafe class Tensor : IDisposable
             throw new ArgumentOutOfRangeException(nameof(index), index, $"tensor has {Length} elements");
         }
 
-        return DType == DType.F32 ? ((float*)Data)[index] : Bf16.ToFloat(((ushort*)Data)[index]);
+        return DType switch
+        {
+            DType.F32 => ((float*)Data)[index],
+            DType.BF16 => Bf16.ToFloat(((ushort*)Data)[index]),
+            _ => Nf4.DequantizeElement(this, index),
+        };
     }
 
     /// <summary>All values as a new float array (for tests and small tensors).</summary>
@@ -179,7 +236,7 @@ public sealed unsafe class Tensor : IDisposable
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"Tensor<{DType}>{Format(shape)}";
+    public override string ToString() => $"Tensor<{DType}{(nf4 is { DoubleQuant: true } ? ", double-quantized" : string.Empty)}>{Format(shape)}";
 
     /// <summary>Formats a shape as [a, b, c].</summary>
     public static string Format(ReadOnlySpan<int> dims)
@@ -220,7 +277,9 @@ public sealed unsafe class Tensor : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ThrowDType(DType expected) => throw new InvalidOperationException($"{this} accessed as {expected}");
+    private void ThrowDType(DType expected) => throw new InvalidOperationException(DType == DType.NF4
+        ? $"{this} accessed as {expected}, but it holds 4-bit NF4 codes and block state: dequantize it with To(DType.{expected}), or pass the tensor itself to the Gemm.Run overload that takes a Tensor B"
+        : $"{this} accessed as {expected}");
 
     private static void NativeMemoryClear(void* p, nuint bytes) => System.Runtime.InteropServices.NativeMemory.Clear(p, bytes);
 }

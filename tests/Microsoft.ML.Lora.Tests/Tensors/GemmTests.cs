@@ -206,6 +206,171 @@ public sealed unsafe class GemmTests
         }
     }
 
+    public static TheoryData<string, bool, bool, bool, bool> Nf4Paths()
+    {
+        var data = new TheoryData<string, bool, bool, bool, bool>();
+        foreach (GemmIsa isa in SupportedIsas())
+        {
+            foreach (bool transA in new[] { false, true })
+            {
+                foreach (bool transB in new[] { false, true })
+                {
+                    foreach (bool doubleQuant in new[] { false, true })
+                    {
+                        // accumulate on for half the cases, so each (path, transB, state) gets both.
+                        data.Add(isa.ToString(), transA, transB, doubleQuant, transA == doubleQuant);
+                    }
+                }
+            }
+        }
+
+        return data;
+    }
+
+    /// <summary>
+    /// NF4 B: within the F32 bound of the double reference on the dequantized weight, and bit-identical to
+    /// the F32 GEMM on that dequantized weight (packing decodes to exactly the same floats, so the same
+    /// kernel must give the same bits). Sizes as for dense B, plus K around the 64-element NF4 block and
+    /// odd K and N, whose rows start mid-block and mid-byte.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Nf4Paths))]
+    public void Nf4MatchesReferenceOnEveryTail(string isaName, bool transA, bool transB, bool doubleQuant, bool accumulate)
+    {
+        GemmIsa isa = Isa(isaName);
+        GemmConfig cfg = GemmConfig.For(isa);
+        int mr = cfg.Mr, nr = cfg.Nr;
+        var sizes = new List<(int M, int N, int K)> { (0, 0, 0), (0, 5, 3), (4, 0, 3), (3, 5, 0), (1, 1, 1), (1, 1, 17), (2, 3, 1) };
+        for (int m = 1; m <= (2 * mr) + 1; m++)
+        {
+            sizes.Add((m, nr + 3, 19));
+            sizes.Add((m, 13, 19));
+        }
+
+        for (int n = 1; n <= (2 * nr) + 1; n++)
+        {
+            sizes.Add((mr + 1, n, 18));
+        }
+
+        foreach (int k in new[] { 14, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 200 })
+        {
+            sizes.Add((mr + 2, nr + 1, k));
+        }
+
+        var random = new Random(Seed(isa, transA, transB, doubleQuant, accumulate, 6));
+        using var force = new ForcedPath(isa, blocking: null);
+        foreach (var (m, n, k) in sizes)
+        {
+            CheckNf4(random, transA, transB, doubleQuant, accumulate, m, n, k);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Nf4Paths))]
+    public void Nf4MatchesReferenceAcrossCacheBlocks(string isaName, bool transA, bool transB, bool doubleQuant, bool accumulate)
+    {
+        GemmIsa isa = Isa(isaName);
+        GemmConfig cfg = GemmConfig.For(isa);
+        int mr = cfg.Mr, nr = cfg.Nr;
+        var random = new Random(Seed(isa, transA, transB, doubleQuant, accumulate, 7));
+        GemmBlocking blk = cfg.Effective();
+        using (new ForcedPath(isa, blocking: null))
+        {
+            CheckNf4(random, transA, transB, doubleQuant, accumulate, mr - 1, nr + 2, blk.Kc + 1);
+            CheckNf4(random, transA, transB, doubleQuant, accumulate, 3, blk.Nc + 1, 5);
+            CheckNf4(random, transA, transB, doubleQuant, accumulate, blk.Mc + 1, 16, blk.Kc + 1);
+        }
+
+        // KC = 7: every k slice starts at an odd or unaligned element of a row, mid-block and mid-byte.
+        using (new ForcedPath(isa, new GemmBlocking(2 * mr, 7, 2 * nr)))
+        {
+            CheckNf4(random, transA, transB, doubleQuant, accumulate, (5 * mr) + 3, (5 * nr) + 1, 23);
+            CheckNf4(random, transA, transB, doubleQuant, accumulate, 2 * mr, 2 * nr, 14);
+            CheckNf4(random, transA, transB, doubleQuant, accumulate, (5 * mr) + 3, 16, 23);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(ThreadCases))]
+    public void Nf4BitIdenticalForAnyThreadCount(string isaName, bool transA, bool transB)
+    {
+        GemmIsa isa = Isa(isaName);
+        var random = new Random(Seed(isa, transA, transB, true, false, 8));
+        using var force = new ForcedPath(isa, blocking: null);
+        foreach (var (m, n, k) in new[] { (300, 200, 257), (200, 300, 257), (1000, 16, 257) })
+        {
+            using var op = Operands.CreateNf4(random, transA, transB, doubleQuant: true, m, n, k, pad: 3);
+            float[] c1 = RunWithThreads(op, threads: 1, accumulate: true);
+            float[] c2 = RunWithThreads(op, threads: 2, accumulate: true);
+            float[] c3 = RunWithThreads(op, threads: 3, accumulate: true);
+            Assert.True(BitwiseEqual(c1, c2), $"{op} differs between 1 and 2 threads");
+            Assert.True(BitwiseEqual(c1, c3), $"{op} differs between 1 and 3 threads");
+            Assert.False(BitwiseEqual(c1, op.C), $"{op} left C unchanged");
+        }
+    }
+
+    [Fact]
+    public void Nf4SingleThreadedCallDoesNotAllocate()
+    {
+        using var op = Operands.CreateNf4(new Random(5), transA: false, transB: true, doubleQuant: true, m: 100, n: 70, k: 300, pad: 1);
+        float[] c = (float[])op.C.Clone();
+        int saved = CpuParallel.Threads;
+        try
+        {
+            CpuParallel.Threads = 1;
+            op.Run(c, accumulate: false);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            op.Run(c, accumulate: false);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        finally
+        {
+            CpuParallel.Threads = saved;
+        }
+    }
+
+    [Fact]
+    public void TensorOverloadRejectsAWrongShapeAndTakesEveryWeightDType()
+    {
+        float[] a = new float[6 * 4], c = new float[6 * 5];
+        using var w = Tensor.FromF32(Enumerable.Range(0, 20).Select(i => (i % 7) - 3f).ToArray(), 5, 4);
+        using var nf4 = Nf4.Quantize(w, doubleQuant: false);
+        fixed (float* pa = a, pc = c)
+        {
+            float* xa = pa, xc = pc;
+
+            // (OC,C) = (5,4) is B (N,K) for transB, so without transB it is the wrong way round.
+            var e = Assert.Throws<ArgumentException>(() => Gemm.Run(false, false, 6, 5, 4, xa, 4, nf4, xc, 5, false));
+            Assert.Contains("(K,N) = (4,5)", e.Message);
+            Assert.Throws<ArgumentException>(() => Gemm.Run(false, true, 6, 5, 4, xa, 4, nf4.View(20), xc, 5, false));
+            Assert.Throws<ArgumentNullException>(() => Gemm.Run(false, true, 6, 5, 4, xa, 4, (Tensor)null!, xc, 5, false));
+        }
+
+        // F32 and BF16 tensors take the dense paths: same bits as the pointer overloads.
+        var random = new Random(9);
+        float[] x = Enumerable.Range(0, 6 * 4).Select(_ => (float)random.NextDouble()).ToArray();
+        using var bf16 = w.To(DType.BF16);
+        foreach (Tensor t in new[] { w, bf16 })
+        {
+            float[] viaTensor = new float[30], viaPointer = new float[30];
+            fixed (float* px = x, p1 = viaTensor, p2 = viaPointer)
+            {
+                Gemm.Run(false, true, 6, 5, 4, px, 4, t, p1, 5, false);
+                if (t.DType == DType.F32)
+                {
+                    Gemm.Run(false, true, 6, 5, 4, px, 4, t.F32Ptr, 4, p2, 5, false);
+                }
+                else
+                {
+                    Gemm.Run(false, true, 6, 5, 4, px, 4, t.Bf16Ptr, 4, p2, 5, false);
+                }
+            }
+
+            Assert.True(BitwiseEqual(viaTensor, viaPointer), $"{t}: Tensor overload differs from the pointer overload");
+            Assert.Contains(viaTensor, v => v != 0);
+        }
+    }
+
     // Fixed per case (HashCode is randomized per process), so a failure reproduces.
     private static int Seed(GemmIsa isa, bool transA, bool transB, bool bf16, bool accumulate, int test) =>
         (test * 1000) + ((int)isa * 100) + (transA ? 8 : 0) + (transB ? 4 : 0) + (bf16 ? 2 : 0) + (accumulate ? 1 : 0);
@@ -213,9 +378,13 @@ public sealed unsafe class GemmTests
     private static IEnumerable<GemmIsa> SupportedIsas() =>
         new[] { GemmIsa.Scalar, GemmIsa.Avx2, GemmIsa.Avx512 }.Where(GemmIsaSelector.IsSupported);
 
-    private static void CheckAgainstReference(Random random, bool transA, bool transB, bool bf16, bool accumulate, int m, int n, int k)
+    private static void CheckAgainstReference(Random random, bool transA, bool transB, bool bf16, bool accumulate, int m, int n, int k) =>
+        CheckAgainstReference(Operands.Create(random, transA, transB, bf16, m, n, k, pad: random.Next(0, 4)), accumulate);
+
+    private static void CheckAgainstReference(Operands op, bool accumulate)
     {
-        var op = Operands.Create(random, transA, transB, bf16, m, n, k, pad: random.Next(0, 4));
+        bool transA = op.TransA, transB = op.TransB;
+        int m = op.M, n = op.N, k = op.K;
         float[] c = (float[])op.C.Clone();
         op.Run(c, accumulate);
 
@@ -243,6 +412,21 @@ public sealed unsafe class GemmTests
                 Assert.True(error <= gamma * scale, $"{op} accumulate={accumulate}: C({i},{j}) = {c[at]}, reference {expected[at]}, error {error:G3} > {gamma * scale:G3}");
             }
         }
+    }
+
+    private static void CheckNf4(Random random, bool transA, bool transB, bool doubleQuant, bool accumulate, int m, int n, int k)
+    {
+        using var op = Operands.CreateNf4(random, transA, transB, doubleQuant, m, n, k, pad: random.Next(0, 4));
+        CheckAgainstReference(op, accumulate);
+
+        float[] viaNf4 = (float[])op.C.Clone(), viaF32 = (float[])op.C.Clone();
+        op.Run(viaNf4, accumulate);
+        fixed (float* pa = op.A, pb = op.BAsFloat, pc = viaF32)
+        {
+            Gemm.Run(transA, transB, m, n, k, pa, op.Lda, pb, op.Ldb, pc, op.Ldc, accumulate);
+        }
+
+        Assert.True(BitwiseEqual(viaNf4, viaF32), $"{op}: NF4 GEMM differs from the F32 GEMM on the dequantized weight");
     }
 
     private static float[] RunWithThreads(Operands op, int threads, bool accumulate)
@@ -281,7 +465,7 @@ public sealed unsafe class GemmTests
     }
 
     /// <summary>Random A, B, C with padded rows: A/B padding NaN, C padding <see cref="CPadding"/>.</summary>
-    private sealed class Operands
+    private sealed class Operands : IDisposable
     {
         public required bool TransA { get; init; }
 
@@ -309,6 +493,9 @@ public sealed unsafe class GemmTests
         public required ushort[] BBits { get; init; }
 
         public required float[] C { get; init; }
+
+        /// <summary>B as an NF4 tensor (then <see cref="BAsFloat"/> is its dequantized value, unpadded).</summary>
+        public Tensor? Nf4B { get; init; }
 
         public static Operands Create(Random random, bool transA, bool transB, bool bf16, int m, int n, int k, int pad)
         {
@@ -344,12 +531,48 @@ public sealed unsafe class GemmTests
             };
         }
 
+        /// <summary>Random A and C as <see cref="Create"/>; B drawn the same way, quantized to NF4 (contiguous: ldb = its row length).</summary>
+        public static Operands CreateNf4(Random random, bool transA, bool transB, bool doubleQuant, int m, int n, int k, int pad)
+        {
+            var dense = Create(random, transA, transB, bf16: false, m, n, k, pad: 0);
+            int bRows = transB ? n : k, bCols = transB ? k : n;
+
+            // Rows of different magnitude, so blocks have different absmax.
+            float[] b = dense.BAsFloat.Select((v, i) => v * (1 + (i / Math.Max(1, bCols) % 5))).ToArray();
+            using var source = Tensor.FromF32(b, bRows, bCols);
+            var nf4 = Nf4.Quantize(source, doubleQuant);
+            var padded = Create(random, transA, transB, bf16: false, m, n, k, pad);
+            return new Operands
+            {
+                TransA = transA,
+                TransB = transB,
+                Bf16 = false,
+                M = m,
+                N = n,
+                K = k,
+                Lda = padded.Lda,
+                Ldb = bCols,
+                Ldc = padded.Ldc,
+                A = padded.A,
+                BAsFloat = nf4.ToFloatArray(),
+                BBits = [],
+                C = padded.C,
+                Nf4B = nf4,
+            };
+        }
+
+        public void Dispose() => Nf4B?.Dispose();
+
         public void Run(float[] c, bool accumulate)
         {
             fixed (float* pa = A, pb = BAsFloat, pc = c)
             fixed (ushort* pbits = BBits)
             {
-                if (Bf16)
+                if (Nf4B is not null)
+                {
+                    Gemm.Run(TransA, TransB, M, N, K, pa, Lda, Nf4B, pc, Ldc, accumulate);
+                }
+                else if (Bf16)
                 {
                     Gemm.Run(TransA, TransB, M, N, K, pa, Lda, pbits, Ldb, pc, Ldc, accumulate);
                 }
@@ -361,7 +584,7 @@ public sealed unsafe class GemmTests
         }
 
         public override string ToString() =>
-            $"{(TransA ? "T" : "N")}{(TransB ? "T" : "N")} {(Bf16 ? "bf16" : "f32")} m={M} n={N} k={K} lda={Lda} ldb={Ldb} ldc={Ldc} path={GemmIsaSelector.Current}";
+            $"{(TransA ? "T" : "N")}{(TransB ? "T" : "N")} {(Nf4B is null ? Bf16 ? "bf16" : "f32" : Nf4B.ToString())} m={M} n={N} k={K} lda={Lda} ldb={Ldb} ldc={Ldc} path={GemmIsaSelector.Current}";
 
         private static float[] Matrix(Random random, int rows, int cols, int ld, float padding)
         {
