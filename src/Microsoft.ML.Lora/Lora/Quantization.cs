@@ -5,8 +5,8 @@ namespace Microsoft.ML.Lora.Lora;
 
 /// <summary>
 /// QLoRA storage of frozen base weights: every Linear of the decoder layers becomes NF4 (block 64,
-/// optional double quantization). Embeddings, norms, biases and lm_head keep their dtype, as
-/// QLoRA does: they are small next to the layers, and the head's precision matters for the loss.
+/// optional double quantization); the embedding and lm_head are kept in BF16, QLoRA's 16-bit compute
+/// dtype (quantizing them costs more accuracy than it saves memory); norms and biases stay F32.
 /// </summary>
 public static class Quantization
 {
@@ -28,6 +28,14 @@ public static class Quantization
             if (linear.Weight.Value.DType != DType.NF4)
             {
                 linear.Weight.Swap(Nf4.Quantize(linear.Weight.Value, doubleQuant)).Dispose();
+            }
+        }
+
+        foreach (var p in new[] { model.EmbedTokens, model.LmHead.Weight }.Distinct())
+        {
+            if (!p.Trainable && p.Value.DType == DType.F32)
+            {
+                p.Swap(p.Value.To(DType.BF16)).Dispose();
             }
         }
     }
