@@ -137,12 +137,14 @@ public sealed class Trainer : IDisposable
                 report = report with { ValidationLoss = eval.Mean };
             }
 
-            progress?.Report(report);
             bool last = state.GlobalStep == data.TotalSteps;
             if (options.CheckpointEverySteps > 0 && (state.GlobalStep % options.CheckpointEverySteps == 0 || last))
             {
                 lastCheckpoint = Checkpoint.Write(options.CheckpointDirectory!, state, optimizer, cancellationToken);
             }
+
+            // Reported once the step is complete, checkpoint included.
+            progress?.Report(report);
         }
 
         return new TrainingResult(state.GlobalStep, losses, state.LastValidationLoss, state.BestValidationLoss, data.TruncatedRows, lastCheckpoint);
