@@ -17,7 +17,6 @@ public sealed class Trainer : IDisposable
     private readonly Parameter[] trainable;
     private readonly AdamW optimizer;
     private readonly TrainerState state;
-    private readonly bool resumed;
 
     /// <summary>Starts a run over the model's currently trainable parameters.</summary>
     /// <exception cref="ArgumentException">An option is invalid, or nothing is trainable.</exception>
@@ -38,7 +37,6 @@ public sealed class Trainer : IDisposable
         this.trainable = trainable;
         this.optimizer = optimizer;
         this.state = state;
-        resumed = true;
     }
 
     /// <summary>The run's options.</summary>
@@ -219,14 +217,16 @@ public sealed class Trainer : IDisposable
 
     private void CheckSameData(TrainingData data)
     {
-        if (!resumed || state.TotalSteps == 0)
+        // A first Train call of a new trainer has nothing to compare with; a resumed trainer, or a
+        // second call after a cancellation, must continue on the same rows.
+        if (state.TotalSteps == 0)
         {
             return;
         }
 
         if (state.DataFingerprint != data.Fingerprint || state.TrainRows != data.Train.Count || state.ValidationRows != data.Validation.Count)
         {
-            throw new InvalidOperationException($"the rows passed to Train differ from those of the checkpoint ({state.TrainRows} training rows, fingerprint {state.DataFingerprint:x16}; now {data.Train.Count} rows, fingerprint {data.Fingerprint:x16}, validation {data.Validation.Count} vs {state.ValidationRows}); resume with the same data to continue the run exactly");
+            throw new InvalidOperationException($"the rows passed to Train differ from those of the run being continued ({state.TrainRows} training rows, fingerprint {state.DataFingerprint:x16}; now {data.Train.Count} rows, fingerprint {data.Fingerprint:x16}, validation {data.Validation.Count} vs {state.ValidationRows}); resume with the same data to continue the run exactly");
         }
 
         if (state.TotalSteps != data.TotalSteps)

@@ -43,6 +43,9 @@ public sealed class CheckpointResumeTests : IDisposable
         {
             trainer.Train(train, validation, logA);
             finalA = TrainingTestData.Snapshot(model);
+
+            // Step 10 is the second of epoch 2 (7 micro-batches per epoch): micro-steps 16 and 17.
+            Assert.Equal(TrainingRandom.DropoutSeed(11, 17), model.DropoutSeed);
         }
 
         // B: cancelled after step 7, so steps 6 and 7 are lost and checkpoint-5 is the last one written.
@@ -76,6 +79,7 @@ public sealed class CheckpointResumeTests : IDisposable
             var result = trainer.Train(train, validation, logC);
             Assert.Equal(10, result.GlobalStep);
             Assert.Equal(Path.Combine(dirB, "checkpoint-10"), result.LastCheckpoint);
+            Assert.Equal(TrainingRandom.DropoutSeed(11, 17), model.DropoutSeed);
             finalC = TrainingTestData.Snapshot(model);
         }
 
@@ -182,7 +186,7 @@ public sealed class CheckpointResumeTests : IDisposable
         using var fresh = TrainingTestData.Model();
         using var resumed = Trainer.Resume(fresh, Path.Combine(dir, "checkpoint-5"));
         var e = Assert.Throws<InvalidOperationException>(() => resumed.Train(TrainingTestData.Rows(20, seed: 77)));
-        Assert.Contains("differ from those of the checkpoint", e.Message);
+        Assert.Contains("differ from those of the run being continued", e.Message);
     }
 
     [Fact]
