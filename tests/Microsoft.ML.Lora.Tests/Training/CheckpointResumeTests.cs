@@ -208,6 +208,35 @@ public sealed class CheckpointResumeTests : IDisposable
     }
 
     [Fact]
+    public void DamagedTrainerStateIsReportedWithFileAndField()
+    {
+        string dir = Path.Combine(root, "state");
+        using (var model = TrainingTestData.Model())
+        using (var trainer = new Trainer(model, Options(dir) with { MaxSteps = 5 }))
+        {
+            trainer.Train(TrainingTestData.Rows(20, seed: 5));
+        }
+
+        string ckpt = Path.Combine(dir, "checkpoint-5");
+        string statePath = Path.Combine(ckpt, Checkpoint.StateFileName);
+        string good = File.ReadAllText(statePath);
+        using var fresh = TrainingTestData.Model();
+
+        File.WriteAllText(statePath, good.Replace("\"batch_size\": 3", "\"batch_size\": 0", StringComparison.Ordinal));
+        var e = Assert.Throws<InvalidDataException>(() => Trainer.Resume(fresh, ckpt));
+        Assert.Contains(statePath, e.Message);
+        Assert.Contains("TrainingOptions.BatchSize = 0", e.Message);
+
+        File.WriteAllText(statePath, good.Replace("\"global_step\"", "\"globalstep\"", StringComparison.Ordinal));
+        e = Assert.Throws<InvalidDataException>(() => Trainer.Resume(fresh, ckpt));
+        Assert.Contains($"{statePath}: \"global_step\" is missing", e.Message);
+
+        File.WriteAllText(statePath, good[..(good.Length / 2)]);
+        e = Assert.Throws<InvalidDataException>(() => Trainer.Resume(fresh, ckpt));
+        Assert.Contains("not valid JSON", e.Message);
+    }
+
+    [Fact]
     public void UnwritableCheckpointFolderFailsBeforeTrainingWithThePath()
     {
         // Tests may run as root, where permission bits do not stop writes; a folder below a regular
