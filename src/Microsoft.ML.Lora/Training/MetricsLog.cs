@@ -1,0 +1,83 @@
+using System.Buffers;
+using System.Text.Json;
+
+namespace Microsoft.ML.Lora.Training;
+
+/// <summary>
+/// Appends one JSON object per line to a <c>metrics.jsonl</c> file and flushes after each, so a crash
+/// loses at most the line being written. After a resume the file continues; records of steps after the
+/// checkpoint written by the interrupted run stay, so readers should keep the last record per step.
+/// </summary>
+internal sealed class MetricsLog : IDisposable
+{
+    private readonly FileStream stream;
+    private readonly ArrayBufferWriter<byte> buffer = new();
+
+    private MetricsLog(FileStream stream) => this.stream = stream;
+
+    public static MetricsLog Open(string path)
+    {
+        string full = Path.GetFullPath(path);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            return new MetricsLog(new FileStream(full, FileMode.Append, FileAccess.Write, FileShare.Read));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot open the metrics log '{full}' for appending: {e.Message}", e);
+        }
+    }
+
+    public void Step(TrainingProgress p) => Write(json =>
+    {
+        json.WriteString("type", "step");
+        json.WriteNumber("step", p.Step);
+        json.WriteNumber("total_steps", p.TotalSteps);
+        Number(json, "epoch", p.Epoch);
+        Number(json, "loss", p.Loss);
+        Number(json, "learning_rate", p.LearningRate);
+        Number(json, "grad_norm", p.GradNorm);
+        json.WriteNumber("tokens", p.Tokens);
+        Number(json, "tokens_per_second", p.TokensPerSecond);
+    });
+
+    public void Evaluation(int step, double epoch, double validationLoss, long tokens) => Write(json =>
+    {
+        json.WriteString("type", "eval");
+        json.WriteNumber("step", step);
+        Number(json, "epoch", epoch);
+        Number(json, "validation_loss", validationLoss);
+        json.WriteNumber("validation_tokens", tokens);
+    });
+
+    public void Dispose() => stream.Dispose();
+
+    // JSON has no NaN or infinity; such values are written as null.
+    private static void Number(Utf8JsonWriter json, string name, double value)
+    {
+        if (double.IsFinite(value))
+        {
+            json.WriteNumber(name, value);
+        }
+        else
+        {
+            json.WriteNull(name);
+        }
+    }
+
+    private void Write(Action<Utf8JsonWriter> body)
+    {
+        buffer.ResetWrittenCount();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            body(json);
+            json.WriteEndObject();
+        }
+
+        stream.Write(buffer.WrittenSpan);
+        stream.WriteByte((byte)'\n');
+        stream.Flush();
+    }
+}

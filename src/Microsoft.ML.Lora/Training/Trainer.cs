@@ -1,0 +1,237 @@
+using System.Diagnostics;
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Modules;
+
+namespace Microsoft.ML.Lora.Training;
+
+/// <summary>
+/// Trains whatever parameters of a <see cref="LlamaForCausalLM"/> are trainable (all of them for full
+/// fine-tuning, or LoRA adapters) with AdamW, a warmup schedule, token-weighted gradient accumulation
+/// and global-norm clipping. For a fixed seed (and thread count) a run is deterministic, and a run
+/// resumed from a checkpoint continues bit for bit as if it had never stopped: the data order is a
+/// function of (seed, epoch) and the dropout masks of (seed, micro-step), never of history.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly LlamaForCausalLM model;
+    private readonly Parameter[] trainable;
+    private readonly AdamW optimizer;
+    private readonly TrainerState state;
+
+    /// <summary>Starts a run over the model's currently trainable parameters.</summary>
+    /// <exception cref="ArgumentException">An option is invalid, or nothing is trainable.</exception>
+    public Trainer(LlamaForCausalLM model, TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        this.model = model;
+        trainable = TrainableOf(model);
+        optimizer = new AdamW(trainable, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+        state = new TrainerState { Options = options };
+    }
+
+    private Trainer(LlamaForCausalLM model, Parameter[] trainable, AdamW optimizer, TrainerState state)
+    {
+        this.model = model;
+        this.trainable = trainable;
+        this.optimizer = optimizer;
+        this.state = state;
+    }
+
+    /// <summary>The run's options.</summary>
+    public TrainingOptions Options => state.Options;
+
+    /// <summary>Optimizer steps done so far (including those restored by <see cref="Resume"/>).</summary>
+    public int GlobalStep => state.GlobalStep;
+
+    /// <summary>The optimizer (its moments and step count).</summary>
+    public AdamW Optimizer => optimizer;
+
+    /// <summary>
+    /// Restores a run from a checkpoint folder written by <see cref="Train"/>: the trainable parameters'
+    /// values (the model's trainable set must have the same names and shapes), the optimizer's moments and
+    /// step, and the position in the data. Call <see cref="Train"/> with the same rows to finish the run.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The checkpoint is damaged or does not match the model.</exception>
+    public static Trainer Resume(LlamaForCausalLM model, string checkpointDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(checkpointDirectory);
+        var state = Checkpoint.ReadState(checkpointDirectory);
+        var trainable = TrainableOf(model);
+        var optimizer = Checkpoint.Restore(checkpointDirectory, trainable, state.Options);
+        if (optimizer.StepCount != state.GlobalStep)
+        {
+            optimizer.Dispose();
+            throw new InvalidDataException($"{checkpointDirectory}: optimizer step {optimizer.StepCount} differs from global_step {state.GlobalStep} in {Checkpoint.StateFileName}");
+        }
+
+        return new Trainer(model, trainable, optimizer, state);
+    }
+
+    /// <summary>
+    /// Runs (or, after <see cref="Resume"/>, continues) training until the total step count of the options.
+    /// </summary>
+    /// <param name="trainRows">Training rows (truncated to MaxSequenceLength; each needs a token to predict).</param>
+    /// <param name="validationRows">Validation rows; null to hold out ValidationFraction of the training rows (or none).</param>
+    /// <param name="progress">Receives one report per optimizer step.</param>
+    /// <param name="cancellationToken">Checked before every micro-batch; cancelling keeps the checkpoints already written.</param>
+    /// <exception cref="TrainingDivergedException">A step's loss or gradient norm was not finite.</exception>
+    public TrainingResult Train(IReadOnlyList<TokenRow> trainRows, IReadOnlyList<TokenRow>? validationRows = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var options = state.Options;
+        CheckTrainableUnchanged();
+        var data = TrainingData.Prepare(trainRows, validationRows, options, model.Config.VocabSize);
+        CheckSameData(data);
+        state.TotalSteps = data.TotalSteps;
+        state.StepsPerEpoch = data.StepsPerEpoch;
+        state.TrainRows = data.Train.Count;
+        state.ValidationRows = data.Validation.Count;
+        state.DataFingerprint = data.Fingerprint;
+
+        int warmup = Math.Min(options.WarmupSteps ?? (int)Math.Ceiling(options.WarmupRatio * data.TotalSteps), data.TotalSteps);
+        var schedule = new LearningRateSchedule(options.Schedule, options.LearningRate, warmup, data.TotalSteps);
+        if (options.CheckpointEverySteps > 0)
+        {
+            // Fail before the first step rather than after hours of training.
+            ProbeWritable(options.CheckpointDirectory!);
+        }
+
+        using var metrics = options.MetricsPath is null ? null : MetricsLog.Open(options.MetricsPath);
+        var losses = new List<double>();
+        string? lastCheckpoint = null;
+        while (state.GlobalStep < data.TotalSteps)
+        {
+            int step = state.GlobalStep;
+            var clock = Stopwatch.StartNew();
+            var micro = data.MicroBatches(step, out int epoch, out int firstMicro);
+            long firstMicroStep = ((long)epoch * data.MicroBatchesPerEpoch) + firstMicro;
+            double lr = schedule.At(step);
+            var loss = Gradients.Accumulate(model, trainable, micro.Select(m => m.Batch).ToList(), i => TrainingRandom.DropoutSeed(options.Seed, firstMicroStep + i), cancellationToken);
+            double gradNorm = Gradients.ClipGlobalNorm(trainable, options.MaxGradNorm);
+            if (!double.IsFinite(loss.Mean) || !double.IsFinite(gradNorm))
+            {
+                throw new TrainingDivergedException(step + 1, micro.SelectMany(m => m.Rows).Select(r => r.Line).ToList(), loss.Mean, gradNorm, lr);
+            }
+
+            optimizer.Step(lr);
+            state.GlobalStep = step + 1;
+            state.NextMicroStep = firstMicroStep + micro.Count;
+            state.Epoch = state.GlobalStep / data.StepsPerEpoch;
+            state.EpochPosition = data.EpochPosition(state.GlobalStep);
+            state.LastLoss = loss.Mean;
+            losses.Add(loss.Mean);
+            double seconds = clock.Elapsed.TotalSeconds;
+            double epochs = (double)state.GlobalStep / data.StepsPerEpoch;
+            var report = new TrainingProgress(state.GlobalStep, data.TotalSteps, epochs, loss.Mean, lr, gradNorm, loss.Tokens, seconds > 0 ? loss.Tokens / seconds : 0, null);
+            metrics?.Step(report);
+
+            if (data.Validation.Count > 0 && EvaluationDue(data))
+            {
+                var eval = Evaluator.Evaluate(model, data.Validation, options.BatchSize, cancellationToken: cancellationToken);
+                RecordValidation(eval.Mean);
+                metrics?.Evaluation(state.GlobalStep, epochs, eval.Mean, eval.Tokens);
+                report = report with { ValidationLoss = eval.Mean };
+            }
+
+            bool last = state.GlobalStep == data.TotalSteps;
+            if (options.CheckpointEverySteps > 0 && (state.GlobalStep % options.CheckpointEverySteps == 0 || last))
+            {
+                lastCheckpoint = Checkpoint.Write(options.CheckpointDirectory!, state, optimizer, cancellationToken);
+            }
+
+            // Reported once the step is complete, checkpoint included.
+            progress?.Report(report);
+        }
+
+        return new TrainingResult(state.GlobalStep, losses, state.LastValidationLoss, state.BestValidationLoss, data.TruncatedRows, lastCheckpoint);
+    }
+
+    /// <summary>Writes <c>checkpoint-&lt;step&gt;</c> of the current state into <paramref name="directory"/> (after at least one <see cref="Train"/> call set up the data).</summary>
+    public string SaveCheckpoint(string directory, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (state.TotalSteps == 0)
+        {
+            throw new InvalidOperationException("nothing to checkpoint yet: call Train first, so the checkpoint records the data it belongs to");
+        }
+
+        return Checkpoint.Write(directory, state, optimizer, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => optimizer.Dispose();
+
+    private static Parameter[] TrainableOf(LlamaForCausalLM model)
+    {
+        var list = model.TrainableParameters().ToArray();
+        if (list.Length == 0)
+        {
+            throw new ArgumentException("the model has no trainable parameters: call SetTrainable(true) for full fine-tuning, mark selected parameters Trainable, or attach LoRA adapters", nameof(model));
+        }
+
+        return list;
+    }
+
+    private static void ProbeWritable(string directory)
+    {
+        string full = Path.GetFullPath(directory);
+        string probe = Path.Combine(full, $".write-probe.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            Directory.CreateDirectory(full);
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"checkpoint folder '{full}' is not writable ({e.Message}); set TrainingOptions.CheckpointDirectory to a writable folder", e);
+        }
+    }
+
+    private bool EvaluationDue(TrainingData data)
+    {
+        int every = state.Options.EvalEverySteps > 0 ? state.Options.EvalEverySteps : data.StepsPerEpoch;
+        return state.GlobalStep % every == 0 || state.GlobalStep == data.TotalSteps;
+    }
+
+    private void RecordValidation(double loss)
+    {
+        state.LastValidationLoss = loss;
+        if (state.BestValidationLoss is not double best || loss < best)
+        {
+            state.BestValidationLoss = loss;
+            state.BestValidationStep = state.GlobalStep;
+        }
+    }
+
+    private void CheckTrainableUnchanged()
+    {
+        var now = model.TrainableParameters().ToArray();
+        if (now.Length != trainable.Length || now.Where((p, i) => !ReferenceEquals(p, trainable[i])).Any())
+        {
+            throw new InvalidOperationException($"the model's trainable parameters changed after the trainer was created ({trainable.Length} then, {now.Length} now); create a new Trainer");
+        }
+    }
+
+    private void CheckSameData(TrainingData data)
+    {
+        // A first Train call of a new trainer has nothing to compare with; a resumed trainer, or a
+        // second call after a cancellation, must continue on the same rows.
+        if (state.TotalSteps == 0)
+        {
+            return;
+        }
+
+        if (state.DataFingerprint != data.Fingerprint || state.TrainRows != data.Train.Count || state.ValidationRows != data.Validation.Count)
+        {
+            throw new InvalidOperationException($"the rows passed to Train differ from those of the run being continued ({state.TrainRows} training rows, fingerprint {state.DataFingerprint:x16}; now {data.Train.Count} rows, fingerprint {data.Fingerprint:x16}, validation {data.Validation.Count} vs {state.ValidationRows}); resume with the same data to continue the run exactly");
+        }
+
+        if (state.TotalSteps != data.TotalSteps)
+        {
+            throw new InvalidOperationException($"the checkpoint's run has {state.TotalSteps} steps but the data now gives {data.TotalSteps}");
+        }
+    }
+}

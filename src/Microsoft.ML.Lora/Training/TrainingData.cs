@@ -1,0 +1,185 @@
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Training;
+
+/// <summary>
+/// The rows of a run after truncation and the validation split, and the plan that maps an optimizer
+/// step to its micro-batches: epoch e visits the rows in <see cref="TrainingRandom.EpochOrder"/>(e),
+/// micro-batch k of the epoch takes rows k·B … k·B+B−1 of that order (the last may be shorter), and
+/// step s of the epoch takes micro-batches s·A … s·A+A−1 (A = accumulation steps).
+/// </summary>
+internal sealed class TrainingData
+{
+    private readonly TrainingOptions options;
+    private int cachedEpoch = -1;
+    private int[] cachedOrder = [];
+
+    private TrainingData(TrainingOptions options, List<TokenRow> train, List<TokenRow> validation, ulong fingerprint, int truncated)
+    {
+        this.options = options;
+        Train = train;
+        Validation = validation;
+        Fingerprint = fingerprint;
+        TruncatedRows = truncated;
+        MicroBatchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
+        StepsPerEpoch = (MicroBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
+        TotalSteps = options.MaxSteps ?? checked(options.Epochs * StepsPerEpoch);
+    }
+
+    public IReadOnlyList<TokenRow> Train { get; }
+
+    public IReadOnlyList<TokenRow> Validation { get; }
+
+    /// <summary>FNV-1a 64 of the training rows as given (ids and labels), so a resume can tell other data apart.</summary>
+    public ulong Fingerprint { get; }
+
+    public int TruncatedRows { get; }
+
+    public int MicroBatchesPerEpoch { get; }
+
+    public int StepsPerEpoch { get; }
+
+    public int TotalSteps { get; }
+
+    public static TrainingData Prepare(IReadOnlyList<TokenRow> trainRows, IReadOnlyList<TokenRow>? validationRows, TrainingOptions options, int vocabSize)
+    {
+        ArgumentNullException.ThrowIfNull(trainRows);
+        if (trainRows.Count == 0)
+        {
+            throw new ArgumentException("no training rows: the training set is empty", nameof(trainRows));
+        }
+
+        if (validationRows is not null && options.ValidationFraction > 0)
+        {
+            throw new ArgumentException($"a validation set was passed and TrainingOptions.ValidationFraction = {options.ValidationFraction}; use one or the other", nameof(validationRows));
+        }
+
+        ulong fingerprint = ComputeFingerprint(trainRows);
+        int truncated = 0;
+        var train = trainRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, "training", ref truncated)).ToList();
+        var validation = new List<TokenRow>();
+        if (validationRows is not null)
+        {
+            int ignored = 0;
+            validation = validationRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, "validation", ref ignored)).ToList();
+        }
+        else if (options.ValidationFraction > 0)
+        {
+            int held = (int)Math.Round(options.ValidationFraction * train.Count, MidpointRounding.AwayFromZero);
+            if (held < 1 || held >= train.Count)
+            {
+                throw new ArgumentException($"TrainingOptions.ValidationFraction = {options.ValidationFraction} of {train.Count} rows holds out {held}; need at least 1 validation row and 1 training row", nameof(trainRows));
+            }
+
+            // Chosen by a seeded permutation, then kept in file order so evaluation batches are stable.
+            var heldOut = TrainingRandom.SplitOrder(train.Count, options.Seed).Take(held).ToHashSet();
+            validation = train.Where((_, i) => heldOut.Contains(i)).ToList();
+            train = train.Where((_, i) => !heldOut.Contains(i)).ToList();
+        }
+
+        return new TrainingData(options, train, validation, fingerprint, truncated);
+    }
+
+    /// <summary>The micro-batches of 0-based optimizer step <paramref name="step"/>, with their rows.</summary>
+    public List<(CausalLmBatch Batch, TokenRow[] Rows)> MicroBatches(int step, out int epoch, out int firstMicroBatchOfEpoch)
+    {
+        epoch = step / StepsPerEpoch;
+        int stepInEpoch = step % StepsPerEpoch;
+        int[] order = Order(epoch);
+        int b = options.BatchSize;
+        firstMicroBatchOfEpoch = stepInEpoch * options.GradientAccumulationSteps;
+        int end = Math.Min(firstMicroBatchOfEpoch + options.GradientAccumulationSteps, MicroBatchesPerEpoch);
+        var result = new List<(CausalLmBatch, TokenRow[])>();
+        for (int k = firstMicroBatchOfEpoch; k < end; k++)
+        {
+            var rows = order.Skip(k * b).Take(b).Select(i => Train[i]).ToArray();
+            var batch = CausalLmBatch.FromRows(rows.Select(r => r.InputIds).ToList(), rows.Select(r => r.Labels).ToList());
+            result.Add((batch, rows));
+        }
+
+        return result;
+    }
+
+    /// <summary>Rows of the epoch that steps before <paramref name="step"/> consumed (where a resume continues).</summary>
+    public int EpochPosition(int step) => Math.Min(step % StepsPerEpoch * options.GradientAccumulationSteps * options.BatchSize, Train.Count);
+
+    private int[] Order(int epoch)
+    {
+        if (epoch != cachedEpoch)
+        {
+            cachedOrder = TrainingRandom.EpochOrder(Train.Count, options.Seed, epoch, options.Shuffle);
+            cachedEpoch = epoch;
+        }
+
+        return cachedOrder;
+    }
+
+    private static TokenRow Check(TokenRow row, int maxLength, int vocabSize, string set, ref int truncated)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        if (row.InputIds.Length > maxLength)
+        {
+            truncated++;
+            row = row with { InputIds = row.InputIds[..maxLength], Labels = row.Labels?[..maxLength] };
+        }
+
+        int[] labels = row.Labels ?? row.InputIds;
+        if (row.Labels is not null && row.Labels.Length != row.InputIds.Length)
+        {
+            throw new ArgumentException($"{set} row at line {row.Line}: labels has {row.Labels.Length} entries but input_ids has {row.InputIds.Length}");
+        }
+
+        for (int i = 0; i < row.InputIds.Length; i++)
+        {
+            if ((uint)row.InputIds[i] >= (uint)vocabSize || (labels[i] != CrossEntropy.IgnoreIndex && (uint)labels[i] >= (uint)vocabSize))
+            {
+                throw new ArgumentException($"{set} row at line {row.Line}, position {i}: id {row.InputIds[i]} / label {labels[i]} is outside the model's vocabulary [0, {vocabSize})");
+            }
+        }
+
+        bool anyTarget = false;
+        for (int i = 1; i < labels.Length && !anyTarget; i++)
+        {
+            anyTarget = labels[i] != CrossEntropy.IgnoreIndex;
+        }
+
+        if (!anyTarget)
+        {
+            throw new ArgumentException($"{set} row at line {row.Line} has no token to predict after truncation to {maxLength}: it needs at least 2 tokens and a label other than -100 after the first position; remove it or fix its labels");
+        }
+
+        return row;
+    }
+
+    private static ulong ComputeFingerprint(IReadOnlyList<TokenRow> rows)
+    {
+        const ulong Prime = 0x100000001B3UL;
+        ulong h = 0xCBF29CE484222325UL;
+        void Add(int value)
+        {
+            for (int shift = 0; shift < 32; shift += 8)
+            {
+                h = (h ^ (byte)(value >> shift)) * Prime;
+            }
+        }
+
+        Add(rows.Count);
+        foreach (var r in rows)
+        {
+            Add(r.InputIds.Length);
+            foreach (int id in r.InputIds)
+            {
+                Add(id);
+            }
+
+            Add(r.Labels is null ? -1 : r.Labels.Length);
+            foreach (int l in r.Labels ?? [])
+            {
+                Add(l);
+            }
+        }
+
+        return h;
+    }
+}
