@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.Lora.Tensors;
 
@@ -155,14 +154,14 @@ public static unsafe class Nf4
     {
         Nf4Layout layout = source.Nf4Layout;
         byte* data = (byte*)source.Data;
-        bool simd = Avx512F.IsSupported;
+        GemmIsa isa = GemmIsaSelector.Best;
         if (destination.DType == DType.F32)
         {
             float* dst = destination.F32Ptr;
             for (long start = 0; start < layout.Length; start += int.MaxValue / 2)
             {
                 int count = (int)Math.Min(int.MaxValue / 2, layout.Length - start);
-                Nf4Decode.Run(layout, data, start, count, dst + start, simd);
+                Nf4Decode.Run(layout, data, start, count, dst + start, isa);
             }
 
             return;
@@ -174,7 +173,7 @@ public static unsafe class Nf4
         for (long start = 0; start < layout.Length; start += chunk)
         {
             int count = (int)Math.Min(chunk, layout.Length - start);
-            Nf4Decode.Run(layout, data, start, count, buffer, simd);
+            Nf4Decode.Run(layout, data, start, count, buffer, isa);
             Bf16.FromFloat(new ReadOnlySpan<float>(buffer, count), new Span<ushort>(bits + start, count));
         }
     }
