@@ -16,7 +16,8 @@ internal static unsafe class GemmBenchmark
     // do not dominate small shapes.
     private static readonly TimeSpan MinSample = TimeSpan.FromMilliseconds(30);
 
-    private sealed record Shape(string Name, bool TransA, bool TransB, int M, int N, int K, bool Bf16);
+    // B is the weight operand's storage: "f32", "bf16" or "nf4" (double-quantized NF4, as QLoRA stores it).
+    private sealed record Shape(string Name, bool TransA, bool TransB, int M, int N, int K, string B);
 
     public static int Run(BenchOptions options)
     {
@@ -39,21 +40,28 @@ internal static unsafe class GemmBenchmark
         }
         else
         {
-            Console.WriteLine($"note: OpenBLAS core '{blas.CoreName}'. BF16-B rows compare our F32×BF16 GEMM with OpenBLAS F32 sgemm of the same shape.");
+            Console.WriteLine($"note: OpenBLAS core '{blas.CoreName}'. BF16-B rows compare our F32×BF16 GEMM with OpenBLAS F32 sgemm of the same shape; NF4-B rows ours F32×NF4 with OpenBLAS sgemm on the dequantized weight.");
         }
 
         Console.WriteLine($"{"shape",-28} {"op",-2} {"M",5} {"N",5} {"K",5} {"B",-4} {"ours GF/s",10} {"OpenBLAS",10} {"ratio",6}");
         // Wakes the thread pool, JITs both element paths and lets the clock settle before the first row.
-        Measure(new Shape("warm-up", false, true, 512, 512, 512, false), blas, 3);
-        Measure(new Shape("warm-up", false, true, 512, 512, 512, true), blas, 3);
+        foreach (string b in new[] { "f32", "bf16", "nf4" })
+        {
+            Measure(new Shape("warm-up", false, true, 512, 512, 512, b), blas, 3);
+        }
 
         var ratios = new List<double>();
-        foreach (Shape s in (options.Shapes is null ? Shapes() : ParseShapes(options.Shapes)).Where(s => options.Only is null || options.Only.Split(',').Any(o => $"{s.Name} {(s.Bf16 ? "bf16" : "f32")}".Contains(o, StringComparison.OrdinalIgnoreCase))))
+        var nf4Lines = new List<string>();
+        foreach (Shape s in (options.Shapes is null ? Shapes() : ParseShapes(options.Shapes)).Where(s => options.Only is null || options.Only.Split(',').Any(o => $"{s.Name} {s.B}".Contains(o, StringComparison.OrdinalIgnoreCase))))
         {
-            (double ours, double? theirs) = Measure(s, blas, options.Samples);
+            (double ours, double? theirs, double? f32) = Measure(s, blas, options.Samples);
             string op = $"{(s.TransA ? 'T' : 'N')}{(s.TransB ? 'T' : 'N')}";
             string peer = theirs is double t ? $"{t,10:F1} {ours / t,6:F2}" : $"{"-",10} {"-",6}";
-            Console.WriteLine($"{s.Name,-28} {op,-2} {s.M,5} {s.N,5} {s.K,5} {(s.Bf16 ? "bf16" : "f32"),-4} {ours,10:F1} {peer}");
+            Console.WriteLine($"{s.Name,-28} {op,-2} {s.M,5} {s.N,5} {s.K,5} {s.B,-4} {ours,10:F1} {peer}");
+            if (f32 is double f)
+            {
+                nf4Lines.Add($"nf4/f32 {s.Name,-20} {op} {s.M}x{s.N}x{s.K}: {ours:F1} / {f:F1} GFLOP/s = {ours / f:F2}");
+            }
             if (theirs is double r)
             {
                 ratios.Add(ours / r);
@@ -65,22 +73,25 @@ internal static unsafe class GemmBenchmark
             Console.WriteLine($"ratio ours/OpenBLAS: min {ratios.Min():F2}, geometric mean {Math.Exp(ratios.Average(Math.Log)):F2}");
         }
 
+        // NF4 rows also time our F32 GEMM of the same shape, interleaved with the NF4 samples.
+        nf4Lines.ForEach(Console.WriteLine);
+
         return 0;
     }
 
-    // "NT:1024x512x512,TN:512x512x1024:bf16": transposes of A and B, M×N×K, optional BF16 B.
+    // "NT:1024x512x512,TN:512x512x1024:bf16": transposes of A and B, M×N×K, optional B dtype bf16 or nf4.
     private static IEnumerable<Shape> ParseShapes(string spec)
     {
         foreach (string item in spec.Split(',', StringSplitOptions.RemoveEmptyEntries))
         {
             string[] parts = item.Split(':');
             int[] mnk = parts.Length >= 2 ? parts[1].Split('x').Select(int.Parse).ToArray() : [];
-            if (parts[0].Length != 2 || mnk.Length != 3 || (parts.Length == 3 && parts[2] != "bf16") || parts.Length > 3)
+            if (parts[0].Length != 2 || mnk.Length != 3 || (parts.Length == 3 && parts[2] is not ("bf16" or "nf4")) || parts.Length > 3)
             {
-                throw new ArgumentException($"--shapes: cannot read '{item}'; expected e.g. NT:1024x512x512 or NN:64x64x64:bf16");
+                throw new ArgumentException($"--shapes: cannot read '{item}'; expected e.g. NT:1024x512x512, NN:64x64x64:bf16 or NT:1024x512x512:nf4");
             }
 
-            yield return new Shape($"custom {item}", parts[0][0] == 'T', parts[0][1] == 'T', mnk[0], mnk[1], mnk[2], parts.Length == 3);
+            yield return new Shape($"custom {item}", parts[0][0] == 'T', parts[0][1] == 'T', mnk[0], mnk[1], mnk[2], parts.Length == 3 ? parts[2] : "f32");
         }
     }
 
@@ -92,37 +103,50 @@ internal static unsafe class GemmBenchmark
         var weights = new (string Name, int Oc, int C)[] { ("q/o", 512, 512), ("k/v", 256, 512), ("gate/up", 1408, 512), ("down", 512, 1408), ("lm_head", 8192, 512) };
         foreach (var w in weights)
         {
-            yield return new Shape($"fwd {w.Name} x·Wᵀ", false, true, tokens, w.Oc, w.C, false);
+            yield return new Shape($"fwd {w.Name} x·Wᵀ", false, true, tokens, w.Oc, w.C, "f32");
         }
 
         foreach (var w in weights)
         {
-            yield return new Shape($"fwd {w.Name} x·Wᵀ", false, true, tokens, w.Oc, w.C, true);
+            yield return new Shape($"fwd {w.Name} x·Wᵀ", false, true, tokens, w.Oc, w.C, "bf16");
+        }
+
+        // QLoRA quantizes the decoder's Linear weights; lm_head stays in a float dtype.
+        foreach (var w in weights.Where(w => w.Name != "lm_head"))
+        {
+            yield return new Shape($"fwd {w.Name} x·Wᵀ", false, true, tokens, w.Oc, w.C, "nf4");
         }
 
         foreach (var w in weights)
         {
-            yield return new Shape($"dx {w.Name} dy·W", false, false, tokens, w.C, w.Oc, false);
+            yield return new Shape($"dx {w.Name} dy·W", false, false, tokens, w.C, w.Oc, "f32");
+        }
+
+        foreach (var w in weights.Where(w => w.Name != "lm_head"))
+        {
+            yield return new Shape($"dx {w.Name} dy·W", false, false, tokens, w.C, w.Oc, "nf4");
         }
 
         foreach (var w in weights)
         {
-            yield return new Shape($"dW {w.Name} dyᵀ·x", true, false, w.Oc, w.C, tokens, false);
+            yield return new Shape($"dW {w.Name} dyᵀ·x", true, false, w.Oc, w.C, tokens, "f32");
         }
 
         foreach (int s in new[] { 512, 1024, 2048 })
         {
-            yield return new Shape($"square {s}", false, true, s, s, s, false);
+            yield return new Shape($"square {s}", false, true, s, s, s, "f32");
         }
     }
 
-    private static (double Ours, double? OpenBlas) Measure(Shape s, OpenBlas? blas, int samples)
+    // For NF4 B also returns our F32 GEMM on the dequantized weight, sampled interleaved with the NF4 one.
+    private static (double Ours, double? OpenBlas, double? OursF32) Measure(Shape s, OpenBlas? blas, int samples)
     {
         int aRows = s.TransA ? s.K : s.M, aCols = s.TransA ? s.M : s.K;
         int bRows = s.TransB ? s.N : s.K, bCols = s.TransB ? s.K : s.N;
         long aLen = (long)aRows * aCols, bLen = (long)bRows * bCols, cLen = (long)s.M * s.N;
         float* a = Alloc<float>(aLen), b = Alloc<float>(bLen), c = Alloc<float>(cLen);
         ushort* b16 = Alloc<ushort>(bLen);
+        Tensor? nf4 = null;
         try
         {
             var random = new Random(1);
@@ -133,9 +157,22 @@ internal static unsafe class GemmBenchmark
                 b16[i] = Bf16.FromFloat(b[i]);
             }
 
+            if (s.B == "nf4")
+            {
+                // OpenBLAS then multiplies the same (dequantized) weight, so C must agree to F32 accuracy.
+                using var dense = Tensor.FromF32(new ReadOnlySpan<float>(b, (int)bLen), bRows, bCols);
+                nf4 = Nf4.Quantize(dense, doubleQuant: true);
+                using var dequantized = nf4.To(DType.F32);
+                dequantized.AsF32().CopyTo(new Span<float>(b, (int)bLen));
+            }
+
             void Ours()
             {
-                if (s.Bf16)
+                if (nf4 is not null)
+                {
+                    Gemm.Run(s.TransA, s.TransB, s.M, s.N, s.K, a, aCols, nf4, c, s.N, accumulate: false);
+                }
+                else if (s.B == "bf16")
                 {
                     Gemm.Run(s.TransA, s.TransB, s.M, s.N, s.K, a, aCols, b16, bCols, c, s.N, accumulate: false);
                 }
@@ -145,6 +182,8 @@ internal static unsafe class GemmBenchmark
                 }
             }
 
+            void OursF32() => Gemm.Run(s.TransA, s.TransB, s.M, s.N, s.K, a, aCols, b, bCols, c, s.N, accumulate: false);
+
             void Theirs() => blas!.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, a, aCols, b, bCols, c, s.N, accumulate: false);
 
             if (blas is not null)
@@ -153,18 +192,23 @@ internal static unsafe class GemmBenchmark
             }
 
             double flops = 2.0 * s.M * s.N * s.K;
-            int oursReps = Calibrate(Ours), theirReps = blas is null ? 0 : Calibrate(Theirs);
-            double bestOurs = double.MaxValue, bestTheirs = double.MaxValue;
+            int oursReps = Calibrate(Ours), theirReps = blas is null ? 0 : Calibrate(Theirs), f32Reps = nf4 is null ? 0 : Calibrate(OursF32);
+            double bestOurs = double.MaxValue, bestTheirs = double.MaxValue, bestF32 = double.MaxValue;
             for (int i = 0; i < samples; i++)
             {
                 bestOurs = Math.Min(bestOurs, Time(Ours, oursReps));
+                if (nf4 is not null)
+                {
+                    bestF32 = Math.Min(bestF32, Time(OursF32, f32Reps));
+                }
+
                 if (blas is not null)
                 {
                     bestTheirs = Math.Min(bestTheirs, Time(Theirs, theirReps));
                 }
             }
 
-            return (flops / bestOurs / 1e9, blas is null ? null : flops / bestTheirs / 1e9);
+            return (flops / bestOurs / 1e9, blas is null ? null : flops / bestTheirs / 1e9, nf4 is null ? null : flops / bestF32 / 1e9);
         }
         finally
         {
@@ -172,6 +216,7 @@ internal static unsafe class GemmBenchmark
             NativeMemory.AlignedFree(b);
             NativeMemory.AlignedFree(c);
             NativeMemory.AlignedFree(b16);
+            nf4?.Dispose();
         }
     }
 
@@ -190,7 +235,7 @@ internal static unsafe class GemmBenchmark
         }
 
         // BF16 B rounds the weights, so that shape only agrees with F32 OpenBLAS to bf16 precision.
-        double tolerance = (s.Bf16 ? 1e-2 : 1e-4) * maxAbs;
+        double tolerance = (s.B == "bf16" ? 1e-2 : 1e-4) * maxAbs;
         if (maxDiff > tolerance)
         {
             throw new InvalidOperationException($"{s}: our C differs from OpenBLAS by {maxDiff:G3} (largest |C| {maxAbs:G3}, allowed {tolerance:G3})");

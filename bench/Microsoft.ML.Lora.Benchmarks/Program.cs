@@ -7,7 +7,7 @@ internal static class Program
     {
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
-            Console.WriteLine("usage: Microsoft.ML.Lora.Benchmarks gemm [--threads N] [--samples N] [--isa Scalar|Avx2|Avx512] [--mc N --kc N --nc N] [--only SUBSTRING[,SUBSTRING…]] [--shapes NT:MxNxK[:bf16],…] [--no-openblas]");
+            Console.WriteLine("usage: Microsoft.ML.Lora.Benchmarks gemm [--threads N] [--samples N] [--isa Scalar|Avx2|Avx512] [--mc N --kc N --nc N] [--only SUBSTRING[,SUBSTRING…]] [--shapes NT:MxNxK[:bf16|:nf4],…] [--no-openblas]");
             return args.Length == 0 ? 2 : 0;
         }
 

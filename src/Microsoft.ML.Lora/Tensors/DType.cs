@@ -11,7 +11,7 @@ public enum DType
 
     /// <summary>
     /// 4-bit NormalFloat (QLoRA, Dettmers et al. 2023): packed 4-bit codes plus per-block quantization
-    /// state in one storage block, laid out by <see cref="Nf4Layout"/>. Made by <see cref="Nf4.Quantize"/>;
+    /// state in one storage block, laid out by <see cref="Nf4Layout"/>. Made by <see cref="Nf4.Quantize(Tensor, bool)"/>;
     /// frozen base weights only.
     /// </summary>
     NF4,

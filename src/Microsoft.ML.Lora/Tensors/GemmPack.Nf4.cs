@@ -11,7 +11,6 @@ internal static unsafe partial class GemmPack
     /// </summary>
     public static void PackBNf4(GemmIsa isa, bool transB, Nf4Layout layout, byte* data, int ld, int p0, int kc, int j0, int nc, int nr, float* dst, float* scratch)
     {
-        bool avx512 = isa == GemmIsa.Avx512;
         for (int t = 0; t * nr < nc; t++)
         {
             int cols = Math.Min(nr, nc - (t * nr));
@@ -23,7 +22,7 @@ internal static unsafe partial class GemmPack
                 // then transposed by the dense packer as if B were that F32 tile.
                 for (int r = 0; r < cols; r++)
                 {
-                    Nf4Decode.Run(layout, data, ((long)(j + r) * ld) + p0, kc, scratch + ((long)r * kc), avx512);
+                    Nf4Decode.Run(layout, data, ((long)(j + r) * ld) + p0, kc, scratch + ((long)r * kc), isa);
                 }
 
                 PackB<float, F32Element>(isa, transB: true, scratch, kc, 0, kc, 0, cols, nr, d);
@@ -34,7 +33,7 @@ internal static unsafe partial class GemmPack
                 for (int p = 0; p < kc; p++)
                 {
                     float* dp = d + ((long)p * nr);
-                    Nf4Decode.Run(layout, data, ((long)(p0 + p) * ld) + j, cols, dp, avx512);
+                    Nf4Decode.Run(layout, data, ((long)(p0 + p) * ld) + j, cols, dp, isa);
                     for (int c = cols; c < nr; c++)
                     {
                         dp[c] = 0f;

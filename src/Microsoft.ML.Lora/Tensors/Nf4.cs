@@ -1,4 +1,5 @@
-using System.Runtime.Intrinsics.X86;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.Lora.Tensors;
 
@@ -52,7 +53,10 @@ public static unsafe class Nf4
     /// <paramref name="doubleQuant"/> the absmax values are quantized to int8 as well. The caller owns the result.
     /// </summary>
     /// <exception cref="ArgumentException">The source is not F32/BF16, or holds a NaN or infinity.</exception>
-    public static Tensor Quantize(Tensor source, bool doubleQuant)
+    public static Tensor Quantize(Tensor source, bool doubleQuant) => Quantize(source, doubleQuant, Vector512.IsHardwareAccelerated);
+
+    /// <summary><see cref="Quantize(Tensor, bool)"/> with the 16-lane code search on or off (tests run both).</summary>
+    internal static Tensor Quantize(Tensor source, bool doubleQuant, bool simd)
     {
         ArgumentNullException.ThrowIfNull(source);
         if (source.DType is not (DType.F32 or DType.BF16))
@@ -74,7 +78,7 @@ public static unsafe class Nf4
                 long start = b * Nf4Layout.BlockSize;
                 int count = (int)Math.Min(Nf4Layout.BlockSize, layout.Length - start);
                 ReadBlock(source, start, count, block);
-                float absmax = QuantizeBlock(source, start, block, count, data + (start >> 1));
+                float absmax = QuantizeBlock(source, start, block, count, data + (start >> 1), simd);
                 if (absmaxAll is null)
                 {
                     ((float*)(data + layout.AbsmaxOffset))[b] = absmax;
@@ -150,14 +154,14 @@ public static unsafe class Nf4
     {
         Nf4Layout layout = source.Nf4Layout;
         byte* data = (byte*)source.Data;
-        bool simd = Avx512F.IsSupported;
+        GemmIsa isa = GemmIsaSelector.Best;
         if (destination.DType == DType.F32)
         {
             float* dst = destination.F32Ptr;
             for (long start = 0; start < layout.Length; start += int.MaxValue / 2)
             {
                 int count = (int)Math.Min(int.MaxValue / 2, layout.Length - start);
-                Nf4Decode.Run(layout, data, start, count, dst + start, simd);
+                Nf4Decode.Run(layout, data, start, count, dst + start, isa);
             }
 
             return;
@@ -169,7 +173,7 @@ public static unsafe class Nf4
         for (long start = 0; start < layout.Length; start += chunk)
         {
             int count = (int)Math.Min(chunk, layout.Length - start);
-            Nf4Decode.Run(layout, data, start, count, buffer, simd);
+            Nf4Decode.Run(layout, data, start, count, buffer, isa);
             Bf16.FromFloat(new ReadOnlySpan<float>(buffer, count), new Span<ushort>(bits + start, count));
         }
     }
@@ -183,6 +187,7 @@ public static unsafe class Nf4
     }
 
     /// <summary>The code of the table value nearest to <paramref name="v"/> (in [−1,1]); ties to the lower code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int Encode(float v)
     {
         int code = 0;
@@ -208,7 +213,9 @@ public static unsafe class Nf4
     }
 
     // Writes the codes of one block (start is a multiple of 64, so even) and returns its absmax.
-    private static float QuantizeBlock(Tensor source, long start, float* x, int count, byte* codes)
+    // Fully optimised from the first call: quantizing runs once per weight, too few calls for tiering.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float QuantizeBlock(Tensor source, long start, float* x, int count, byte* codes, bool simd)
     {
         float absmax = 0;
         for (int i = 0; i < count; i++)
@@ -221,11 +228,41 @@ public static unsafe class Nf4
             absmax = Math.Max(absmax, Math.Abs(x[i]));
         }
 
+        int* code = stackalloc int[Nf4Layout.BlockSize];
+        int j = 0;
+        if (absmax == 0)
+        {
+            for (; j < count; j++)
+            {
+                code[j] = ZeroCode;
+            }
+        }
+        else if (simd)
+        {
+            // The same F32 division and threshold counts as Encode, 16 lanes at a time.
+            Vector512<float> scale = Vector512.Create(absmax);
+            float[] t = Thresholds;
+            for (; j + 16 <= count; j += 16)
+            {
+                Vector512<float> v = Vector512.Load(x + j) / scale;
+                Vector512<int> c = Vector512<int>.Zero;
+                for (int i = 0; i < t.Length; i++)
+                {
+                    c -= Vector512.GreaterThan(v, Vector512.Create(t[i])).AsInt32();
+                }
+
+                c.Store(code + j);
+            }
+        }
+
+        for (; j < count; j++)
+        {
+            code[j] = Encode(x[j] / absmax);
+        }
+
         for (int i = 0; i < count; i += 2)
         {
-            int lo = absmax == 0 ? ZeroCode : Encode(x[i] / absmax);
-            int hi = i + 1 >= count ? 0 : absmax == 0 ? ZeroCode : Encode(x[i + 1] / absmax);
-            codes[i >> 1] = (byte)(lo | (hi << 4));
+            codes[i >> 1] = (byte)(code[i] | (i + 1 < count ? code[i + 1] << 4 : 0));
         }
 
         return absmax;

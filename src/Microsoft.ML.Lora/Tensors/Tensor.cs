@@ -94,7 +94,7 @@ public sealed unsafe class Tensor : IDisposable
 
     /// <summary>
     /// An NF4 tensor with undefined codes and state, laid out by <see cref="Nf4Layout"/> (for
-    /// <see cref="Nf4.Quantize"/> and loaders of already quantized weights).
+    /// <see cref="Nf4.Quantize(Tensor, bool)"/> and loaders of already quantized weights).
     /// </summary>
     public static Tensor EmptyNf4(bool doubleQuant, params int[] shape)
     {
@@ -142,7 +142,7 @@ public sealed unsafe class Tensor : IDisposable
 
     /// <summary>
     /// Copies this tensor's values into a new tensor of <paramref name="dtype"/> (F32↔BF16 rounds to nearest
-    /// even; NF4 dequantizes). To make NF4, use <see cref="Nf4.Quantize"/>, which asks for the state to keep.
+    /// even; NF4 dequantizes). To make NF4, use <see cref="Nf4.Quantize(Tensor, bool)"/>, which asks for the state to keep.
     /// </summary>
     public Tensor To(DType dtype)
     {

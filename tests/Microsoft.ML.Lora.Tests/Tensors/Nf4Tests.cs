@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Microsoft.ML.Lora.Formats;
 using Microsoft.ML.Lora.Tensors;
 
@@ -97,6 +98,10 @@ public sealed unsafe class Nf4Tests
         using var input = file.Read($"{name}.input", DType.F32);
         using var q = Nf4.Quantize(input, doubleQuant);
         Nf4Layout layout = q.Nf4Layout;
+        using (var scalar = Nf4.Quantize(input, doubleQuant, simd: false))
+        {
+            Assert.True(scalar.AsBytes().SequenceEqual(q.AsBytes()), "scalar and vector quantization differ");
+        }
 
         Assert.Equal(file.GetBytes($"{name}.codes").ToArray(), Nf4.Codes(q));
         string prefix = doubleQuant ? $"{name}.dq." : $"{name}.";
@@ -113,15 +118,15 @@ public sealed unsafe class Nf4Tests
         using var f32 = q.To(DType.F32);
         KernelTestUtil.AssertBitIdentical(expected, f32.AsF32().ToArray(), $"{prefix}dequant via To(F32)");
         KernelTestUtil.AssertBitIdentical(expected, q.ToFloatArray(), $"{prefix}dequant element by element");
-        foreach (bool avx512 in SupportedDecodePaths())
+        foreach (GemmIsa isa in SupportedDecodePaths())
         {
             float[] decoded = new float[q.Length];
             fixed (float* d = decoded)
             {
-                Nf4Decode.Run(layout, (byte*)q.Data, 0, decoded.Length, d, avx512);
+                Nf4Decode.Run(layout, (byte*)q.Data, 0, decoded.Length, d, isa);
             }
 
-            KernelTestUtil.AssertBitIdentical(expected, decoded, $"{prefix}dequant, avx512={avx512}");
+            KernelTestUtil.AssertBitIdentical(expected, decoded, $"{prefix}dequant, path={isa}");
         }
 
         // All-zero blocks come back as +0 whatever the absmax state.
@@ -167,8 +172,8 @@ public sealed unsafe class Nf4Tests
             {
                 var reference = Nf4Reference.Quantize(x, doubleQuant);
                 using var source = Tensor.FromF32(x, n);
-                using var q = Nf4.Quantize(source, doubleQuant);
-                string what = $"n={n} doubleQuant={doubleQuant}";
+                using var q = Nf4.Quantize(source, doubleQuant, simd: (n & 1) == 0 && Vector512.IsHardwareAccelerated);
+                string what = $"n={n} doubleQuant={doubleQuant} simd={(n & 1) == 0 && Vector512.IsHardwareAccelerated}";
                 Assert.True(reference.Codes.AsSpan().SequenceEqual(Nf4.Codes(q)), $"{what}: codes differ");
                 KernelTestUtil.AssertBitIdentical(reference.DoubleQuant?.Absmax ?? reference.Absmax, Nf4.BlockAbsmax(q), $"{what}: absmax");
                 float[] expected = reference.Dequantized.Select(v => (float)v).ToArray();
@@ -184,15 +189,15 @@ public sealed unsafe class Nf4Tests
                 if (n >= 7)
                 {
                     int start = random.Next(0, n - 5), count = random.Next(1, n - start);
-                    foreach (bool avx512 in SupportedDecodePaths())
+                    foreach (GemmIsa isa in SupportedDecodePaths())
                     {
                         float[] run = new float[count];
                         fixed (float* d = run)
                         {
-                            Nf4Decode.Run(q.Nf4Layout, (byte*)q.Data, start, count, d, avx512);
+                            Nf4Decode.Run(q.Nf4Layout, (byte*)q.Data, start, count, d, isa);
                         }
 
-                        KernelTestUtil.AssertBitIdentical(expected.AsSpan(start, count).ToArray(), run, $"{what}: run [{start},+{count}) avx512={avx512}");
+                        KernelTestUtil.AssertBitIdentical(expected.AsSpan(start, count).ToArray(), run, $"{what}: run [{start},+{count}) path={isa}");
                     }
                 }
             }
@@ -296,8 +301,8 @@ public sealed unsafe class Nf4Tests
         Assert.Throws<ArgumentException>(() => Tensor.CopyConverting(q, otherState));
     }
 
-    private static IEnumerable<bool> SupportedDecodePaths() =>
-        System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? [false, true] : [false];
+    private static IEnumerable<GemmIsa> SupportedDecodePaths() =>
+        new[] { GemmIsa.Scalar, GemmIsa.Avx2, GemmIsa.Avx512 }.Where(GemmIsaSelector.IsSupported);
 
     private static float[] Floats(SafeTensorsFile file, string name)
     {
