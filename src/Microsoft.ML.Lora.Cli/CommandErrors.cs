@@ -15,8 +15,25 @@ internal static class CommandErrors
         }
         catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or NotSupportedException or UnauthorizedAccessException or InvalidOperationException)
         {
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {OneLine(e)}");
             return BadInput;
         }
+    }
+
+    // ArgumentException appends " (Parameter 'x')" and, out of range, a second line with the value:
+    // fold both into one readable line.
+    private static string OneLine(Exception e)
+    {
+        string message = e.Message;
+        if (e is ArgumentException { ParamName: { } name } argument)
+        {
+            message = argument.Message.Split('\n')[0].Replace($" (Parameter '{name}')", string.Empty, StringComparison.Ordinal);
+            if (e is ArgumentOutOfRangeException { ActualValue: { } value })
+            {
+                message += string.Create(System.Globalization.CultureInfo.InvariantCulture, $" ({name} = {value})");
+            }
+        }
+
+        return message.ReplaceLineEndings(" ");
     }
 }

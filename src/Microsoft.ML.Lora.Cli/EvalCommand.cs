@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Tensors;
 using Microsoft.ML.Lora.Training;
 
@@ -11,12 +10,12 @@ internal static class EvalCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var model = new Option<string>("--model") { Description = "Hugging Face model folder (config.json + safetensors)", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "weight dtype: f32 or bf16", DefaultValueFactory = _ => "f32" };
+        var model = new ModelOptions();
         var data = new Option<string>("--data") { Description = "JSONL file, one {\"input_ids\": [...], \"labels\": [...]?} per line", Required = true };
         var batchSize = new Option<int>("--batch-size") { Description = "rows per batch", DefaultValueFactory = _ => 8 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command("eval", "Print loss=<mean token cross-entropy> tokens=<count> of a model on tokenized rows.") { model, dtype, data, batchSize, threads };
+        var command = new Command("eval", "Print loss=<mean token cross-entropy> tokens=<count> of a model (optionally with an adapter, optionally NF4) on tokenized rows.") { data, batchSize, threads };
+        model.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
             int batch = parse.GetValue(batchSize);
@@ -26,8 +25,7 @@ internal static class EvalCommand
             }
 
             CpuParallel.Threads = parse.GetValue(threads);
-            var weightType = DTypes.Parse(parse.GetValue(dtype)!);
-            using var lm = LlamaForCausalLM.Load(parse.GetValue(model)!, weightType);
+            using var lm = model.Load(parse);
             var rows = TokenRowReader.ReadAll(parse.GetValue(data)!, lm.Config.VocabSize);
             var result = Evaluator.Evaluate(lm, rows, batch);
             if (result.Tokens == 0)

@@ -16,6 +16,8 @@ public static class Program
             EvalCommand.Create(output, error),
             BenchCommand.Create(output, error),
             AdviseCommand.Create(output, error),
+            TrainCommand.Create(output, error),
+            MergeCommand.Create(output, error),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
     }

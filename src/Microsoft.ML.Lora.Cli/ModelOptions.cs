@@ -1,0 +1,69 @@
+using System.CommandLine;
+using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Cli;
+
+/// <summary>The options that say which model to load and how: folder, dtype, NF4 quantization, adapter.</summary>
+internal sealed class ModelOptions
+{
+    public Option<string> Model { get; } = new("--model") { Description = "Hugging Face model folder (config.json + safetensors)", Required = true };
+
+    public Option<string> DType { get; } = new("--dtype") { Description = "base weight dtype: f32 or bf16", DefaultValueFactory = _ => "f32" };
+
+    public Option<string?> Quantize { get; } = new("--quantize") { Description = "nf4: store the decoder's linear weights as NF4 (QLoRA)" };
+
+    public Option<bool> DoubleQuant { get; } = new("--double-quant") { Description = "with --quantize nf4: also quantize the absmax constants (8-bit, block 256)" };
+
+    public Option<string?> Adapter { get; } = new("--adapter") { Description = "PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to apply" };
+
+    /// <summary>Adds the options (all, or without <c>--adapter</c>) to <paramref name="command"/>.</summary>
+    public void AddTo(Command command, bool withAdapter = true)
+    {
+        command.Options.Add(Model);
+        command.Options.Add(DType);
+        command.Options.Add(Quantize);
+        command.Options.Add(DoubleQuant);
+        if (withAdapter)
+        {
+            command.Options.Add(Adapter);
+        }
+    }
+
+    /// <summary>Loads the model as the options say.</summary>
+    public LlamaForCausalLM Load(ParseResult parse)
+    {
+        string? quantize = parse.GetValue(Quantize);
+        if (quantize is not null && quantize != "nf4")
+        {
+            throw new ArgumentException($"--quantize takes nf4; got '{quantize}'");
+        }
+
+        if (parse.GetValue(DoubleQuant) && quantize is null)
+        {
+            throw new ArgumentException("--double-quant needs --quantize nf4");
+        }
+
+        var model = LlamaForCausalLM.Load(parse.GetValue(Model)!, DTypes.Parse(parse.GetValue(DType)!));
+        try
+        {
+            if (quantize is not null)
+            {
+                model.QuantizeNf4(parse.GetValue(DoubleQuant));
+            }
+
+            if (parse.GetValue(Adapter) is { } adapter)
+            {
+                model.LoadAdapter(adapter);
+            }
+
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+}

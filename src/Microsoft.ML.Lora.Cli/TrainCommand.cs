@@ -1,0 +1,207 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Tensors;
+using Microsoft.ML.Lora.Training;
+
+namespace Microsoft.ML.Lora.Cli;
+
+/// <summary>
+/// <c>lora train</c>: LoRA (default), QLoRA (<c>--quantize nf4</c>) or full fine-tuning (<c>--full</c>) on
+/// tokenized JSONL. <c>--out</c> receives <c>metrics.jsonl</c>, <c>checkpoints/</c> when asked, and at the
+/// end the PEFT adapter (or, with <c>--full</c>, the whole model in <c>--out/model</c>). Nothing final is
+/// written when training fails.
+/// </summary>
+internal static class TrainCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var model = new ModelOptions();
+        var data = new Option<string>("--data") { Description = "tokenized JSONL training file", Required = true };
+        var valData = new Option<string?>("--val-data") { Description = "tokenized JSONL validation file" };
+        var outDir = new Option<string>("--out") { Description = "output folder (adapter, metrics.jsonl, checkpoints)", Required = true };
+        var defaults = new LoraOptions();
+        var train = new TrainingOptions();
+        var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => defaults.Rank };
+        var alpha = new Option<double>("--alpha") { Description = "LoRA alpha (scale s = alpha/r)", DefaultValueFactory = _ => defaults.Alpha };
+        var dropout = new Option<double>("--dropout") { Description = "LoRA dropout", DefaultValueFactory = _ => defaults.Dropout };
+        var targets = new Option<string>("--targets") { Description = "comma-separated target modules, or all-linear", DefaultValueFactory = _ => LoraOptions.AllLinear };
+        var rsLora = new Option<bool>("--rslora") { Description = "scale s = alpha/sqrt(r)" };
+        var init = new Option<string>("--init") { Description = "default, kaiming, gaussian or pissa", DefaultValueFactory = _ => "default" };
+        var lr = new Option<double>("--lr") { Description = "peak learning rate", DefaultValueFactory = _ => train.LearningRate };
+        var epochs = new Option<int>("--epochs") { Description = "passes over the data", DefaultValueFactory = _ => train.Epochs };
+        var maxSteps = new Option<int?>("--max-steps") { Description = "optimizer steps (overrides --epochs)" };
+        var batchSize = new Option<int>("--batch-size") { Description = "rows per micro-batch", DefaultValueFactory = _ => train.BatchSize };
+        var gradAccum = new Option<int>("--grad-accum") { Description = "micro-batches per optimizer step", DefaultValueFactory = _ => train.GradientAccumulationSteps };
+        var seqLen = new Option<int>("--seq-len") { Description = "truncate rows to this many tokens", DefaultValueFactory = _ => train.MaxSequenceLength };
+        var warmup = new Option<double>("--warmup-ratio") { Description = "fraction of steps warming up", DefaultValueFactory = _ => train.WarmupRatio };
+        var schedule = new Option<string>("--schedule") { Description = "constant, linear or cosine", DefaultValueFactory = _ => train.Schedule.ToString().ToLowerInvariant() };
+        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW decoupled weight decay", DefaultValueFactory = _ => train.WeightDecay };
+        var valFraction = new Option<double>("--val-fraction") { Description = "hold out this fraction of --data for validation", DefaultValueFactory = _ => 0 };
+        var evalEvery = new Option<int>("--eval-every") { Description = "evaluate every N steps (0: each epoch)", DefaultValueFactory = _ => 0 };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "write a checkpoint every N steps into --out/checkpoints", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "seed of data order, dropout and adapter init", DefaultValueFactory = _ => train.Seed };
+        var full = new Option<bool>("--full") { Description = "full fine-tuning of every parameter instead of LoRA (needs --dtype f32)" };
+        var resume = new Option<string?>("--resume") { Description = "checkpoint folder to resume from (same model, adapter flags and data)" };
+        var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("train", "Fine-tune with LoRA, QLoRA (--quantize nf4) or fully (--full); writes a PEFT adapter and metrics.jsonl to --out.")
+        {
+            data, valData, outDir, rank, alpha, dropout, targets, rsLora, init, lr, epochs, maxSteps, batchSize, gradAccum, seqLen, warmup, schedule,
+            weightDecay, valFraction, evalEvery, checkpointEvery, seed, full, resume, threads,
+        };
+        model.AddTo(command, withAdapter: false);
+        command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Guard(error, () =>
+        {
+            CpuParallel.Threads = parse.GetValue(threads);
+            string outPath = Path.GetFullPath(parse.GetValue(outDir)!);
+            bool isFull = parse.GetValue(full);
+            LoraOptions? lora = isFull ? null : new LoraOptions
+            {
+                Rank = parse.GetValue(rank),
+                Alpha = parse.GetValue(alpha),
+                Dropout = parse.GetValue(dropout),
+                TargetModules = parse.GetValue(targets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                UseRsLora = parse.GetValue(rsLora),
+                Init = ParseInit(parse.GetValue(init)!),
+            };
+            var options = new TrainingOptions
+            {
+                LearningRate = parse.GetValue(lr),
+                Epochs = parse.GetValue(epochs),
+                MaxSteps = parse.GetValue(maxSteps),
+                BatchSize = parse.GetValue(batchSize),
+                GradientAccumulationSteps = parse.GetValue(gradAccum),
+                MaxSequenceLength = parse.GetValue(seqLen),
+                WarmupRatio = parse.GetValue(warmup),
+                Schedule = ParseSchedule(parse.GetValue(schedule)!),
+                WeightDecay = parse.GetValue(weightDecay),
+                ValidationFraction = parse.GetValue(valFraction),
+                EvalEverySteps = parse.GetValue(evalEvery),
+                CheckpointEverySteps = parse.GetValue(checkpointEvery),
+                CheckpointDirectory = parse.GetValue(checkpointEvery) > 0 ? Path.Combine(outPath, "checkpoints") : null,
+                MetricsPath = Path.Combine(outPath, "metrics.jsonl"),
+                Seed = parse.GetValue(seed),
+            };
+            options.Validate();
+            EnsureWritable(outPath, isFull);
+
+            using var lm = model.Load(parse);
+            var rows = TokenRowReader.ReadAll(parse.GetValue(data)!, lm.Config.VocabSize);
+            var validation = parse.GetValue(valData) is { } v ? TokenRowReader.ReadAll(v, lm.Config.VocabSize) : null;
+            if (isFull)
+            {
+                if (parse.GetValue(model.Quantize) is not null)
+                {
+                    throw new ArgumentException("--full trains every weight and cannot use --quantize nf4 (frozen NF4 weights); drop one of them");
+                }
+
+                lm.SetTrainable(true);
+            }
+            else
+            {
+                lm.AddAdapter(lora!, seed: options.Seed);
+            }
+
+            long trainable = lm.TrainableParameters().Sum(static p => p.Value.Length);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {rows.Count} rows"));
+            using var trainer = parse.GetValue(resume) is { } checkpoint ? Trainer.Resume(lm, checkpoint) : new Trainer(lm, options);
+            var progress = new ProgressPrinter(error);
+            var result = trainer.Train(rows, validation, progress, cancellationToken);
+            progress.Finish();
+
+            string saved;
+            if (isFull)
+            {
+                saved = Path.Combine(outPath, "model");
+                lm.Save(saved);
+            }
+            else
+            {
+                saved = outPath;
+                lm.SaveAdapter(outPath, baseModelNameOrPath: parse.GetValue(model.Model), options: lora);
+            }
+
+            string val = result.LastValidationLoss is double vl ? string.Create(CultureInfo.InvariantCulture, $" val_loss={vl:F4}") : string.Empty;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"steps={result.GlobalStep} loss={result.StepLosses[^1]:F4}{val} saved={saved}"));
+            return 0;
+        })));
+        return command;
+    }
+
+    private static LoraInit ParseInit(string text) => text.ToLowerInvariant() switch
+    {
+        "default" => LoraInit.Default,
+        "kaiming" => LoraInit.KaimingUniform,
+        "gaussian" => LoraInit.Gaussian,
+        "pissa" => LoraInit.Pissa,
+        _ => throw new ArgumentException($"--init '{text}' is unknown: expected default, kaiming, gaussian or pissa"),
+    };
+
+    private static LearningRateScheduleKind ParseSchedule(string text) => text.ToLowerInvariant() switch
+    {
+        "constant" => LearningRateScheduleKind.Constant,
+        "linear" => LearningRateScheduleKind.Linear,
+        "cosine" => LearningRateScheduleKind.Cosine,
+        _ => throw new ArgumentException($"--schedule '{text}' is unknown: expected constant, linear or cosine"),
+    };
+
+    // Fail before hours of training, not after: the folder must be creatable and writable, and must not
+    // hold an adapter or model already.
+    private static void EnsureWritable(string outPath, bool full)
+    {
+        if (File.Exists(outPath))
+        {
+            throw new IOException($"--out '{outPath}' is a file; expected a folder");
+        }
+
+        if (File.Exists(Path.Combine(outPath, "adapter_model.safetensors")) || (full && Directory.Exists(Path.Combine(outPath, "model"))))
+        {
+            throw new IOException($"--out '{outPath}' already holds a trained {(full ? "model" : "adapter")}; choose a new folder");
+        }
+
+        try
+        {
+            Directory.CreateDirectory(outPath);
+            string probe = Path.Combine(outPath, $".write-test-{Guid.NewGuid():N}");
+            File.WriteAllText(probe, string.Empty);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"--out '{outPath}' is not writable: {e.Message}", e);
+        }
+    }
+
+    /// <summary>One status line on stderr: redrawn in place on a terminal, every 10% of the run otherwise.</summary>
+    private sealed class ProgressPrinter(TextWriter error) : IProgress<TrainingProgress>
+    {
+        private readonly bool redraw = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
+        private int lastPrinted;
+
+        public void Report(TrainingProgress p)
+        {
+            int width = 24, filled = p.TotalSteps == 0 ? width : (int)((long)width * p.Step / p.TotalSteps);
+            string bar = new string('#', filled) + new string('-', width - filled);
+            string val = p.ValidationLoss is double v ? string.Create(CultureInfo.InvariantCulture, $" val_loss={v:F4}") : string.Empty;
+            string line = string.Create(CultureInfo.InvariantCulture, $"[{bar}] step {p.Step}/{p.TotalSteps} loss={p.Loss:F4} lr={p.LearningRate:G3} tok/s={p.TokensPerSecond:F0}{val}");
+            if (redraw)
+            {
+                error.Write("\r" + line);
+            }
+            else if (p.Step == p.TotalSteps || p.ValidationLoss is not null || p.Step - lastPrinted >= Math.Max(1, p.TotalSteps / 10))
+            {
+                error.WriteLine(line);
+                lastPrinted = p.Step;
+            }
+        }
+
+        public void Finish()
+        {
+            if (redraw)
+            {
+                error.WriteLine();
+            }
+        }
+    }
+}
