@@ -39,7 +39,7 @@ public static class PeftAdapter
     {
         ArgumentNullException.ThrowIfNull(model);
         if (options is null && Loaded.TryGetValue(model, out var byName) && byName.TryGetValue(adapterName, out var loaded)
-            && loaded.Adapters.SequenceEqual(model.Adapters(adapterName)))
+            && loaded.Adapters.ToHashSet().SetEquals(model.Adapters(adapterName)))
         {
             options = loaded.Options;
         }
