@@ -38,10 +38,13 @@ public static class PeftAdapter
     public static void SaveAdapter(this LlamaForCausalLM model, string directory, string adapterName = LoraModelExtensions.DefaultAdapterName, string? baseModelNameOrPath = null, LoraOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (options is null && Loaded.TryGetValue(model, out var byName) && byName.TryGetValue(adapterName, out var loaded)
-            && loaded.Adapters.SequenceEqual(model.Adapters(adapterName)))
+        lock (Loaded)
         {
-            options = loaded.Options;
+            if (options is null && Loaded.TryGetValue(model, out var byName) && byName.TryGetValue(adapterName, out var loaded)
+                && loaded.Adapters.ToHashSet().SetEquals(model.Adapters(adapterName)))
+            {
+                options = loaded.Options;
+            }
         }
 
         PeftAdapterWriter.Save(model, directory, adapterName, baseModelNameOrPath, options);

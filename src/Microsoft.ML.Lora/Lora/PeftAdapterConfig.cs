@@ -62,7 +62,7 @@ public sealed record PeftAdapterConfig
     /// <summary>base_model_name_or_path, or null.</summary>
     public string? BaseModelNameOrPath { get; init; }
 
-    /// <summary>Whether PEFT would adapt <paramref name="path"/> under this config (before exclusions are applied, they are included here).</summary>
+    /// <summary>Whether PEFT would adapt the module at <paramref name="path"/>: targeted (regex, or list with layers_to_transform) and not excluded.</summary>
     public bool Targets(string path)
     {
         bool hit = TargetRegex is not null
