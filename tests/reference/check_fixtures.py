@@ -101,7 +101,8 @@ def check_case(d):
 
 
 def main():
-    cases = sorted(e for e in os.listdir(FIX) if os.path.isdir(os.path.join(FIX, e)))
+    # Model cases only: adapter (peft_*) and quantization (nf4) fixtures have their own checks.
+    cases = sorted(e for e in os.listdir(FIX) if os.path.isfile(os.path.join(FIX, e, "config.json")))
     assert cases, "no fixtures"
     for c in cases:
         check_case(os.path.join(FIX, c))
