@@ -169,3 +169,27 @@ public sealed partial class EvalCommandTests
     [GeneratedRegex(@"^loss=([0-9.]+) tokens=([0-9]+)\s*$")]
     private static partial Regex EvalLine();
 }
+
+/// <summary><c>lora eval --adapter</c> with adapters written by the reference script in PEFT's layout.</summary>
+public sealed class EvalWithAdapterTests
+{
+    // F32 engine vs the float64 reference (see ReferenceModelTests).
+    private const double F32Tolerance = 1e-4;
+
+    [Theory]
+    [InlineData("peft_llama_gqa", "llama_gqa")]
+    [InlineData("peft_llama_gqa_rslora", "llama_gqa")]
+    [InlineData("peft_qwen2_bias", "qwen2_bias")]
+    public void EvalWithAReferencePeftAdapterMatchesTheReference(string adapter, string baseCase)
+    {
+        using var expected = JsonDocument.Parse(File.ReadAllText(Path.Combine(FixturePaths.Case(adapter), "eval_expected.json")));
+        double refLoss = expected.RootElement.GetProperty("loss").GetDouble();
+        string data = Path.Combine(FixturePaths.Case(baseCase), "eval.jsonl");
+        var (exit, output, error) = CliRunner.Run("eval", "--model", FixturePaths.Case(baseCase), "--data", data, "--adapter", FixturePaths.Case(adapter));
+        Assert.True(exit == 0, error);
+        var m = Regex.Match(output, @"^loss=([0-9.]+) tokens=([0-9]+)");
+        Assert.True(m.Success, output);
+        Assert.Equal(expected.RootElement.GetProperty("tokens").GetInt64(), long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+        Assert.Equal(refLoss, double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), refLoss * F32Tolerance);
+    }
+}
