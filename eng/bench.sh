@@ -3,6 +3,8 @@
 # little; the ratios are the result):
 #   1. GEMM GFLOP/s of the model's shapes against OpenBLAS cblas_sgemm (same threads).
 #   2. `lora bench` frozen forward+backward tokens/s against the same work in PyTorch (Debian, OpenBLAS).
+#   3. The LoRA (r=16) and QLoRA (NF4, double quantization) steps against the frozen pass, interleaved,
+#      and QLoRA's peak tensor memory against LoRA over F32 weights on a wider model (hidden 2048).
 # Never fails on time. Usage: eng/bench.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +29,9 @@ echo "pytorch:   $torch"
 tps() { sed -E 's/^tokens\/s=([0-9.]+).*/\1/' <<<"$1"; }
 awk -v a="$(tps "$ours_f32")" -v b="$(tps "$ours_bf16")" -v t="$(tps "$torch")" \
   'BEGIN { printf "ratio ours/pytorch: f32 %.2fx, bf16 %.2fx\n", a / t, b / t }'
+
+echo "== LoRA and QLoRA steps against the frozen pass (same run): ${shape[*]} --rank 16"
+"$lora" bench "${shape[@]}" --steps "$steps" --threads "$threads" --rank 16 --quantize nf4 --double-quant
+echo "== peak memory, QLoRA vs LoRA over F32 weights, weight-dominated shape (4 layers of TinyLlama's width), gradient checkpointing"
+"$lora" bench --layers 4 --hidden 2048 --heads 32 --kv-heads 4 --intermediate 5632 --vocab 32000 --seq 256 --batch 1 \
+  --steps 2 --threads "$threads" --rank 16 --quantize nf4 --double-quant --recompute
