@@ -9,7 +9,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 dotnet test Microsoft.ML.Lora.sln -c Release --no-build -nologo -v q --logger "console;verbosity=normal" 2>&1 | tee "$log" || status=$?
-passed=$(grep -E '^\s+Passed: [0-9]+$' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
-failed=$(grep -E '^\s+Failed: [0-9]+$' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
+# Each test project prints its own summary; add them up.
+sum() { awk -v key="$1:" '$1 == key && NF == 2 && $2 ~ /^[0-9]+$/ { s += $2 } END { print s + 0 }' "$log"; }
+passed=$(sum Passed)
+failed=$(sum Failed)
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"

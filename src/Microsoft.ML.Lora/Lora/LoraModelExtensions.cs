@@ -62,6 +62,7 @@ public static class LoraModelExtensions
         }
 
         model.SetActiveAdapter(adapterName);
+        PeftAdapter.Remember(model, adapterName, options, created);
         foreach (var bias in BiasesToTrain(model, targets, options.Bias))
         {
             bias.Trainable = true;

@@ -30,7 +30,8 @@ public static class PeftAdapter
     /// <param name="baseModelNameOrPath">Written as <c>base_model_name_or_path</c> (PEFT and vLLM use it to find the base model).</param>
     /// <param name="options">
     /// The options the adapter was created with (α, rsLoRA, dropout, bias, init, patterns, modules_to_save).
-    /// When null: those it was loaded with by <see cref="LoadAdapter"/>, else a description from the adapters
+    /// When null: those it was created with by <see cref="LoraModelExtensions.AddAdapter"/> or loaded with by
+    /// <see cref="LoadAdapter"/> (while those adapters are still attached), else a description from the adapters
     /// themselves (r and s per module as r, α = s·r and patterns; trainable biases and weights as bias and modules_to_save).
     /// </param>
     /// <exception cref="ArgumentException">No such adapter, or <paramref name="options"/> give another rank or scale than the adapters have.</exception>
@@ -50,6 +51,15 @@ public static class PeftAdapter
         PeftAdapterWriter.Save(model, directory, adapterName, baseModelNameOrPath, options);
     }
 
+    /// <summary>Records the options adapter <paramref name="adapterName"/> was created with, for <see cref="SaveAdapter"/>.</summary>
+    internal static void Remember(LlamaForCausalLM model, string adapterName, LoraOptions options, IEnumerable<LoraAdapter> adapters)
+    {
+        lock (Loaded)
+        {
+            Loaded.GetOrCreateValue(model)[adapterName] = (options, adapters.ToArray());
+        }
+    }
+
     /// <summary>
     /// Loads a PEFT LoRA adapter folder as adapter <paramref name="adapterName"/> and makes it active. Every
     /// tensor must map to a module of this model with the right shape and every adapted module needs both
@@ -67,10 +77,7 @@ public static class PeftAdapter
     public static IReadOnlyList<LoraAdapter> LoadAdapter(this LlamaForCausalLM model, string directory, string adapterName = LoraModelExtensions.DefaultAdapterName, bool isTrainable = false)
     {
         var (adapters, options) = PeftAdapterLoader.Load(model, directory, adapterName, isTrainable);
-        lock (Loaded)
-        {
-            Loaded.GetOrCreateValue(model)[adapterName] = (options, adapters.ToArray());
-        }
+        Remember(model, adapterName, options, adapters);
 
         return adapters;
     }

@@ -146,4 +146,28 @@ public sealed class LoraOptionsTests
         // W_res + s·B·A reproduces W (F32 rounding of the residual), so the model starts where it was.
         ReferenceModelTests.AssertClose(baseLogits, LoraAdapterTests.Logits(model, batch), 1e-5, "PiSSA initial logits");
     }
+
+    [Fact]
+    public void SaveAdapterWritesTheOptionsTheAdapterWasCreatedWith()
+    {
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        model.AddAdapter(new LoraOptions { Rank = 4, Alpha = 12, UseRsLora = true, Dropout = 0.1, TargetModules = ["q_proj", "v_proj"] });
+        string dir = Path.Combine(Path.GetTempPath(), "lora-opts-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            model.SaveAdapter(dir);
+            var config = PeftAdapterConfig.Read(Path.Combine(dir, PeftAdapterConfig.FileName));
+            Assert.True(config.UseRsLora);
+            Assert.Equal(12, config.Alpha);
+            Assert.Equal(4, config.Rank);
+            Assert.Equal(0.1, config.Dropout, 1e-12);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
 }
