@@ -23,10 +23,10 @@ internal static class LoraInitializer
         switch (init)
         {
             case LoraInit.Default:
-                Fill(span, random, std: 1.0 / dIn);
+                RandomFill.Normal(span, random, std: 1.0 / dIn);
                 break;
             case LoraInit.Gaussian:
-                Fill(span, random, std: 1.0 / rank);
+                RandomFill.Normal(span, random, std: 1.0 / rank);
                 break;
             case LoraInit.KaimingUniform:
                 double bound = 1.0 / Math.Sqrt(dIn);
@@ -42,15 +42,5 @@ internal static class LoraInitializer
         }
 
         return (a, Tensor.Zeros(DType.F32, dOut, rank));
-    }
-
-    /// <summary>N(0, std²) samples (Box–Muller).</summary>
-    public static void Fill(Span<float> span, Random random, double std)
-    {
-        for (int i = 0; i < span.Length; i++)
-        {
-            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
-            span[i] = (float)(std * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2));
-        }
     }
 }

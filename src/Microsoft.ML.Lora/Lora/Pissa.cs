@@ -75,8 +75,7 @@ internal static class Pissa
         var omega = new double[n * p];
         for (int i = 0; i < omega.Length; i++)
         {
-            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
-            omega[i] = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
+            omega[i] = RandomFill.NextGaussian(random);
         }
 
         var q = MulW(w, m, n, omega, p);

@@ -388,11 +388,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
         public override Parameter Matrix(string name, int rows, int cols)
         {
             using var f32 = Tensor.Empty(DType.F32, rows, cols);
-            var span = f32.AsF32();
-            for (int i = 0; i < span.Length; i++)
-            {
-                span[i] = 0.02f * Gaussian();
-            }
+            RandomFill.Normal(f32.AsF32(), random, std: 0.02);
 
             return new Parameter(name, f32.To(dtype));
         }
@@ -402,13 +398,6 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
             var t = Tensor.Empty(DType.F32, length);
             t.AsF32().Fill(fill);
             return new Parameter(name, t);
-        }
-
-        private float Gaussian()
-        {
-            // Box–Muller; 1 − u keeps the logarithm's argument in (0, 1].
-            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
-            return (float)(Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2));
         }
     }
 }

@@ -288,12 +288,5 @@ public sealed class LoraAdapterTests
 /// <summary>Gaussian fill for tests (B must be non-zero for gradients of A to be non-trivial).</summary>
 internal static class LoraInitializerAccess
 {
-    public static void Fill(Span<float> span, Random random, double std)
-    {
-        for (int i = 0; i < span.Length; i++)
-        {
-            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
-            span[i] = (float)(std * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2));
-        }
-    }
+    public static void Fill(Span<float> span, Random random, double std) => RandomFill.Normal(span, random, std);
 }
