@@ -44,18 +44,18 @@ public sealed unsafe class TensorStorageTests
     [Fact]
     public void StorageIsAlignedPooledAndReturnedOnDispose()
     {
-        long live = NativePool.LiveBytes;
-        var t = Tensor.Zeros(DType.F32, 3, 5);
+        // A size no other test allocates, so parallel tests cannot take this block from the pool.
+        // (NativePool's byte counters are process-wide and move with every test, so they are not asserted.)
+        var t = Tensor.Zeros(DType.F32, 7, 1009);
         Assert.Equal(0, (long)t.Data % NativePool.Alignment);
         Assert.All(t.ToFloatArray(), x => Assert.Equal(0f, x));
-        Assert.True(NativePool.LiveBytes >= live + 60);
         void* first = t.Data;
         t.Dispose();
         t.Dispose();
         Assert.True(t.IsDisposed);
         Assert.Throws<ObjectDisposedException>(() => t.AsF32());
 
-        using var again = Tensor.Empty(DType.F32, 5, 3);
+        using var again = Tensor.Empty(DType.F32, 1009, 7);
         Assert.Equal((nint)first, (nint)again.Data);
     }
 
