@@ -9,7 +9,8 @@ namespace Microsoft.ML.Lora.Cli;
 
 /// <summary>
 /// <c>lora bench</c>: training-step throughput of a random model, measured in one run with the modes
-/// interleaved step by step (the machines are shared; ratios within a run are the result):
+/// interleaved step by step (the machines are shared; ratios within a run are the result, each the
+/// median over rounds of the per-round ratio to the frozen step):
 /// <list type="bullet">
 /// <item><c>frozen</c>: forward+backward with every base weight frozen, the work of a LoRA step besides the adapters;</item>
 /// <item><c>lora</c> (with <c>--rank</c>): the same with adapters on every linear layer, their gradients included;</item>
@@ -110,11 +111,10 @@ internal static class BenchCommand
                 }
 
                 var inv = CultureInfo.InvariantCulture;
-                double frozen = modes[0].MedianSeconds;
                 foreach (var m in modes)
                 {
                     double tokensPerSecond = b * t / m.MedianSeconds;
-                    output.WriteLine(string.Create(inv, $"{m.Name,-12} tokens/s={tokensPerSecond:F1} ms/step={m.MedianSeconds * 1000:F1} x_frozen={m.MedianSeconds / frozen:F3} weights_mb={m.WeightBytes / 1048576.0:F1} peak_mb={m.PeakBytes / 1048576.0:F1} loss={m.LastLoss:F4}"));
+                    output.WriteLine(string.Create(inv, $"{m.Name,-12} tokens/s={tokensPerSecond:F1} ms/step={m.MedianSeconds * 1000:F1} x_frozen={m.MedianRatioTo(modes[0]):F3} weights_mb={m.WeightBytes / 1048576.0:F1} peak_mb={m.PeakBytes / 1048576.0:F1} loss={m.LastLoss:F4}"));
                 }
 
                 output.WriteLine(string.Create(inv, $"shape: layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize} batch={b} seq={t} steps={timed} threads={CpuParallel.Threads}"));
@@ -141,6 +141,11 @@ internal static class BenchCommand
         private readonly List<double> seconds = [];
 
         public double MedianSeconds => seconds.Order().ElementAt(seconds.Count / 2);
+
+        // Median over steps of this step's time / the baseline's time in the same round: neighbouring
+        // steps share the machine's load, so drifting load cancels in each ratio.
+        public double MedianRatioTo(Mode baseline) =>
+            seconds.Zip(baseline.seconds, static (a, b) => a / b).Order().ElementAt(seconds.Count / 2);
 
         public long PeakBytes { get; private set; }
 
