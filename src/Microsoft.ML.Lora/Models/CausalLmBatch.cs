@@ -9,8 +9,12 @@ namespace Microsoft.ML.Lora.Models;
 /// </summary>
 public sealed class CausalLmBatch
 {
-    /// <summary>Wraps already-shifted arrays of B·T elements.</summary>
-    public CausalLmBatch(int b, int t, int[] inputIds, int[] targets)
+    /// <summary>
+    /// Wraps already-shifted arrays of B·T elements. <paramref name="positions"/> (optional, B·T) gives each
+    /// token's position within its example, for packed rows: a token at position p attends only to the p
+    /// tokens before it (its own example) and is rotated by RoPE as position p. Null means 0…T−1 per row.
+    /// </summary>
+    public CausalLmBatch(int b, int t, int[] inputIds, int[] targets, int[]? positions = null)
     {
         if (b < 1 || t < 1)
         {
@@ -22,11 +26,32 @@ public sealed class CausalLmBatch
             throw new ArgumentException($"batch arrays must hold B·T = {b * t} elements; got {inputIds.Length} ids and {targets.Length} targets");
         }
 
+        if (positions is not null)
+        {
+            if (positions.Length != b * t)
+            {
+                throw new ArgumentException($"positions must hold B·T = {b * t} elements; got {positions.Length}");
+            }
+
+            for (int i = 0; i < positions.Length; i++)
+            {
+                int p = positions[i], col = i % t;
+                if (p < 0 || p > col || (p > 0 && positions[i - 1] != p - 1))
+                {
+                    throw new ArgumentException($"batch row {i / t}, position {col}: position id {p} does not continue its example (expected 0 to start one, or {(col == 0 ? 0 : positions[i - 1] + 1)})");
+                }
+            }
+        }
+
         B = b;
         T = t;
         InputIds = inputIds;
         Targets = targets;
+        Positions = positions;
     }
+
+    /// <summary>Position of each token within its example (B,T), or null for one example per row.</summary>
+    public int[]? Positions { get; }
 
     /// <summary>Sequences.</summary>
     public int B { get; }
