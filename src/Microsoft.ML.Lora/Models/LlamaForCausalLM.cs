@@ -209,7 +209,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
 
         LoraRuntime.Training = backward;
         LoraRuntime.DropoutSeed = DropoutSeed;
-        var shape = new BatchShape(batch.B, batch.T);
+        var shape = new BatchShape(batch.B, batch.T, batch.Positions);
         int n = shape.N, c = Config.HiddenSize, v = Config.VocabSize;
         var table = RopeFor(batch.T);
 

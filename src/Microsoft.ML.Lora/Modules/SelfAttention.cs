@@ -77,9 +77,13 @@ public sealed unsafe class SelfAttention : IDisposable
         QProj.Forward(x, q);
         KProj.Forward(x, k);
         VProj.Forward(x, v);
-        Rope.Forward(q.F32Ptr, ropeTable, batch.B, batch.T, Heads, HeadDim);
-        Rope.Forward(k.F32Ptr, ropeTable, batch.B, batch.T, KvHeads, HeadDim);
-        Attention.Forward(q.F32Ptr, k.F32Ptr, v.F32Ptr, att.F32Ptr, lse.F32Ptr, batch.B, batch.T, Heads, KvHeads, HeadDim);
+        fixed (int* positions = batch.Positions)
+        {
+            Rope.Forward(q.F32Ptr, ropeTable, batch.B, batch.T, Heads, HeadDim, positions);
+            Rope.Forward(k.F32Ptr, ropeTable, batch.B, batch.T, KvHeads, HeadDim, positions);
+            Attention.Forward(q.F32Ptr, k.F32Ptr, v.F32Ptr, att.F32Ptr, lse.F32Ptr, batch.B, batch.T, Heads, KvHeads, HeadDim, positions);
+        }
+
         OProj.Forward(att, y);
     }
 
@@ -97,9 +101,13 @@ public sealed unsafe class SelfAttention : IDisposable
         using var dq = Tensor.Empty(DType.F32, n, Heads * HeadDim);
         using var dk = Tensor.Empty(DType.F32, n, KvHeads * HeadDim);
         using var dv = Tensor.Empty(DType.F32, n, KvHeads * HeadDim);
-        Attention.Backward(datt.F32Ptr, q!.F32Ptr, k!.F32Ptr, v!.F32Ptr, att!.F32Ptr, lse!.F32Ptr, dq.F32Ptr, dk.F32Ptr, dv.F32Ptr, shape.B, shape.T, Heads, KvHeads, HeadDim);
-        Rope.Backward(dq.F32Ptr, rope!, shape.B, shape.T, Heads, HeadDim);
-        Rope.Backward(dk.F32Ptr, rope!, shape.B, shape.T, KvHeads, HeadDim);
+        fixed (int* positions = shape.Positions)
+        {
+            Attention.Backward(datt.F32Ptr, q!.F32Ptr, k!.F32Ptr, v!.F32Ptr, att!.F32Ptr, lse!.F32Ptr, dq.F32Ptr, dk.F32Ptr, dv.F32Ptr, shape.B, shape.T, Heads, KvHeads, HeadDim, positions);
+            Rope.Backward(dq.F32Ptr, rope!, shape.B, shape.T, Heads, HeadDim, positions);
+            Rope.Backward(dk.F32Ptr, rope!, shape.B, shape.T, KvHeads, HeadDim, positions);
+        }
+
         QProj.Backward(dq, input!, dx);
         KProj.Backward(dk, input!, dx, accumulateDx: true);
         VProj.Backward(dv, input!, dx, accumulateDx: true);

@@ -28,13 +28,19 @@ public static unsafe class Attention
     // Below about this many multiply-adds per thread, a second thread costs more than it saves.
     private const long MinFlopsPerThread = 1 << 18;
 
-    /// <summary>q (B,T,NH,HS), k (B,T,NKV,HS), v (B,T,NKV,HS) -> o (B,T,NH,HS), lse (B,NH,T).</summary>
-    public static void Forward(float* q, float* k, float* v, float* o, float* lse, int b, int t, int nh, int nkv, int hs)
+    /// <summary>
+    /// q (B,T,NH,HS), k (B,T,NKV,HS), v (B,T,NKV,HS) -> o (B,T,NH,HS), lse (B,NH,T).
+    /// <paramref name="positions"/> (B,T), optional, packs several examples per row: the query at column i
+    /// with position p attends to columns i − p … i only (its own example). Null: one example per row.
+    /// </summary>
+    public static void Forward(float* q, float* k, float* v, float* o, float* lse, int b, int t, int nh, int nkv, int hs, int* positions = null)
     {
         if (!Validate(b, t, nh, nkv, hs))
         {
             return;
         }
+
+        ValidatePositions(positions, b, t);
 
         RequireNotNull(q, nameof(q));
         RequireNotNull(k, nameof(k));
@@ -42,7 +48,7 @@ public static unsafe class Attention
         RequireNotNull(o, nameof(o));
         RequireNotNull(lse, nameof(lse));
 
-        var s = new Shape(b, t, nh, nkv, hs);
+        var s = new Shape(b, t, nh, nkv, hs, positions);
         nint qp = (nint)q, kp = (nint)k, vp = (nint)v, op = (nint)o, lp = (nint)lse;
         CpuParallel.For(b * nkv, MinUnitsPerThread(s), (start, end) =>
         {
@@ -62,13 +68,15 @@ public static unsafe class Attention
         });
     }
 
-    /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk (B,T,NKV,HS), dv (B,T,NKV,HS), all overwritten.</summary>
-    public static void Backward(float* dout, float* q, float* k, float* v, float* o, float* lse, float* dq, float* dk, float* dv, int b, int t, int nh, int nkv, int hs)
+    /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk (B,T,NKV,HS), dv (B,T,NKV,HS), all overwritten; <paramref name="positions"/> as in Forward.</summary>
+    public static void Backward(float* dout, float* q, float* k, float* v, float* o, float* lse, float* dq, float* dk, float* dv, int b, int t, int nh, int nkv, int hs, int* positions = null)
     {
         if (!Validate(b, t, nh, nkv, hs))
         {
             return;
         }
+
+        ValidatePositions(positions, b, t);
 
         RequireNotNull(dout, nameof(dout));
         RequireNotNull(q, nameof(q));
@@ -80,7 +88,7 @@ public static unsafe class Attention
         RequireNotNull(dk, nameof(dk));
         RequireNotNull(dv, nameof(dv));
 
-        var s = new Shape(b, t, nh, nkv, hs);
+        var s = new Shape(b, t, nh, nkv, hs, positions);
         nint dop = (nint)dout, qp = (nint)q, kp = (nint)k, vp = (nint)v, op = (nint)o, lp = (nint)lse, dqp = (nint)dq, dkp = (nint)dk, dvp = (nint)dv;
         CpuParallel.For(b * nkv, MinUnitsPerThread(s), (start, end) =>
         {
@@ -130,7 +138,7 @@ public static unsafe class Attention
                 new Span<float>(l, rows).Clear();
 
                 int lastBlock = (i0 + rows - 1) / KeyBlock;
-                for (int blk = 0; blk <= lastBlock; blk++)
+                for (int blk = s.FirstKey(bi, i0) / KeyBlock; blk <= lastBlock; blk++)
                 {
                     int j0 = blk * KeyBlock;
                     float* ktBlock = kt + (long)blk * hs * KeyBlock;
@@ -138,14 +146,16 @@ public static unsafe class Attention
                     {
                         float* p = sc + r * KeyBlock;
                         int count = Math.Min(KeyBlock, i0 + r - j0 + 1);
-                        if (count <= 0)
+                        int first = Math.Max(0, s.FirstKey(bi, i0 + r) - j0);
+                        if (count <= first)
                         {
                             new Span<float>(p, KeyBlock).Clear();
                             continue;
                         }
 
                         Scores(qBase + (long)(i0 + r) * qStride, ktBlock, p, hs);
-                        var valid = new Span<float>(p, count);
+                        new Span<float>(p, first).Clear();
+                        var valid = new Span<float>(p + first, count - first);
                         TensorPrimitives.Multiply(valid, scale, valid);
                         float mNew = Math.Max(m[r], TensorPrimitives.Max<float>(valid));
                         if (mNew != m[r])
@@ -218,7 +228,7 @@ public static unsafe class Attention
                 }
 
                 int lastBlock = (i0 + rows - 1) / KeyBlock;
-                for (int blk = 0; blk <= lastBlock; blk++)
+                for (int blk = s.FirstKey(bi, i0) / KeyBlock; blk <= lastBlock; blk++)
                 {
                     int j0 = blk * KeyBlock;
                     for (int r = 0; r < rows; r++)
@@ -226,7 +236,8 @@ public static unsafe class Attention
                         float* p = pt + r * KeyBlock;
                         float* ds = dst + r * KeyBlock;
                         int count = Math.Min(KeyBlock, i0 + r - j0 + 1);
-                        if (count <= 0)
+                        int first = Math.Max(0, s.FirstKey(bi, i0 + r) - j0);
+                        if (count <= first)
                         {
                             new Span<float>(p, KeyBlock).Clear();
                             new Span<float>(ds, KeyBlock).Clear();
@@ -236,10 +247,12 @@ public static unsafe class Attention
                         long row = (long)(i0 + r) * qStride;
                         Scores(qBase + row, kt + (long)blk * hs * KeyBlock, p, hs);
                         Scores(doBase + row, vt + (long)blk * hs * KeyBlock, ds, hs);
+                        new Span<float>(p, first).Clear();
+                        new Span<float>(ds, first).Clear();
 
                         // P = exp(scale·s − lse); dS = P·(dP − delta), with the 1/√HS of ∂s/∂q, ∂s/∂k folded in.
-                        var pv = new Span<float>(p, count);
-                        var dsv = new Span<float>(ds, count);
+                        var pv = new Span<float>(p + first, count - first);
+                        var dsv = new Span<float>(ds + first, count - first);
                         TensorPrimitives.Multiply(pv, scale, pv);
                         TensorPrimitives.Subtract(pv, lseRow[i0 + r], pv);
                         TensorPrimitives.Exp(pv, pv);
@@ -463,6 +476,26 @@ public static unsafe class Attention
     }
 
     // Returns false when there is nothing to compute.
+    // Each example starts at position 0 and counts up by one: p(i) = 0 or p(i−1) + 1, so i − p(i) is
+    // the column of the example's first token.
+    private static void ValidatePositions(int* positions, int b, int t)
+    {
+        if (positions == null)
+        {
+            return;
+        }
+
+        for (long i = 0; i < (long)b * t; i++)
+        {
+            int p = positions[i];
+            long col = i % t;
+            if (p < 0 || p > col || (p > 0 && positions[i - 1] != p - 1))
+            {
+                throw new ArgumentException($"Attention: row {i / t}, column {col}: position {p} does not continue an example (0 starts one, else the previous position + 1).", nameof(positions));
+            }
+        }
+    }
+
     private static bool Validate(int b, int t, int nh, int nkv, int hs)
     {
         if (b < 0 || t < 0)
@@ -496,8 +529,13 @@ public static unsafe class Attention
         }
     }
 
-    private readonly struct Shape(int b, int t, int nh, int nkv, int hs)
+    private readonly struct Shape(int b, int t, int nh, int nkv, int hs, int* positions)
     {
+        private readonly int* positions = positions;
+
+        /// <summary>First key column the query at column <paramref name="i"/> of row <paramref name="bi"/> may attend to.</summary>
+        public int FirstKey(int bi, int i) => positions == null ? 0 : i - positions[((long)bi * T) + i];
+
         public int B { get; } = b;
 
         public int T { get; } = t;

@@ -7,7 +7,7 @@ namespace Microsoft.ML.Lora.Tensors;
 internal static class AttentionReference
 {
     /// <summary>q (B,T,NH,HS), k, v (B,T,NKV,HS) -> o (B,T,NH,HS), lse (B,NH,T).</summary>
-    public static (double[] O, double[] Lse) Forward(double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs)
+    public static (double[] O, double[] Lse) Forward(double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null)
     {
         var o = new double[b * t * nh * hs];
         var lse = new double[b * nh * t];
@@ -15,7 +15,7 @@ internal static class AttentionReference
         {
             for (int h = 0; h < nh; h++)
             {
-                var (p, rowLse) = Probabilities(q, k, bi, h, t, nh, nkv, hs);
+                var (p, rowLse) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions);
                 int kvh = h / (nh / nkv);
                 for (int i = 0; i < t; i++)
                 {
@@ -35,7 +35,7 @@ internal static class AttentionReference
     }
 
     /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk, dv (B,T,NKV,HS).</summary>
-    public static (double[] Dq, double[] Dk, double[] Dv) Backward(double[] dout, double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs)
+    public static (double[] Dq, double[] Dk, double[] Dv) Backward(double[] dout, double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null)
     {
         var dq = new double[q.Length];
         var dk = new double[k.Length];
@@ -45,7 +45,7 @@ internal static class AttentionReference
         {
             for (int h = 0; h < nh; h++)
             {
-                var (p, _) = Probabilities(q, k, bi, h, t, nh, nkv, hs);
+                var (p, _) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions);
                 int kvh = h / (nh / nkv);
                 for (int i = 0; i < t; i++)
                 {
@@ -79,8 +79,9 @@ internal static class AttentionReference
         return (dq, dk, dv);
     }
 
-    // Causal softmax of scale·q_i·k_j over j ≤ i (P is 0 above the diagonal), and its log-sum-exp per row.
-    private static (double[,] P, double[] Lse) Probabilities(double[] q, double[] k, int bi, int h, int t, int nh, int nkv, int hs)
+    // Causal softmax of scale·q_i·k_j over lo(i) ≤ j ≤ i (P is 0 elsewhere), and its log-sum-exp per row;
+    // lo(i) = i − positions[i] for packed rows, else 0.
+    private static (double[,] P, double[] Lse) Probabilities(double[] q, double[] k, int bi, int h, int t, int nh, int nkv, int hs, int[]? positions)
     {
         int kvh = h / (nh / nkv);
         double scale = 1 / Math.Sqrt(hs);
@@ -88,8 +89,9 @@ internal static class AttentionReference
         var lse = new double[t];
         for (int i = 0; i < t; i++)
         {
+            int lo = positions is null ? 0 : i - positions[(bi * t) + i];
             double max = double.NegativeInfinity;
-            for (int j = 0; j <= i; j++)
+            for (int j = lo; j <= i; j++)
             {
                 double s = 0;
                 for (int d = 0; d < hs; d++)
@@ -102,13 +104,13 @@ internal static class AttentionReference
             }
 
             double sum = 0;
-            for (int j = 0; j <= i; j++)
+            for (int j = lo; j <= i; j++)
             {
                 sum += Math.Exp(p[i, j] - max);
             }
 
             lse[i] = max + Math.Log(sum);
-            for (int j = 0; j <= i; j++)
+            for (int j = lo; j <= i; j++)
             {
                 p[i, j] = Math.Exp(p[i, j] - lse[i]);
             }

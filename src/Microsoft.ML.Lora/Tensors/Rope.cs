@@ -181,13 +181,16 @@ public static unsafe class Rope
     // Tokens per thread below which splitting is not worth a thread hand-off (one token of 8×128 is ~0.2 µs).
     private const int MinTokensPerThread = 32;
 
-    /// <summary>x (B,T,NH,HS) rotated in place; token t of every row has position t.</summary>
-    public static void Forward(float* x, RopeTable table, int b, int t, int nh, int hs) => Apply(x, table, b, t, nh, hs, inverse: false);
+    /// <summary>
+    /// x (B,T,NH,HS) rotated in place. Token t of a row has position <paramref name="positions"/>[b·T + t]
+    /// when given (packed examples, or generation past a KV cache), else t.
+    /// </summary>
+    public static void Forward(float* x, RopeTable table, int b, int t, int nh, int hs, int* positions = null) => Apply(x, table, b, t, nh, hs, positions, inverse: false);
 
     /// <summary>dx (B,T,NH,HS): gradient through the rotation, in place (the inverse rotation).</summary>
-    public static void Backward(float* dx, RopeTable table, int b, int t, int nh, int hs) => Apply(dx, table, b, t, nh, hs, inverse: true);
+    public static void Backward(float* dx, RopeTable table, int b, int t, int nh, int hs, int* positions = null) => Apply(dx, table, b, t, nh, hs, positions, inverse: true);
 
-    private static void Apply(float* x, RopeTable table, int b, int t, int nh, int hs, bool inverse)
+    private static void Apply(float* x, RopeTable table, int b, int t, int nh, int hs, int* positions, bool inverse)
     {
         ArgumentNullException.ThrowIfNull(table);
         if (b < 0 || t < 0 || nh < 0)
@@ -200,7 +203,17 @@ public static unsafe class Rope
             throw new ArgumentException($"RoPE: head size {hs} does not match the table's head size {table.HeadDim}.", nameof(hs));
         }
 
-        if (t > table.MaxPositions)
+        if (positions != null)
+        {
+            for (long i = 0; i < (long)b * t; i++)
+            {
+                if ((uint)positions[i] >= (uint)table.MaxPositions)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(positions), positions[i], $"RoPE: position {positions[i]} of token {i} is outside the table's {table.MaxPositions} positions.");
+                }
+            }
+        }
+        else if (t > table.MaxPositions)
         {
             throw new ArgumentOutOfRangeException(nameof(t), t, $"RoPE: sequence length {t} exceeds the table's {table.MaxPositions} positions; build the table with a larger maxPositions.");
         }
@@ -221,7 +234,7 @@ public static unsafe class Rope
             throw new ArgumentOutOfRangeException(nameof(b), $"RoPE: B·T = {tokens} exceeds int range.");
         }
 
-        nint xp = (nint)x, cp = (nint)table.Cos, sp = (nint)table.Sin;
+        nint xp = (nint)x, cp = (nint)table.Cos, sp = (nint)table.Sin, pp = (nint)positions;
         int half = hs / 2;
 
         // Backward multiplies by the transpose: the rotation by −angle, i.e. sin negated.
@@ -230,7 +243,7 @@ public static unsafe class Rope
         {
             for (int token = start; token < end; token++)
             {
-                int pos = token % t;
+                int pos = pp == 0 ? token % t : ((int*)pp)[token];
                 float* cosRow = (float*)cp + (long)pos * half;
                 float* sinRow = (float*)sp + (long)pos * half;
                 float* row = (float*)xp + (long)token * nh * hs;
