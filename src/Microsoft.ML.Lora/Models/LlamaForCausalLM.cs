@@ -184,6 +184,67 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
     /// </summary>
     public LossResult ForwardBackward(CausalLmBatch batch) => Run(batch, backward: true, logitsOut: null);
 
+    /// <summary>
+    /// Generation step: <paramref name="ids"/> (B,Tn) are the next Tn tokens of each row after the
+    /// <see cref="KvCache.Length"/> tokens already in <paramref name="cache"/>; their keys and values are
+    /// appended, and <paramref name="lastLogits"/> (B,V) receives the logits of each row's last new token.
+    /// </summary>
+    public void ForwardCached(int[] ids, KvCache cache, Tensor lastLogits)
+    {
+        int b = cache.Batch, c = Config.HiddenSize, v = Config.VocabSize;
+        if (ids.Length == 0 || ids.Length % b != 0)
+        {
+            throw new ArgumentException($"ids must hold B·Tn tokens for the cache's B = {b} rows; got {ids.Length}", nameof(ids));
+        }
+
+        int tn = ids.Length / b, past = cache.Length, n = ids.Length;
+        if (past + tn > cache.MaxTokens)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ids), $"{past} cached + {tn} new tokens exceed the cache's {cache.MaxTokens}; create a larger KvCache");
+        }
+
+        if (lastLogits.DType != DType.F32 || lastLogits.Length != (long)b * v)
+        {
+            throw new ArgumentException($"lastLogits must be F32 ({b}, {v}); got {lastLogits}", nameof(lastLogits));
+        }
+
+        ValidateIds(new CausalLmBatch(b, tn, ids, Enumerable.Repeat(CrossEntropy.IgnoreIndex, n).ToArray()));
+        LoraRuntime.Training = false;
+        var table = RopeFor(cache.MaxTokens);
+        var x = Tensor.Empty(DType.F32, n, c);
+        var next = Tensor.Empty(DType.F32, n, c);
+        try
+        {
+            fixed (int* idp = ids)
+            {
+                Gather(idp, x.F32Ptr, n);
+            }
+
+            for (int i = 0; i < Layers.Length; i++)
+            {
+                Layers[i].ForwardCached(x, next, b, tn, past, cache.Keys(i), cache.Values(i), table);
+                (x, next) = (next, x);
+            }
+
+            using var last = Tensor.Empty(DType.F32, b, c);
+            for (int bi = 0; bi < b; bi++)
+            {
+                new ReadOnlySpan<float>(x.F32Ptr + ((((long)bi * tn) + tn - 1) * c), c).CopyTo(new Span<float>(last.F32Ptr + ((long)bi * c), c));
+            }
+
+            using var normed = Tensor.Empty(DType.F32, b, c);
+            using var rstd = Tensor.Empty(DType.F32, b);
+            Norm.Forward(last, normed, rstd);
+            LmHead.Forward(normed, lastLogits.Rank == 2 ? lastLogits : lastLogits.View(b, v));
+            cache.Length = past + tn;
+        }
+        finally
+        {
+            x.Dispose();
+            next.Dispose();
+        }
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {

@@ -62,6 +62,22 @@ public sealed unsafe class DecoderLayer : IDisposable
         }
     }
 
+    /// <summary>Inference over Tn new tokens per row with a KV cache (see <see cref="SelfAttention.ForwardCached"/>): x (B·Tn, C) -> out (B·Tn, C).</summary>
+    public void ForwardCached(Tensor x, Tensor output, int b, int tn, int past, Tensor keyCache, Tensor valueCache, RopeTable ropeTable)
+    {
+        int n = x.Dim(0), c = x.Dim(1);
+        using var norm = Tensor.Empty(DType.F32, n, c);
+        using var rstd = Tensor.Empty(DType.F32, n);
+        using var hidden = Tensor.Empty(DType.F32, n, c);
+        InputLayerNorm.Forward(x, norm, rstd);
+        SelfAttn.ForwardCached(norm, hidden, b, tn, past, keyCache, valueCache, ropeTable);
+        TensorPrimitives.Add(hidden.AsF32(), x.AsF32(), hidden.AsF32());
+        PostAttentionLayerNorm.Forward(hidden, norm, rstd);
+        Mlp.Forward(norm, output);
+        Mlp.ReleaseActivations();
+        TensorPrimitives.Add(output.AsF32(), hidden.AsF32(), output.AsF32());
+    }
+
     /// <summary>dout (N,C), the same x as Forward -> dx (N,C) overwritten.</summary>
     public void Backward(Tensor dout, Tensor x, Tensor dx)
     {

@@ -87,6 +87,44 @@ public sealed unsafe class SelfAttention : IDisposable
         OProj.Forward(att, y);
     }
 
+    /// <summary>
+    /// Inference with a KV cache: x (B·Tn, C) are Tn new tokens per row at positions past … past+Tn−1;
+    /// their rotated keys and values are written into <paramref name="keyCache"/>/<paramref name="valueCache"/>
+    /// (B, TMax, NKV, HS) and the queries attend to positions 0 … their own. y (B·Tn, C). Keeps nothing.
+    /// </summary>
+    public void ForwardCached(Tensor x, Tensor y, int b, int tn, int past, Tensor keyCache, Tensor valueCache, RopeTable ropeTable)
+    {
+        int n = b * tn, tmax = keyCache.Dim(1), kvWidth = KvHeads * HeadDim;
+        using var qt = Tensor.Empty(DType.F32, n, Heads * HeadDim);
+        using var kt = Tensor.Empty(DType.F32, n, kvWidth);
+        using var vt = Tensor.Empty(DType.F32, n, kvWidth);
+        using var at = Tensor.Empty(DType.F32, n, Heads * HeadDim);
+        QProj.Forward(x, qt);
+        KProj.Forward(x, kt);
+        VProj.Forward(x, vt);
+        var positions = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            positions[i] = past + (i % tn);
+        }
+
+        fixed (int* pp = positions)
+        {
+            Rope.Forward(qt.F32Ptr, ropeTable, b, tn, Heads, HeadDim, pp);
+            Rope.Forward(kt.F32Ptr, ropeTable, b, tn, KvHeads, HeadDim, pp);
+        }
+
+        for (int bi = 0; bi < b; bi++)
+        {
+            long to = (((long)bi * tmax) + past) * kvWidth, from = (long)bi * tn * kvWidth;
+            new ReadOnlySpan<float>(kt.F32Ptr + from, tn * kvWidth).CopyTo(new Span<float>(keyCache.F32Ptr + to, tn * kvWidth));
+            new ReadOnlySpan<float>(vt.F32Ptr + from, tn * kvWidth).CopyTo(new Span<float>(valueCache.F32Ptr + to, tn * kvWidth));
+        }
+
+        AttentionDecode.Forward(qt.F32Ptr, keyCache.F32Ptr, valueCache.F32Ptr, at.F32Ptr, b, tn, past, tmax, Heads, KvHeads, HeadDim);
+        OProj.Forward(at, y);
+    }
+
     /// <summary>dy (N,C) -> dx (N,C) overwritten; weight gradients for trainable projections. Releases the activations.</summary>
     public void Backward(Tensor dy, Tensor dx)
     {

@@ -1,0 +1,67 @@
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Models;
+
+/// <summary>
+/// Autoregressive generation for one sequence: yields each new token as soon as it is chosen
+/// (streaming), with a KV cache (prefill the prompt once, then one token per step) or without one
+/// (the whole sequence recomputed per token, the reference the cache must reproduce).
+/// </summary>
+public static class Generator
+{
+    /// <summary>Generates up to <see cref="GenerationOptions.MaxNewTokens"/> tokens after <paramref name="prompt"/>.</summary>
+    public static IEnumerable<int> Generate(LlamaForCausalLM model, IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        if (prompt.Count == 0)
+        {
+            throw new ArgumentException("the prompt needs at least one token (e.g. BOS)", nameof(prompt));
+        }
+
+        return options.UseCache ? WithCache(model, prompt, options, cancellationToken) : WithoutCache(model, prompt, options, cancellationToken);
+    }
+
+    private static IEnumerable<int> WithCache(LlamaForCausalLM model, IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        var sampler = new Sampler(options);
+        using var cache = new KvCache(model.Config, 1, prompt.Count + options.MaxNewTokens);
+        using var logits = Tensor.Empty(DType.F32, 1, model.Config.VocabSize);
+        int[] input = [.. prompt];
+        for (int produced = 0; produced < options.MaxNewTokens; produced++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            model.ForwardCached(input, cache, logits);
+            int next = sampler.Next(logits.AsF32());
+            yield return next;
+            if (options.StopTokenIds.Contains(next))
+            {
+                yield break;
+            }
+
+            input = [next];
+        }
+    }
+
+    private static IEnumerable<int> WithoutCache(LlamaForCausalLM model, IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        var sampler = new Sampler(options);
+        var sequence = prompt.ToList();
+        int v = model.Config.VocabSize;
+        for (int produced = 0; produced < options.MaxNewTokens; produced++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var batch = CausalLmBatch.FromRows([sequence.ToArray()]);
+            using var logits = Tensor.Empty(DType.F32, sequence.Count, v);
+            model.Forward(batch, logits);
+            int next = sampler.Next(logits.AsF32().Slice((sequence.Count - 1) * v, v));
+            yield return next;
+            if (options.StopTokenIds.Contains(next))
+            {
+                yield break;
+            }
+
+            sequence.Add(next);
+        }
+    }
+}
