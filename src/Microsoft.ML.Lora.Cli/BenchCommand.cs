@@ -39,9 +39,10 @@ internal static class BenchCommand
         var quantize = new Option<string?>("--quantize") { Description = "nf4: also time the LoRA step over NF4 base weights (QLoRA)" };
         var doubleQuant = new Option<bool>("--double-quant") { Description = "NF4 with double quantization of the absmax constants" };
         var recompute = new Option<bool>("--recompute") { Description = "recompute activations in backward (gradient checkpointing)" };
+        var generate = Int("--generate", 0, "also time generating N tokens (greedy, batch 1) after a --seq/2-token prompt, with and without the KV cache");
         var command = new Command("bench", "Print training-step tokens/s (frozen pass, LoRA step, QLoRA step) of a model shape, and their ratios.")
         {
-            layers, hidden, heads, kvHeads, intermediate, vocab, seq, batch, steps, warmup, threads, rank, dtype, quantize, doubleQuant, recompute,
+            layers, hidden, heads, kvHeads, intermediate, vocab, seq, batch, steps, warmup, threads, rank, dtype, quantize, doubleQuant, recompute, generate,
         };
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
@@ -118,6 +119,11 @@ internal static class BenchCommand
                 }
 
                 output.WriteLine(string.Create(inv, $"shape: layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize} batch={b} seq={t} steps={timed} threads={CpuParallel.Threads}"));
+                if (parse.GetValue(generate) is > 0 and int count)
+                {
+                    TimeGeneration(output, modes[0].Model, rows[0][..(t / 2)], count);
+                }
+
                 if (modes.Count == 3)
                 {
                     output.WriteLine(string.Create(inv, $"qlora_peak/lora_peak={modes[2].PeakBytes / (double)modes[1].PeakBytes:F3} nf4_bytes_per_base_param={modes[2].Model.Linears().Where(l => l.Name != "lm_head").Sum(l => l.Weight.Value.ByteLength) / (double)modes[2].Model.Linears().Where(l => l.Name != "lm_head").Sum(l => l.Weight.Value.Length):F4}"));
@@ -134,6 +140,29 @@ internal static class BenchCommand
             }
         }));
         return command;
+    }
+
+    // Greedy generation of `count` tokens, cached then uncached; the uncached run recomputes the whole
+    // sequence per token (cost grows with its length), the cached one only the new token.
+    private static void TimeGeneration(TextWriter output, LlamaForCausalLM model, int[] prompt, int count)
+    {
+        model.SetActiveAdapter(null);
+        var results = new List<(string Name, double TokensPerSecond, List<int> Tokens)>();
+        foreach (bool cache in new[] { true, false })
+        {
+            var options = new GenerationOptions { MaxNewTokens = count, UseCache = cache };
+            Generator.Generate(model, prompt, options with { MaxNewTokens = 2 }).ToList();
+            var clock = Stopwatch.StartNew();
+            var tokens = Generator.Generate(model, prompt, options).ToList();
+            results.Add((cache ? "kv-cache" : "no-cache", tokens.Count / clock.Elapsed.TotalSeconds, tokens));
+        }
+
+        foreach (var (name, tps, _) in results)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"generate {name,-8} tokens/s={tps:F1} prompt={prompt.Length} new={count}"));
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"generate speedup={results[0].TokensPerSecond / results[1].TokensPerSecond:F2} same_tokens={results[0].Tokens.SequenceEqual(results[1].Tokens)}"));
     }
 
     private sealed record Mode(string Name, LlamaForCausalLM Model, Action Activate, bool Owns)
