@@ -33,12 +33,24 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>F32 × F32.</summary>
-    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate) =>
-        Run<float, DensePackB<float, F32Element>>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, nf4: null);
+    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    {
+        GemmValidation.Check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
+        if (!TrySmallM(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, SmallMKind.F32, null))
+        {
+            Run<float, DensePackB<float, F32Element>>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, nf4: null);
+        }
+    }
 
     /// <summary>F32 × BF16.</summary>
-    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, ushort* b, int ldb, float* c, int ldc, bool accumulate) =>
-        Run<ushort, DensePackB<ushort, Bf16Element>>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, nf4: null);
+    public static void Run(bool transA, bool transB, int m, int n, int k, float* a, int lda, ushort* b, int ldb, float* c, int ldc, bool accumulate)
+    {
+        GemmValidation.Check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
+        if (!TrySmallM(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, SmallMKind.Bf16, null))
+        {
+            Run<ushort, DensePackB<ushort, Bf16Element>>(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, nf4: null);
+        }
+    }
 
     /// <summary>
     /// F32 × a B tensor of any weight dtype (F32, BF16 or NF4), contiguous and 2-D: (N,K) with
@@ -64,7 +76,12 @@ public static unsafe partial class Gemm
                 Run(transA, transB, m, n, k, a, lda, b.Bf16Ptr, cols, c, ldc, accumulate);
                 break;
             default:
-                Run<byte, Nf4PackB>(transA, transB, m, n, k, a, lda, (byte*)b.Data, cols, c, ldc, accumulate, b.Nf4Layout);
+                GemmValidation.Check(transA, transB, m, n, k, a, lda, (byte*)b.Data, cols, c, ldc);
+                if (!TrySmallM(transA, transB, m, n, k, a, lda, b.Data, cols, c, ldc, accumulate, SmallMKind.Nf4, b.Nf4Layout))
+                {
+                    Run<byte, Nf4PackB>(transA, transB, m, n, k, a, lda, (byte*)b.Data, cols, c, ldc, accumulate, b.Nf4Layout);
+                }
+
                 break;
         }
     }
@@ -73,7 +90,7 @@ public static unsafe partial class Gemm
         where T : unmanaged
         where TPackB : IGemmPackB<T>
     {
-        GemmValidation.Check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
+        // Callers validate the arguments (before the small-M check).
         if (m == 0 || n == 0)
         {
             return;
