@@ -15,7 +15,8 @@ namespace Microsoft.ML.Lora.Training;
 /// the runs of <see cref="ChatRendering.Segments"/>; template markers sit at almost every boundary, so
 /// joint and split tokenization agree there for byte-level BPE tokenizers. (A SentencePiece-style
 /// tokenizer that prepends a space to every call would add one at each boundary; tokenizers used here
-/// must encode a piece exactly as it would be encoded mid-text.)
+/// must encode a piece exactly as it would be encoded mid-text.) Prompts are encoded with
+/// <c>addSpecialTokens: true</c> so they get the BOS the tokenizer adds; completions and chat pieces without.
 /// </remarks>
 internal static class DatasetTokenization
 {
