@@ -77,7 +77,8 @@ public sealed class CausalLmBatch
     /// <param name="labels">Labels per row, or null per row / for all.</param>
     /// <param name="padId">Id placed in padding positions (never counted).</param>
     /// <param name="firstRowNumber">Number of the first row, for error messages.</param>
-    public static CausalLmBatch FromRows(IReadOnlyList<int[]> rows, IReadOnlyList<int[]?>? labels = null, int padId = 0, int firstRowNumber = 0)
+    /// <param name="positions">Per row, the positions of a packed row (see <see cref="Positions"/>), or null.</param>
+    public static CausalLmBatch FromRows(IReadOnlyList<int[]> rows, IReadOnlyList<int[]?>? labels = null, int padId = 0, int firstRowNumber = 0, IReadOnlyList<int[]?>? positions = null)
     {
         if (rows.Count == 0)
         {
@@ -117,6 +118,27 @@ public sealed class CausalLmBatch
             }
         }
 
-        return new CausalLmBatch(b, t, ids, targets);
+        int[]? allPositions = null;
+        if (positions is not null && positions.Any(static p => p is not null))
+        {
+            // Padding after a row's tokens counts as one more example starting at 0.
+            allPositions = new int[b * t];
+            for (int r = 0; r < b; r++)
+            {
+                int[]? p = positions[r];
+                int len = rows[r].Length;
+                if (p is not null && p.Length != len)
+                {
+                    throw new ArgumentException($"row {firstRowNumber + r}: positions has {p.Length} entries but input_ids has {len}", nameof(positions));
+                }
+
+                for (int i = 0; i < t; i++)
+                {
+                    allPositions[(r * t) + i] = i < len ? (p?[i] ?? i) : i - len;
+                }
+            }
+        }
+
+        return new CausalLmBatch(b, t, ids, targets, allPositions);
     }
 }

@@ -4,4 +4,5 @@ namespace Microsoft.ML.Lora.Training;
 /// <param name="InputIds">Token ids.</param>
 /// <param name="Labels">Labels of the same length, or null.</param>
 /// <param name="Line">1-based line in the source file, for error messages.</param>
-public sealed record TokenRow(int[] InputIds, int[]? Labels, int Line);
+/// <param name="Positions">For a row packing several examples: each token's position within its example (see <see cref="Models.CausalLmBatch.Positions"/>); null for one example.</param>
+public sealed record TokenRow(int[] InputIds, int[]? Labels, int Line, int[]? Positions = null);

@@ -166,6 +166,7 @@ internal sealed class TrainerState
         json.WriteNumber("max_grad_norm", o.MaxGradNorm);
         json.WriteNumber("seed", o.Seed);
         json.WriteBoolean("shuffle", o.Shuffle);
+        json.WriteBoolean("packing", o.Packing);
         json.WriteNumber("validation_fraction", o.ValidationFraction);
         json.WriteNumber("eval_every_steps", o.EvalEverySteps);
         json.WriteNumber("checkpoint_every_steps", o.CheckpointEverySteps);
@@ -199,6 +200,7 @@ internal sealed class TrainerState
             MaxGradNorm = r.Double("max_grad_norm"),
             Seed = r.Int("seed"),
             Shuffle = r.Bool("shuffle"),
+            Packing = r.Bool("packing"),
             ValidationFraction = r.Double("validation_fraction"),
             EvalEverySteps = r.Int("eval_every_steps"),
             CheckpointEverySteps = r.Int("checkpoint_every_steps"),

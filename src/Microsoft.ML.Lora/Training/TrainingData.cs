@@ -58,6 +58,11 @@ internal sealed class TrainingData
         ulong fingerprint = ComputeFingerprint(trainRows);
         int truncated = 0;
         var train = trainRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, "training", ref truncated)).ToList();
+        if (options.Packing)
+        {
+            train = Pack(train, options.MaxSequenceLength);
+        }
+
         var validation = new List<TokenRow>();
         if (validationRows is not null)
         {
@@ -94,7 +99,7 @@ internal sealed class TrainingData
         for (int k = firstMicroBatchOfEpoch; k < end; k++)
         {
             var rows = order.Skip(k * b).Take(b).Select(i => Train[i]).ToArray();
-            var batch = CausalLmBatch.FromRows(rows.Select(r => r.InputIds).ToList(), rows.Select(r => r.Labels).ToList());
+            var batch = CausalLmBatch.FromRows(rows.Select(r => r.InputIds).ToList(), rows.Select(r => r.Labels).ToList(), positions: rows.Select(r => r.Positions).ToList());
             result.Add((batch, rows));
         }
 
@@ -151,6 +156,17 @@ internal sealed class TrainingData
 
         return row;
     }
+
+    // Packed rows as TokenRows: the packer's shifted targets become unshifted labels (label t+1 = target t;
+    // label 0 is never a target), the positions travel with the row, and its line is its first example's.
+    private static List<TokenRow> Pack(List<TokenRow> rows, int sequenceLength) =>
+        SequencePacker.Pack(rows, sequenceLength).Select(static p =>
+        {
+            var labels = new int[p.InputIds.Length];
+            labels[0] = CrossEntropy.IgnoreIndex;
+            Array.Copy(p.Targets, 0, labels, 1, labels.Length - 1);
+            return new TokenRow(p.InputIds, labels, p.Lines.Count > 0 ? p.Lines[0] : 0, p.Positions);
+        }).ToList();
 
     private static ulong ComputeFingerprint(IReadOnlyList<TokenRow> rows)
     {

@@ -69,6 +69,14 @@ public sealed record TrainingOptions
     public bool Shuffle { get; init; } = true;
 
     /// <summary>
+    /// Pack the training examples, in file order, into rows of <see cref="MaxSequenceLength"/> tokens before
+    /// batching (as TRL's packing does): <see cref="BatchSize"/> then counts packed rows, each example keeps its
+    /// own positions and attends only to itself, and no target crosses an example boundary. Default false
+    /// (one example per row, right-padded). Validation rows are never packed.
+    /// </summary>
+    public bool Packing { get; init; }
+
+    /// <summary>
     /// Fraction of the training rows held out (seeded) for validation when no validation set is passed
     /// to <see cref="Trainer.Train"/>. Default 0 = none. In [0, 1).
     /// </summary>
