@@ -13,11 +13,13 @@ internal static class AdviseCommand
     {
         var model = new Option<string>("--model") { Description = "Hugging Face model folder (only config.json is read)", Required = true };
         var data = new Option<string>("--data") { Description = "tokenized JSONL training file", Required = true };
+        var dataOptions = new DataOptions();
         var command = new Command("advise", "Recommend rank, alpha, learning rate, batch size and targets from the data size and model shape.") { model, data };
+        dataOptions.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
             var config = LlamaConfig.Load(Path.Combine(parse.GetValue(model)!, "config.json"));
-            var rows = TokenRowReader.ReadAll(parse.GetValue(data)!, config.VocabSize);
+            var rows = dataOptions.Load(parse, parse.GetValue(data)!, parse.GetValue(model)!, config.VocabSize, error);
             long tokens = rows.Sum(static r => (long)CountTrained(r));
             var advice = LoraAdvisor.Advise(config, rows.Count, tokens);
             var inv = CultureInfo.InvariantCulture;

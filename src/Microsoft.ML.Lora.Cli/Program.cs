@@ -18,6 +18,7 @@ public static class Program
             AdviseCommand.Create(output, error),
             TrainCommand.Create(output, error),
             MergeCommand.Create(output, error),
+            GenerateCommand.Create(output, error),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
     }

@@ -18,8 +18,10 @@ internal static class TrainCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var model = new ModelOptions();
-        var data = new Option<string>("--data") { Description = "tokenized JSONL training file", Required = true };
-        var valData = new Option<string?>("--val-data") { Description = "tokenized JSONL validation file" };
+        var dataOptions = new DataOptions();
+        var data = new Option<string>("--data") { Description = "training file: JSONL (text, prompt/completion, messages or input_ids) or CSV/TSV", Required = true };
+        var valData = new Option<string?>("--val-data") { Description = "validation file, same format as --data" };
+        var packing = new Option<bool>("--packing") { Description = "pack examples into rows of --seq-len tokens (each attends only to itself)" };
         var outDir = new Option<string>("--out") { Description = "output folder (adapter, metrics.jsonl, checkpoints)", Required = true };
         var defaults = new LoraOptions();
         var train = new TrainingOptions();
@@ -48,9 +50,10 @@ internal static class TrainCommand
         var command = new Command("train", "Fine-tune with LoRA, QLoRA (--quantize nf4) or fully (--full); writes a PEFT adapter and metrics.jsonl to --out.")
         {
             data, valData, outDir, rank, alpha, dropout, targets, rsLora, init, lr, epochs, maxSteps, batchSize, gradAccum, seqLen, warmup, schedule,
-            weightDecay, valFraction, evalEvery, checkpointEvery, seed, full, resume, threads,
+            weightDecay, valFraction, evalEvery, checkpointEvery, seed, full, resume, threads, packing,
         };
         model.AddTo(command, withAdapter: false);
+        dataOptions.AddTo(command);
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Guard(error, () =>
         {
             CpuParallel.Threads = parse.GetValue(threads);
@@ -82,13 +85,15 @@ internal static class TrainCommand
                 CheckpointDirectory = parse.GetValue(checkpointEvery) > 0 ? Path.Combine(outPath, "checkpoints") : null,
                 MetricsPath = Path.Combine(outPath, "metrics.jsonl"),
                 Seed = parse.GetValue(seed),
+                Packing = parse.GetValue(packing),
             };
             options.Validate();
             EnsureWritable(outPath, isFull);
 
             using var lm = model.Load(parse);
-            var rows = TokenRowReader.ReadAll(parse.GetValue(data)!, lm.Config.VocabSize);
-            var validation = parse.GetValue(valData) is { } v ? TokenRowReader.ReadAll(v, lm.Config.VocabSize) : null;
+            string modelDir = parse.GetValue(model.Model)!;
+            var rows = dataOptions.Load(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize, error, cancellationToken);
+            var validation = parse.GetValue(valData) is { } v ? dataOptions.Load(parse, v, modelDir, lm.Config.VocabSize, error, cancellationToken) : null;
             if (isFull)
             {
                 if (parse.GetValue(model.Quantize) is not null)

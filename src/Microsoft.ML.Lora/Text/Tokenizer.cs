@@ -10,7 +10,7 @@ namespace Microsoft.ML.Lora.Text;
 /// Encoding runs added-token matching → normalizer → pre-tokenizer → BPE → special tokens of the
 /// post-processor; decoding runs the file's decoder. Instances are immutable and thread-safe.
 /// </summary>
-public sealed class Tokenizer
+public sealed class Tokenizer : ITextTokenizer
 {
     private readonly string _source;
     private readonly BpeModel _model;
