@@ -236,12 +236,28 @@ internal sealed class BpeModel
             return new BpeWord([-n - 1], [0], [word.Length]);
         }
 
-        if (n > 1)
-        {
-            BpeMerger.MergeAll(this, scratch.Symbols, n, scratch);
-        }
+        BpeMerger.MergeAll(this, scratch.Symbols, n, scratch);
 
         return Collect(word, scratch, n);
+    }
+
+    /// <summary>The word through <see cref="BpeMergerReference"/> instead of the heap merger (tests only).</summary>
+    internal int[] EncodeReference(ReadOnlySpan<char> word)
+    {
+        var scratch = BpeScratch.Get(ByteLevel ? Encoding.UTF8.GetMaxByteCount(word.Length) : word.Length * 4 + 2);
+        int n = ByteLevel ? InitByteLevel(word, scratch) : InitChars(word, scratch);
+        if (n < 0)
+        {
+            return [-n - 1];
+        }
+
+        int[] initial = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            initial[i] = scratch.Symbols[i].Id;
+        }
+
+        return BpeMergerReference.MergeAll(this, initial);
     }
 
     // Symbols over the word's UTF-8 bytes; units are bytes. Returns the count, or -(id+1) when
