@@ -27,10 +27,13 @@ internal static class NormalizerUnicode
     public static bool IsNormalized(string text, bool compose)
     {
         var unstable = compose ? NfcUnstable : NfdUnstable;
+
+        // Below U+0300 nothing changes under NFC; under NFD, Latin-1 letters from U+00C0 decompose.
+        char stableBelow = compose ? '\u0300' : '\u00C0';
         for (int i = 0; i < text.Length; i++)
         {
             char c = text[i];
-            if (c < '\u0300')
+            if (c < stableBelow)
             {
                 continue;
             }
