@@ -51,6 +51,22 @@ public sealed class TokenizerModelTests
     }
 
     [Fact]
+    public void Cutting_llama2_words_before_metaspace_changes_no_token()
+    {
+        var tokenizer = TokenizerTestFiles.Get(TokenizerTestFiles.Llama2);
+        Assert.True(tokenizer.Model.SplitsAtMetaspace);
+        Assert.False(TokenizerTestFiles.Get(TokenizerTestFiles.Llama3).Model.SplitsAtMetaspace);
+        var rng = new Random(5);
+        for (int k = 0; k < 40; k++)
+        {
+            string text = string.Concat(Enumerable.Range(0, 20).Select(_ => TokenizerPropertyTests.RandomText(rng)));
+            string word = Assert.Single(tokenizer.PreTokenize(text));
+            Assert.True(word.Length > 64);
+            Assert.Equal(tokenizer.Model.EncodeUncached(word).Ids, tokenizer.Encode(text, addSpecialTokens: false));
+        }
+    }
+
+    [Fact]
     public void Nfc_and_nfd_match_python_unicodedata()
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(TokenizerTestFiles.RepoRoot, "tests", "fixtures", "tokenizer", "normalization.json")));
