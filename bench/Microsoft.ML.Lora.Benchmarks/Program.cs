@@ -17,6 +17,7 @@ internal static class Program
             {
                 "gemm" => GemmBenchmark.Run(BenchOptions.Parse(args.AsSpan(1))),
                 "gemm-kernel" => KernelPeak.Run(BenchOptions.Parse(args.AsSpan(1))),
+                "tokenizer" => TokenizerBenchmark.Run(args.AsSpan(1)),
                 _ => throw new ArgumentException($"unknown mode '{args[0]}'; known modes: gemm, gemm-kernel"),
             };
         }

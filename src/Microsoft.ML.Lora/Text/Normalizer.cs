@@ -1,12 +1,11 @@
 using System.Globalization;
-using System.Text;
 
 namespace Microsoft.ML.Lora.Text;
 
 /// <summary>
 /// A tokenizer.json "normalizer": rewrites the text before pre-tokenization, keeping each char's
 /// original span (<see cref="NormalizedString"/>). Supported types: Sequence, Prepend, Append, Replace,
-/// NFC, NFD, NFKC, NFKD, Lowercase, Strip.
+/// NFC, NFD, Lowercase, Strip (NFKC/NFKD are not: no compatibility tables are carried).
 /// </summary>
 internal abstract class Normalizer
 {
@@ -26,10 +25,8 @@ internal abstract class Normalizer
             "Prepend" => new PrependNormalizer(j.RequiredString("prepend"), append: false),
             "Append" => new PrependNormalizer(j.RequiredString("append"), append: true),
             "Replace" => ReplaceNormalizer.Create(j),
-            "NFC" => new UnicodeNormalizer(NormalizationForm.FormC),
-            "NFD" => new UnicodeNormalizer(NormalizationForm.FormD),
-            "NFKC" => new UnicodeNormalizer(NormalizationForm.FormKC),
-            "NFKD" => new UnicodeNormalizer(NormalizationForm.FormKD),
+            "NFC" => new UnicodeNormalizer(compose: true),
+            "NFD" => new UnicodeNormalizer(compose: false),
             "Lowercase" => new LowercaseNormalizer(),
             "Strip" => new StripNormalizer(j.OptionalBool("strip_left", true), j.OptionalBool("strip_right", true)),
             _ => throw j.Unsupported("normalizer", type),
@@ -163,12 +160,13 @@ internal abstract class Normalizer
     /// normalized alone and the result spans that cluster; if clusters interact (Hangul jamo
     /// sequences and the like), the whole text is normalized and every char spans the whole input.
     /// </summary>
-    private sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
+    private sealed class UnicodeNormalizer(bool compose) : Normalizer
     {
         public override void Normalize(NormalizedString text)
         {
             string t = text.Text;
-            if (t.IsNormalized(form))
+            string whole = NormalizerUnicode.Normalize(t, compose);
+            if (ReferenceEquals(whole, t) || string.Equals(whole, t, StringComparison.Ordinal))
             {
                 return;
             }
@@ -178,7 +176,7 @@ internal abstract class Normalizer
             {
                 int j = ClusterEnd(t, i);
                 var (os, oe) = text.Original(i, j);
-                foreach (char c in t[i..j].Normalize(form))
+                foreach (char c in NormalizerUnicode.Normalize(t[i..j], compose))
                 {
                     b.Add(c, os, oe);
                 }
@@ -186,7 +184,6 @@ internal abstract class Normalizer
                 i = j;
             }
 
-            string whole = t.Normalize(form);
             if (!string.Equals(b.ToString(), whole, StringComparison.Ordinal))
             {
                 b = new NormalizedString.Builder(whole.Length);

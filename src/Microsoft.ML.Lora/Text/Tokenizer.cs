@@ -85,6 +85,19 @@ public sealed class Tokenizer : ITextTokenizer
         SpecialTokenIds = [.. _special.Order()];
     }
 
+    /// <summary>The BPE model (tests and benchmarks).</summary>
+    internal BpeModel Model => _model;
+
+    /// <summary>The pre-tokens of <paramref name="text"/> as the model sees them (tests and benchmarks).</summary>
+    internal List<string> PreTokenize(string text)
+    {
+        var normalized = new NormalizedString(text, 0);
+        _normalizer?.Normalize(normalized);
+        var pieces = new List<(int Start, int End)> { (0, normalized.Text.Length) };
+        _preTokenizer?.PreTokenize(normalized, pieces);
+        return pieces.ConvertAll(p => normalized.Text[p.Start..p.End]);
+    }
+
     /// <summary>1 + the largest token id (model vocabulary and added tokens); ids below it may still be unused.</summary>
     public int VocabSize => _idToToken.Length;
 
