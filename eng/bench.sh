@@ -5,6 +5,7 @@
 #   2. `lora bench` frozen forward+backward tokens/s against the same work in PyTorch (Debian, OpenBLAS).
 #   3. The LoRA (r=16) and QLoRA (NF4, double quantization) steps against the frozen pass, interleaved,
 #      and QLoRA's peak tensor memory against LoRA over F32 weights on a wider model (hidden 2048).
+#   4. Tokenizer MB/s on real tokenizer.json files, and generation tokens/s with and without the KV cache.
 # Never fails on time. Usage: eng/bench.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +36,8 @@ echo "== LoRA and QLoRA steps against the frozen pass (same run): ${shape[*]} --
 echo "== peak memory, QLoRA vs LoRA over F32 weights, weight-dominated shape (4 layers of TinyLlama's width), gradient checkpointing"
 "$lora" bench --layers 4 --hidden 2048 --heads 32 --kv-heads 4 --intermediate 5632 --vocab 32000 --seq 256 --batch 1 \
   --steps 2 --threads "$threads" --rank 16 --quantize nf4 --double-quant --recompute
+
+echo "== tokenizer throughput (single thread, real tokenizer.json files)"
+dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll tokenizer
+echo "== generation: 64 tokens after a 128-token prompt, greedy, with and without the KV cache"
+"$lora" bench "${shape[@]}" --steps 1 --warmup 0 --threads "$threads" --generate 64 | grep '^generate'

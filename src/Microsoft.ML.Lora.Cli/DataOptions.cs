@@ -34,18 +34,7 @@ internal sealed class DataOptions
     /// <summary>Reads <paramref name="path"/> into token rows; reports skipped rows on <paramref name="log"/>.</summary>
     public IReadOnlyList<TokenRow> Load(ParseResult parse, string path, string modelDirectory, int vocabSize, TextWriter log, CancellationToken cancellationToken = default)
     {
-        var format = ParseFormat(parse.GetValue(Format)!);
-        var tokenizer = File.Exists(Path.Combine(modelDirectory, "tokenizer.json")) ? Tokenizer.Load(modelDirectory) : null;
-        var options = new TextDatasetOptions
-        {
-            Format = format,
-            TextColumn = parse.GetValue(TextColumn)!,
-            CompletionColumn = parse.GetValue(CompletionColumn),
-            ChatTemplate = ResolveTemplate(parse.GetValue(ChatTemplate), modelDirectory),
-            SkipBadRows = parse.GetValue(SkipBadRows),
-            TrainOnPrompt = parse.GetValue(TrainOnPrompt),
-            VocabSize = vocabSize,
-        };
+        var (tokenizer, options) = Prepare(parse, modelDirectory, vocabSize);
         var data = TextDataset.Load(path, tokenizer, options, cancellationToken: cancellationToken);
         if (data.Report.SkippedRows > 0)
         {
@@ -53,6 +42,29 @@ internal sealed class DataOptions
         }
 
         return data;
+    }
+
+    /// <summary>A source that reads <paramref name="path"/> lazily each time it is called (for training on files larger than memory).</summary>
+    public Func<IEnumerable<TokenRow>> Open(ParseResult parse, string path, string modelDirectory, int vocabSize)
+    {
+        var (tokenizer, options) = Prepare(parse, modelDirectory, vocabSize);
+        return () => TextDataset.Open(path, tokenizer, options);
+    }
+
+    private (Tokenizer? Tokenizer, TextDatasetOptions Options) Prepare(ParseResult parse, string modelDirectory, int vocabSize)
+    {
+        var tokenizer = File.Exists(Path.Combine(modelDirectory, "tokenizer.json")) ? Tokenizer.Load(modelDirectory) : null;
+        var options = new TextDatasetOptions
+        {
+            Format = ParseFormat(parse.GetValue(Format)!),
+            TextColumn = parse.GetValue(TextColumn)!,
+            CompletionColumn = parse.GetValue(CompletionColumn),
+            ChatTemplate = ResolveTemplate(parse.GetValue(ChatTemplate), modelDirectory),
+            SkipBadRows = parse.GetValue(SkipBadRows),
+            TrainOnPrompt = parse.GetValue(TrainOnPrompt),
+            VocabSize = vocabSize,
+        };
+        return (tokenizer, options);
     }
 
     /// <summary>The named template, else the one the model folder declares, else none (messages rows then fail naming the option).</summary>

@@ -22,6 +22,7 @@ internal static class TrainCommand
         var data = new Option<string>("--data") { Description = "training file: JSONL (text, prompt/completion, messages or input_ids) or CSV/TSV", Required = true };
         var valData = new Option<string?>("--val-data") { Description = "validation file, same format as --data" };
         var packing = new Option<bool>("--packing") { Description = "pack examples into rows of --seq-len tokens (each attends only to itself)" };
+        var streaming = new Option<bool>("--streaming") { Description = "read --data lazily every epoch instead of into memory (files larger than memory; epochs shuffled through a 1024-row buffer)" };
         var outDir = new Option<string>("--out") { Description = "output folder (adapter, metrics.jsonl, checkpoints)", Required = true };
         var defaults = new LoraOptions();
         var train = new TrainingOptions();
@@ -50,7 +51,7 @@ internal static class TrainCommand
         var command = new Command("train", "Fine-tune with LoRA, QLoRA (--quantize nf4) or fully (--full); writes a PEFT adapter and metrics.jsonl to --out.")
         {
             data, valData, outDir, rank, alpha, dropout, targets, rsLora, init, lr, epochs, maxSteps, batchSize, gradAccum, seqLen, warmup, schedule,
-            weightDecay, valFraction, evalEvery, checkpointEvery, seed, full, resume, threads, packing,
+            weightDecay, valFraction, evalEvery, checkpointEvery, seed, full, resume, threads, packing, streaming,
         };
         model.AddTo(command, withAdapter: false);
         dataOptions.AddTo(command);
@@ -92,7 +93,8 @@ internal static class TrainCommand
 
             using var lm = model.Load(parse);
             string modelDir = parse.GetValue(model.Model)!;
-            var rows = dataOptions.Load(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize, error, cancellationToken);
+            bool stream = parse.GetValue(streaming);
+            var rows = stream ? null : dataOptions.Load(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize, error, cancellationToken);
             var validation = parse.GetValue(valData) is { } v ? dataOptions.Load(parse, v, modelDir, lm.Config.VocabSize, error, cancellationToken) : null;
             if (isFull)
             {
@@ -109,10 +111,12 @@ internal static class TrainCommand
             }
 
             long trainable = lm.TrainableParameters().Sum(static p => p.Value.Length);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {rows.Count} rows"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {(rows is null ? "streamed rows" : $"{rows.Count} rows")}"));
             using var trainer = parse.GetValue(resume) is { } checkpoint ? Trainer.Resume(lm, checkpoint) : new Trainer(lm, options);
             var progress = new ProgressPrinter(error);
-            var result = trainer.Train(rows, validation, progress, cancellationToken);
+            var result = rows is null
+                ? trainer.Train(dataOptions.Open(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize), validation, progress, cancellationToken)
+                : trainer.Train(rows, validation, progress, cancellationToken);
             progress.Finish();
 
             string saved;

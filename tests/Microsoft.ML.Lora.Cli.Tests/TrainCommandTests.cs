@@ -108,6 +108,19 @@ public sealed partial class TrainCommandTests
     }
 
     [Fact]
+    public void StreamingTrainingWritesAnAdapterThatChangesTheModel()
+    {
+        using var tmp = new TempDir();
+        string outDir = Path.Combine(tmp.Path, "streamed");
+        var (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--out", outDir, "--streaming", "--rank", "4", "--lr", "1e-2", "--max-steps", "12", "--batch-size", "2");
+        Assert.True(exit == 0, error);
+        Assert.Contains("streamed rows", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(outDir, "adapter_model.safetensors")));
+        var baseLoss = Loss(CliRunner.Run("eval", "--model", Model, "--data", Data));
+        Assert.True(Loss(CliRunner.Run("eval", "--model", Model, "--data", Data, "--adapter", outDir)) < baseLoss - 1);
+    }
+
+    [Fact]
     public void AdviseRecommendsAndExplains()
     {
         var (exit, output, error) = CliRunner.Run("advise", "--model", Model, "--data", Data);

@@ -4,7 +4,7 @@ using Microsoft.ML.Lora.Text;
 namespace Microsoft.ML.Lora.Training;
 
 /// <summary>
-/// A data file read into memory as <see cref="TokenRow"/>s, ready for <see cref="Trainer.Train"/> (which
+/// A data file read into memory as <see cref="TokenRow"/>s, ready for <c>Trainer.Train</c> (which
 /// takes an <see cref="IReadOnlyList{T}"/>). For files that do not fit in memory use <see cref="Open"/>,
 /// which streams.
 /// </summary>

@@ -49,9 +49,9 @@ public sealed class Trainer : IDisposable
     public AdamW Optimizer => optimizer;
 
     /// <summary>
-    /// Restores a run from a checkpoint folder written by <see cref="Train"/>: the trainable parameters'
+    /// Restores a run from a checkpoint folder written by <c>Train</c>: the trainable parameters'
     /// values (the model's trainable set must have the same names and shapes), the optimizer's moments and
-    /// step, and the position in the data. Call <see cref="Train"/> with the same rows to finish the run.
+    /// step, and the position in the data. Call <c>Train</c> with the same rows to finish the run.
     /// </summary>
     /// <exception cref="InvalidDataException">The checkpoint is damaged or does not match the model.</exception>
     public static Trainer Resume(LlamaForCausalLM model, string checkpointDirectory)
@@ -80,13 +80,29 @@ public sealed class Trainer : IDisposable
     /// <exception cref="TrainingDivergedException">A step's loss or gradient norm was not finite.</exception>
     public TrainingResult Train(IReadOnlyList<TokenRow> trainRows, IReadOnlyList<TokenRow>? validationRows = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var options = state.Options;
         CheckTrainableUnchanged();
-        var data = TrainingData.Prepare(trainRows, validationRows, options, model.Config.VocabSize);
+        return Run(TrainingData.Prepare(trainRows, validationRows, state.Options, model.Config.VocabSize), progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Trains on a streamed training set, for data larger than memory: <paramref name="openTrainRows"/> must
+    /// yield the same rows each time it is called (it is read once to count, then once per epoch). Epochs
+    /// are shuffled through a seeded buffer instead of a full permutation; checkpoints and resume work as
+    /// with <see cref="Train(IReadOnlyList{TokenRow}, IReadOnlyList{TokenRow}?, IProgress{TrainingProgress}?, CancellationToken)"/>.
+    /// </summary>
+    public TrainingResult Train(Func<IEnumerable<TokenRow>> openTrainRows, IReadOnlyList<TokenRow>? validationRows = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        CheckTrainableUnchanged();
+        return Run(TrainingData.PrepareStreaming(openTrainRows, validationRows, state.Options, model.Config.VocabSize), progress, cancellationToken);
+    }
+
+    private TrainingResult Run(TrainingData data, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        var options = state.Options;
         CheckSameData(data);
         state.TotalSteps = data.TotalSteps;
         state.StepsPerEpoch = data.StepsPerEpoch;
-        state.TrainRows = data.Train.Count;
+        state.TrainRows = data.TrainCount;
         state.ValidationRows = data.Validation.Count;
         state.DataFingerprint = data.Fingerprint;
 
@@ -148,7 +164,7 @@ public sealed class Trainer : IDisposable
         return new TrainingResult(state.GlobalStep, losses, state.LastValidationLoss, state.BestValidationLoss, data.TruncatedRows, lastCheckpoint);
     }
 
-    /// <summary>Writes <c>checkpoint-&lt;step&gt;</c> of the current state into <paramref name="directory"/> (after at least one <see cref="Train"/> call set up the data).</summary>
+    /// <summary>Writes <c>checkpoint-&lt;step&gt;</c> of the current state into <paramref name="directory"/> (after at least one <c>Train</c> call set up the data).</summary>
     public string SaveCheckpoint(string directory, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
@@ -224,9 +240,9 @@ public sealed class Trainer : IDisposable
             return;
         }
 
-        if (state.DataFingerprint != data.Fingerprint || state.TrainRows != data.Train.Count || state.ValidationRows != data.Validation.Count)
+        if (state.DataFingerprint != data.Fingerprint || state.TrainRows != data.TrainCount || state.ValidationRows != data.Validation.Count)
         {
-            throw new InvalidOperationException($"the rows passed to Train differ from those of the run being continued ({state.TrainRows} training rows, fingerprint {state.DataFingerprint:x16}; now {data.Train.Count} rows, fingerprint {data.Fingerprint:x16}, validation {data.Validation.Count} vs {state.ValidationRows}); resume with the same data to continue the run exactly");
+            throw new InvalidOperationException($"the rows passed to Train differ from those of the run being continued ({state.TrainRows} training rows, fingerprint {state.DataFingerprint:x16}; now {data.TrainCount} rows, fingerprint {data.Fingerprint:x16}, validation {data.Validation.Count} vs {state.ValidationRows}); resume with the same data to continue the run exactly");
         }
 
         if (state.TotalSteps != data.TotalSteps)

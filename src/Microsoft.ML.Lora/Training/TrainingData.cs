@@ -15,19 +15,39 @@ internal sealed class TrainingData
     private int cachedEpoch = -1;
     private int[] cachedOrder = [];
 
+    // Streaming: rows are re-read from the source every epoch; the cursor serves steps in order and a
+    // resume re-opens the epoch's stream and skips to its position.
+    private readonly Func<IEnumerable<TokenRow>>? stream;
+    private readonly int vocabSize;
+    private IEnumerator<TokenRow>? cursor;
+    private int cursorEpoch = -1;
+    private int cursorPosition;
+
     private TrainingData(TrainingOptions options, List<TokenRow> train, List<TokenRow> validation, ulong fingerprint, int truncated)
+        : this(options, train, train.Count, null, 0, validation, fingerprint, truncated)
+    {
+    }
+
+    private TrainingData(TrainingOptions options, List<TokenRow> train, int trainCount, Func<IEnumerable<TokenRow>>? stream, int vocabSize, List<TokenRow> validation, ulong fingerprint, int truncated)
     {
         this.options = options;
+        this.stream = stream;
+        this.vocabSize = vocabSize;
         Train = train;
+        TrainCount = trainCount;
         Validation = validation;
         Fingerprint = fingerprint;
         TruncatedRows = truncated;
-        MicroBatchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
+        MicroBatchesPerEpoch = (trainCount + options.BatchSize - 1) / options.BatchSize;
         StepsPerEpoch = (MicroBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
         TotalSteps = options.MaxSteps ?? checked(options.Epochs * StepsPerEpoch);
     }
 
+    /// <summary>The training rows in memory (empty when streaming).</summary>
     public IReadOnlyList<TokenRow> Train { get; }
+
+    /// <summary>Training rows (packed rows when packing) per epoch.</summary>
+    public int TrainCount { get; }
 
     public IReadOnlyList<TokenRow> Validation { get; }
 
@@ -91,14 +111,14 @@ internal sealed class TrainingData
     {
         epoch = step / StepsPerEpoch;
         int stepInEpoch = step % StepsPerEpoch;
-        int[] order = Order(epoch);
+        int[] order = stream is null ? Order(epoch) : [];
         int b = options.BatchSize;
         firstMicroBatchOfEpoch = stepInEpoch * options.GradientAccumulationSteps;
         int end = Math.Min(firstMicroBatchOfEpoch + options.GradientAccumulationSteps, MicroBatchesPerEpoch);
         var result = new List<(CausalLmBatch, TokenRow[])>();
         for (int k = firstMicroBatchOfEpoch; k < end; k++)
         {
-            var rows = order.Skip(k * b).Take(b).Select(i => Train[i]).ToArray();
+            var rows = stream is null ? order.Skip(k * b).Take(b).Select(i => Train[i]).ToArray() : ReadStream(epoch, k * b, b);
             var batch = CausalLmBatch.FromRows(rows.Select(r => r.InputIds).ToList(), rows.Select(r => r.Labels).ToList(), positions: rows.Select(r => r.Positions).ToList());
             result.Add((batch, rows));
         }
@@ -107,7 +127,132 @@ internal sealed class TrainingData
     }
 
     /// <summary>Rows of the epoch that steps before <paramref name="step"/> consumed (where a resume continues).</summary>
-    public int EpochPosition(int step) => Math.Min(step % StepsPerEpoch * options.GradientAccumulationSteps * options.BatchSize, Train.Count);
+    public int EpochPosition(int step) => Math.Min(step % StepsPerEpoch * options.GradientAccumulationSteps * options.BatchSize, TrainCount);
+
+    /// <summary>
+    /// A run over a source too large to hold: <paramref name="open"/> yields the training rows afresh each
+    /// time it is called (e.g. a file read lazily). One counting pass takes the row count and fingerprint;
+    /// each epoch then reads the source again, shuffling through a seeded buffer of
+    /// <see cref="StreamShuffleBuffer"/> rows when <see cref="TrainingOptions.Shuffle"/> is on. Memory stays
+    /// at the buffer and one step's rows. Validation rows must be given as a list (no fraction).
+    /// </summary>
+    public static TrainingData PrepareStreaming(Func<IEnumerable<TokenRow>> open, IReadOnlyList<TokenRow>? validationRows, TrainingOptions options, int vocabSize)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        if (options.ValidationFraction > 0)
+        {
+            throw new ArgumentException($"TrainingOptions.ValidationFraction = {options.ValidationFraction} needs the rows in memory; with a streamed training set pass validation rows instead", nameof(validationRows));
+        }
+
+        // Counting pass: rows (after truncation and packing) and a fingerprint of what training will see.
+        const ulong Prime = 0x100000001B3UL;
+        ulong h = 0xCBF29CE484222325UL;
+        int count = 0, truncated = 0;
+        foreach (var row in Checked(open(), options, vocabSize, count: true, onTruncated: () => truncated++))
+        {
+            foreach (int v in row.InputIds.Concat(row.Labels ?? []).Append(row.InputIds.Length))
+            {
+                h = (h ^ (uint)v) * Prime;
+            }
+
+            count++;
+        }
+
+        if (count == 0)
+        {
+            throw new ArgumentException("no training rows: the streamed training set is empty", nameof(open));
+        }
+
+        int ignored = 0;
+        var validation = validationRows?.Select(r => Check(r, options.MaxSequenceLength, vocabSize, "validation", ref ignored)).ToList() ?? [];
+        return new TrainingData(options, [], count, open, vocabSize, validation, (h ^ (uint)count) * Prime, truncated);
+    }
+
+    /// <summary>Rows held back to shuffle a streamed epoch (seeded by the seed and the epoch).</summary>
+    public const int StreamShuffleBuffer = 1024;
+
+    private static IEnumerable<TokenRow> Checked(IEnumerable<TokenRow> rows, TrainingOptions options, int vocabSize, bool count, Action onTruncated)
+    {
+        var checkedRows = rows.Select(r =>
+        {
+            int truncated = 0;
+            var c = Check(r, options.MaxSequenceLength, vocabSize, "training", ref truncated);
+            if (truncated > 0 && count)
+            {
+                onTruncated();
+            }
+
+            return c;
+        });
+        return options.Packing ? PackLazily(checkedRows, options.MaxSequenceLength) : checkedRows;
+    }
+
+    // Rows [start, start + n) of a streamed epoch, continuing the cursor when it is already there.
+    private TokenRow[] ReadStream(int epoch, int start, int n)
+    {
+        if (cursor is null || cursorEpoch != epoch || cursorPosition != start)
+        {
+            cursor?.Dispose();
+            cursor = EpochStream(epoch).GetEnumerator();
+            (cursorEpoch, cursorPosition) = (epoch, 0);
+            while (cursorPosition < start && cursor.MoveNext())
+            {
+                cursorPosition++;
+            }
+        }
+
+        var rows = new List<TokenRow>(n);
+        while (rows.Count < n && cursor.MoveNext())
+        {
+            rows.Add(cursor.Current);
+            cursorPosition++;
+        }
+
+        if (rows.Count == 0)
+        {
+            throw new InvalidOperationException($"the streamed training set ended at row {cursorPosition} of epoch {epoch}; it had {TrainCount} rows when counted (did the file change during training?)");
+        }
+
+        return [.. rows];
+    }
+
+    private IEnumerable<TokenRow> EpochStream(int epoch)
+    {
+        var rows = Checked(stream!(), options, vocabSize, count: false, onTruncated: static () => { });
+        if (!options.Shuffle)
+        {
+            foreach (var r in rows)
+            {
+                yield return r;
+            }
+
+            yield break;
+        }
+
+        // Buffer shuffle: fill the buffer, then emit a seeded random slot and refill it; drain at the end.
+        var random = new Random(unchecked((int)TrainingRandom.DropoutSeed(options.Seed, epoch)));
+        var buffer = new List<TokenRow>(StreamShuffleBuffer);
+        foreach (var r in rows)
+        {
+            if (buffer.Count < StreamShuffleBuffer)
+            {
+                buffer.Add(r);
+                continue;
+            }
+
+            int slot = random.Next(buffer.Count);
+            yield return buffer[slot];
+            buffer[slot] = r;
+        }
+
+        while (buffer.Count > 0)
+        {
+            int slot = random.Next(buffer.Count);
+            yield return buffer[slot];
+            buffer[slot] = buffer[^1];
+            buffer.RemoveAt(buffer.Count - 1);
+        }
+    }
 
     private int[] Order(int epoch)
     {
@@ -159,14 +304,16 @@ internal sealed class TrainingData
 
     // Packed rows as TokenRows: the packer's shifted targets become unshifted labels (label t+1 = target t;
     // label 0 is never a target), the positions travel with the row, and its line is its first example's.
-    private static List<TokenRow> Pack(List<TokenRow> rows, int sequenceLength) =>
+    private static List<TokenRow> Pack(List<TokenRow> rows, int sequenceLength) => PackLazily(rows, sequenceLength).ToList();
+
+    private static IEnumerable<TokenRow> PackLazily(IEnumerable<TokenRow> rows, int sequenceLength) =>
         SequencePacker.Pack(rows, sequenceLength).Select(static p =>
         {
             var labels = new int[p.InputIds.Length];
             labels[0] = CrossEntropy.IgnoreIndex;
             Array.Copy(p.Targets, 0, labels, 1, labels.Length - 1);
             return new TokenRow(p.InputIds, labels, p.Lines.Count > 0 ? p.Lines[0] : 0, p.Positions);
-        }).ToList();
+        });
 
     private static ulong ComputeFingerprint(IReadOnlyList<TokenRow> rows)
     {

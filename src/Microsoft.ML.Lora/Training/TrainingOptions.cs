@@ -78,7 +78,7 @@ public sealed record TrainingOptions
 
     /// <summary>
     /// Fraction of the training rows held out (seeded) for validation when no validation set is passed
-    /// to <see cref="Trainer.Train"/>. Default 0 = none. In [0, 1).
+    /// to <c>Trainer.Train</c>. Default 0 = none. In [0, 1).
     /// </summary>
     public double ValidationFraction { get; init; }
 

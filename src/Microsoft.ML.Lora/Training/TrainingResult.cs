@@ -1,6 +1,6 @@
 namespace Microsoft.ML.Lora.Training;
 
-/// <summary>What <see cref="Trainer.Train"/> did.</summary>
+/// <summary>What <c>Trainer.Train</c> did.</summary>
 /// <param name="GlobalStep">Optimizer steps done in total (including those before a resume).</param>
 /// <param name="StepLosses">Mean token loss of each step this call ran, in order.</param>
 /// <param name="LastValidationLoss">Validation loss of the last evaluation, or null when there are no validation rows.</param>
