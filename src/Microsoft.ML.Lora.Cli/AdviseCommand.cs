@@ -24,7 +24,7 @@ internal static class AdviseCommand
             var advice = LoraAdvisor.Advise(config, rows.Count, tokens);
             var inv = CultureInfo.InvariantCulture;
             output.WriteLine(string.Create(inv, $"data: {rows.Count} rows, {tokens} trained tokens; model: {config.Architecture}, {config.NumHiddenLayers} layers, hidden {config.HiddenSize}"));
-            output.WriteLine(string.Create(inv, $"--rank {advice.Rank} --alpha {advice.Alpha} --lr {advice.LearningRate:G2} --batch-size {advice.BatchSize} --epochs {advice.Epochs} --warmup-ratio {advice.WarmupRatio} --targets {advice.Targets}   ({advice.AdapterParameters:N0} adapter parameters)"));
+            output.WriteLine(string.Create(inv, $"--rank {advice.Rank} --alpha {advice.Alpha} --lr {advice.LearningRate:G2} --batch-size {advice.BatchSize} --epochs {advice.Epochs} --warmup-ratio {advice.WarmupRatio} --schedule cosine --targets {advice.Targets}   ({advice.AdapterParameters:N0} adapter parameters)"));
             foreach (string reason in advice.Reasons)
             {
                 output.WriteLine("  - " + reason);
