@@ -13,6 +13,12 @@ public static class OnnxModelWriter
     /// <summary>Offsets in the external data file are multiples of this, so runtimes can memory-map each tensor (page size).</summary>
     public const int ExternalDataAlignment = 4096;
 
+    /// <summary>
+    /// Integer initializers with at most this many elements always stay inline: they are shapes and axes that
+    /// onnx shape inference reads as data, and onnx 1.12 fails with "Cannot parse data from external tensors" otherwise.
+    /// </summary>
+    public const int InlineShapeTensorMaxElements = 64;
+
     /// <summary>Saves the model; throws <see cref="IOException"/> naming the path when the files cannot be written.</summary>
     public static void Save(OnnxGraph graph, string path, OnnxSaveOptions options)
     {
@@ -76,8 +82,9 @@ public static class OnnxModelWriter
         long position = 0;
         for (int i = 0; i < locations.Length; i++)
         {
-            long length = graph.Initializers[i].RawData.Length;
-            if (length >= options.ExternalDataThreshold)
+            OnnxTensor tensor = graph.Initializers[i];
+            long length = tensor.RawData.Length;
+            if (length >= options.ExternalDataThreshold && !IsShapeTensor(tensor))
             {
                 long offset = (position + ExternalDataAlignment - 1) / ExternalDataAlignment * ExternalDataAlignment;
                 locations[i] = new ExternalLocation(dataFileName, offset, length);
@@ -94,6 +101,10 @@ public static class OnnxModelWriter
 
         return locations;
     }
+
+    private static bool IsShapeTensor(OnnxTensor tensor) =>
+        tensor.ElementType is OnnxElementType.Int64 or OnnxElementType.Int32
+        && tensor.RawData.Length <= InlineShapeTensorMaxElements * tensor.ElementType.SizeInBytes();
 
     private static void WriteExternalData(OnnxGraph graph, ExternalLocation?[] locations, string tempData)
     {
