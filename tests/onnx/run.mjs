@@ -192,7 +192,8 @@ async function main(argv) {
   let session;
   const t0 = performance.now();
   try {
-    session = await ort.InferenceSession.create(readFileSync(modelPath), options);
+    // By path, so that external data (.data files) resolves beside the model.
+    session = await ort.InferenceSession.create(modelPath, options);
   } catch (e) {
     throw new Error(`cannot load model ${modelPath}: ${e.message}`);
   }

@@ -1,0 +1,230 @@
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Modules;
+using Microsoft.ML.Lora.Tensors;
+
+namespace Microsoft.ML.Lora.Onnx;
+
+/// <summary>Options of <see cref="LlamaOnnxExporter.Export"/>.</summary>
+public sealed record OnnxExportOptions
+{
+    /// <summary>Store weights in <c>&lt;file&gt;.data</c> beside the model (automatic past 2 GB).</summary>
+    public bool ExternalData { get; init; }
+
+    /// <summary>Positions the exported RoPE tables cover; default min(max_position_embeddings, 8192).</summary>
+    public int? MaxPositions { get; init; }
+}
+
+/// <summary>
+/// Exports a Llama-family causal LM to ONNX (opset 17, standard operators only) with F32 weights: inputs
+/// <c>input_ids</c> and <c>attention_mask</c> (int64, batch × sequence, both dynamic), output <c>logits</c>
+/// (batch × sequence × vocab). Active adapters are merged into the exported weights (the model itself is
+/// not changed). Rows are expected right-padded (positions 0…T−1, as in training); masked keys are
+/// excluded from attention. Node names follow the module paths (<c>model.layers.3.self_attn/…</c>).
+/// </summary>
+public static class LlamaOnnxExporter
+{
+    /// <summary>Writes <paramref name="model"/> to <paramref name="path"/> (atomically, with its .data file when external).</summary>
+    public static void Export(LlamaForCausalLM model, string path, OnnxExportOptions? options = null)
+    {
+        options ??= new OnnxExportOptions();
+        var graph = new Builder(model.Config);
+        graph.Build(model, options.MaxPositions ?? Math.Min(model.Config.MaxPositionEmbeddings, 8192));
+        OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData });
+    }
+
+    private sealed class Builder(LlamaConfig config)
+    {
+        private int counter;
+
+        public OnnxGraph Graph { get; } = new("llama");
+
+        public void Build(LlamaForCausalLM model, int maxPositions)
+        {
+            int v = config.VocabSize;
+            Graph.AddInput("input_ids", OnnxElementType.Int64, "batch", "sequence");
+            Graph.AddInput("attention_mask", OnnxElementType.Int64, "batch", "sequence");
+            Graph.AddOutput("logits", OnnxElementType.Float, "batch", "sequence", v);
+            Constants(maxPositions);
+
+            // Positions 0…T−1 and the additive attention bias (B,1,T,T): −∞ where j > i or key j is padding.
+            string shape = Node("Shape", "shape", ["input_ids"]);
+            string t = Node("Gather", "seq_len", [shape, "const.one"], OnnxAttribute.Int("axis", 0));
+            string positions = Node("Range", "positions", ["const.zero", t, "const.one"]);
+            string rows = Node("Unsqueeze", "mask", [positions, "const.axes1"]);
+            string cols = Node("Unsqueeze", "mask", [positions, "const.axes0"]);
+            string future = Node("Greater", "mask", [cols, rows]);
+            string padding = Node("Equal", "mask", ["attention_mask", "const.zero"]);
+            string paddingKeys = Node("Unsqueeze", "mask", [padding, "const.axes12"]);
+            string masked = Node("Or", "mask", [future, paddingKeys]);
+            string bias = Node("Where", "mask", [masked, "const.neg_inf", "const.zero_f"]);
+            string cos = Node("Gather", "rope", ["rope.cos", positions], OnnxAttribute.Int("axis", 0));
+            string sin = Node("Gather", "rope", ["rope.sin", positions], OnnxAttribute.Int("axis", 0));
+
+            Weight("model.embed_tokens.weight", model.EmbedTokens.Value, transpose: false);
+            string x = Node("Gather", "model.embed_tokens", ["model.embed_tokens.weight", "input_ids"], OnnxAttribute.Int("axis", 0));
+            foreach (var layer in model.Layers)
+            {
+                string p = $"model.layers.{layer.Index}";
+                string h = Norm($"{p}.input_layernorm", x, layer.InputLayerNorm);
+                string attn = Attention($"{p}.self_attn", h, layer.SelfAttn, cos, sin, bias);
+                x = Node("Add", p, [x, attn]);
+                h = Norm($"{p}.post_attention_layernorm", x, layer.PostAttentionLayerNorm);
+                var mlp = layer.Mlp;
+                string gate = Linear(mlp.GateProj, h);
+                string up = Linear(mlp.UpProj, h);
+                string silu = Node("Mul", $"{p}.mlp", [gate, Node("Sigmoid", $"{p}.mlp", [gate])]);
+                x = Node("Add", p, [x, Linear(mlp.DownProj, Node("Mul", $"{p}.mlp", [silu, up]))]);
+            }
+
+            string final = Norm("model.norm", x, model.Norm);
+            string head = Linear(model.LmHead, final);
+            Graph.AddNode("Identity", [head], ["logits"], "logits");
+        }
+
+        private void Constants(int maxPositions)
+        {
+            Graph.AddInitializer("const.zero", [], [0L]);
+            Graph.AddInitializer("const.one", [], [1L]);
+            Graph.AddInitializer("const.axes0", [1], [0L]);
+            Graph.AddInitializer("const.axes1", [1], [1L]);
+            Graph.AddInitializer("const.axes2", [1], [2L]);
+            Graph.AddInitializer("const.axes12", [2], [1L, 2L]);
+            Graph.AddInitializer("const.zero_f", [], [0f]);
+            Graph.AddInitializer("const.neg_inf", [], [float.NegativeInfinity]);
+            Graph.AddInitializer("const.eps", [], [(float)config.RmsNormEps]);
+            Graph.AddInitializer("const.scale", [], [1f / MathF.Sqrt(config.HeadDim)]);
+            int hs = config.HeadDim, half = hs / 2;
+            Graph.AddInitializer("const.half_split", [2], [(long)half, half]);
+
+            // Full-width tables in the rotate-half layout: column i uses frequency i mod HS/2.
+            using var table = RopeTable.Create(hs, config.RopeTheta, config.RopeScaling, maxPositions);
+            var cos = new float[maxPositions * hs];
+            var sin = new float[maxPositions * hs];
+            for (int p = 0; p < maxPositions; p++)
+            {
+                var cr = table.CosRow(p);
+                var sr = table.SinRow(p);
+                for (int i = 0; i < hs; i++)
+                {
+                    cos[(p * hs) + i] = cr[i % half];
+                    sin[(p * hs) + i] = sr[i % half];
+                }
+            }
+
+            Graph.AddInitializer("rope.cos", [maxPositions, hs], cos);
+            Graph.AddInitializer("rope.sin", [maxPositions, hs], sin);
+        }
+
+        // x (B,T,C) -> x · rsqrt(mean(x²) + eps) · w
+        private string Norm(string scope, string x, RmsNormLayer norm)
+        {
+            Graph.AddInitializer(norm.Weight.Name, [norm.Weight.Value.Length], norm.Weight.Value.ToFloatArray());
+            string sq = Node("Mul", scope, [x, x]);
+            string mean = Node("ReduceMean", scope, [sq], OnnxAttribute.Ints("axes", -1), OnnxAttribute.Int("keepdims", 1));
+            string rms = Node("Sqrt", scope, [Node("Add", scope, [mean, "const.eps"])]);
+            return Node("Mul", scope, [Node("Div", scope, [x, rms]), norm.Weight.Name]);
+        }
+
+        // x (B,T,C) -> x · Wᵀ (+ b), W with its active adapter merged (a copy; the model is untouched).
+        private string Linear(Linear linear, string x)
+        {
+            string name = linear.Name + ".weight_t";
+            if (!Graph.Initializers.Any(i => i.Name == name))
+            {
+                using var w = linear.Weight.Value.To(DType.F32);
+                if (linear.Applied is { } adapter)
+                {
+                    using var delta = adapter.Delta();
+                    System.Numerics.Tensors.TensorPrimitives.Add(w.AsF32(), delta.AsF32(), w.AsF32());
+                }
+
+                Weight(name, w, transpose: true);
+            }
+
+            string y = Node("MatMul", linear.Name, [x, name]);
+            if (linear.Bias is { } b)
+            {
+                Graph.AddInitializer(b.Name, [b.Value.Length], b.Value.ToFloatArray());
+                y = Node("Add", linear.Name, [y, b.Name]);
+            }
+
+            return y;
+        }
+
+        private string Attention(string scope, string h, SelfAttention attn, string cos, string sin, string bias)
+        {
+            int nh = attn.Heads, nkv = attn.KvHeads, hs = attn.HeadDim;
+            string Heads(string projected, int heads)
+            {
+                string shape = $"{scope}.shape_{heads}";
+                if (!Graph.Initializers.Any(i => i.Name == shape))
+                {
+                    Graph.AddInitializer(shape, [4], [0L, 0L, heads, hs]);
+                }
+
+                return Node("Transpose", scope, [Node("Reshape", scope, [projected, shape])], OnnxAttribute.Ints("perm", 0, 2, 1, 3));
+            }
+
+            string q = Rope(scope, Heads(Linear(attn.QProj, h), nh), cos, sin);
+            string k = Rope(scope, Heads(Linear(attn.KProj, h), nkv), cos, sin);
+            string v = Heads(Linear(attn.VProj, h), nkv);
+            if (nh != nkv)
+            {
+                // (B,NKV,T,HS) -> (B,NKV,G,T,HS) -> (B,NH,T,HS): query head h reads kv head h / G.
+                string expand = $"{scope}.expand", merged = $"{scope}.kv_shape";
+                Graph.AddInitializer(expand, [5], [1L, 1L, nh / nkv, 1L, 1L]);
+                Graph.AddInitializer(merged, [4], [0L, nh, -1L, hs]);
+                k = Node("Reshape", scope, [Node("Expand", scope, [Node("Unsqueeze", scope, [k, "const.axes2"]), expand]), merged]);
+                v = Node("Reshape", scope, [Node("Expand", scope, [Node("Unsqueeze", scope, [v, "const.axes2"]), expand]), merged]);
+            }
+
+            string kt = Node("Transpose", scope, [k], OnnxAttribute.Ints("perm", 0, 1, 3, 2));
+            string scores = Node("Add", scope, [Node("Mul", scope, [Node("MatMul", scope, [q, kt]), "const.scale"]), bias]);
+            string probs = Node("Softmax", scope, [scores], OnnxAttribute.Int("axis", -1));
+            string context = Node("Transpose", scope, [Node("MatMul", scope, [probs, v])], OnnxAttribute.Ints("perm", 0, 2, 1, 3));
+            string flat = $"{scope}.flat_shape";
+            Graph.AddInitializer(flat, [3], [0L, 0L, (long)nh * hs]);
+            return Linear(attn.OProj, Node("Reshape", scope, [context, flat]));
+        }
+
+        // Rotate-half RoPE on (B,H,T,HS): x·cos + cat(−x2, x1)·sin.
+        private string Rope(string scope, string x, string cos, string sin)
+        {
+            string x1 = Next(scope, "Split"), x2 = Next(scope, "Split");
+            Graph.AddNode("Split", [x, "const.half_split"], [x1, x2], $"{x1}/node", "", OnnxAttribute.Int("axis", -1));
+            string rotated = Node("Concat", scope, [Node("Neg", scope, [x2]), x1], OnnxAttribute.Int("axis", -1));
+            return Node("Add", scope, [Node("Mul", scope, [x, cos]), Node("Mul", scope, [rotated, sin])]);
+        }
+
+        private void Weight(string name, Tensor weight, bool transpose)
+        {
+            var values = weight.ToFloatArray();
+            int rows = weight.Dim(0), cols = weight.Dim(1);
+            if (!transpose)
+            {
+                Graph.AddInitializer(name, [rows, cols], values);
+                return;
+            }
+
+            var t = new float[values.Length];
+            for (int r = 0; r < rows; r++)
+            {
+                for (int col = 0; col < cols; col++)
+                {
+                    t[((long)col * rows) + r] = values[((long)r * cols) + col];
+                }
+            }
+
+            Graph.AddInitializer(name, [cols, rows], t);
+        }
+
+        private string Next(string scope, string op) => $"{scope}/{op}_{counter++}";
+
+        private string Node(string op, string scope, string[] inputs, params OnnxAttribute[] attributes)
+        {
+            string output = Next(scope, op);
+            Graph.AddNode(op, inputs, [output], output + "/node", "", attributes);
+            return output;
+        }
+    }
+}
