@@ -19,8 +19,11 @@ public static class OnnxModelWriter
     /// </summary>
     public const int InlineShapeTensorMaxElements = 64;
 
-    /// <summary>Saves the model; throws <see cref="IOException"/> naming the path when the files cannot be written.</summary>
-    public static void Save(OnnxGraph graph, string path, OnnxSaveOptions options)
+    /// <summary>
+    /// Saves the model; throws <see cref="IOException"/> naming the path when the files cannot be written.
+    /// Cancellation is checked before each initializer; a cancelled save leaves no files.
+    /// </summary>
+    public static void Save(OnnxGraph graph, string path, OnnxSaveOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -44,10 +47,10 @@ public static class OnnxModelWriter
         {
             if (anyExternal)
             {
-                WriteExternalData(graph, locations, tempData);
+                WriteExternalData(graph, locations, tempData, cancellationToken);
             }
 
-            WriteModel(graph, options, locations, tempModel);
+            WriteModel(graph, options, locations, tempModel, cancellationToken);
             if (anyExternal)
             {
                 File.Move(tempData, dataPath, overwrite: true);
@@ -106,13 +109,14 @@ public static class OnnxModelWriter
         tensor.ElementType is OnnxElementType.Int64 or OnnxElementType.Int32
         && tensor.RawData.Length <= InlineShapeTensorMaxElements * tensor.ElementType.SizeInBytes();
 
-    private static void WriteExternalData(OnnxGraph graph, ExternalLocation?[] locations, string tempData)
+    private static void WriteExternalData(OnnxGraph graph, ExternalLocation?[] locations, string tempData, CancellationToken cancellationToken)
     {
         using var stream = new FileStream(tempData, FileMode.CreateNew, FileAccess.Write, FileShare.None);
         Span<byte> padding = stackalloc byte[ExternalDataAlignment];
         padding.Clear();
         for (int i = 0; i < locations.Length; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (locations[i] is not { } location)
             {
                 continue;
@@ -125,7 +129,7 @@ public static class OnnxModelWriter
         stream.Flush(flushToDisk: true);
     }
 
-    private static void WriteModel(OnnxGraph graph, OnnxSaveOptions options, ExternalLocation?[] locations, string tempModel)
+    private static void WriteModel(OnnxGraph graph, OnnxSaveOptions options, ExternalLocation?[] locations, string tempModel, CancellationToken cancellationToken)
     {
         ModelParts parts = Encode(graph, options, locations);
         using var stream = new FileStream(tempModel, FileMode.CreateNew, FileAccess.Write, FileShare.None);
@@ -141,7 +145,7 @@ public static class OnnxModelWriter
 
             output.WriteTag(F.Model.Graph, WireFormat.WireType.LengthDelimited);
             output.WriteLength(checked((int)parts.GraphSize));
-            WriteGraphBody(output, graph, parts);
+            WriteGraphBody(output, graph, parts, cancellationToken);
             foreach (byte[] opset in parts.Opsets)
             {
                 OnnxProtoEncoder.WriteMessage(output, F.Model.OpsetImport, opset);
@@ -158,7 +162,7 @@ public static class OnnxModelWriter
         stream.Flush(flushToDisk: true);
     }
 
-    private static void WriteGraphBody(CodedOutputStream output, OnnxGraph graph, ModelParts parts)
+    private static void WriteGraphBody(CodedOutputStream output, OnnxGraph graph, ModelParts parts, CancellationToken cancellationToken)
     {
         foreach (byte[] node in parts.Nodes)
         {
@@ -168,6 +172,7 @@ public static class OnnxModelWriter
         OnnxProtoEncoder.WriteString(output, F.Graph.Name, graph.Name);
         for (int i = 0; i < parts.TensorHeaders.Length; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             output.WriteTag(F.Graph.Initializer, WireFormat.WireType.LengthDelimited);
             output.WriteLength(checked((int)parts.TensorSizes[i]));
             foreach (byte b in parts.TensorHeaders[i])

@@ -179,6 +179,17 @@ public sealed class OnnxModelWriterTests
     }
 
     [Fact]
+    public void CancelledSave_ThrowsAndLeavesNothing()
+    {
+        using var temp = new TempFolder();
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            OnnxModelWriter.Save(TinyGraph(), temp.File("tiny.onnx"), new OnnxSaveOptions { ExternalData = true, ExternalDataThreshold = 16 }, cancelled.Token));
+        Assert.Empty(temp.Entries());
+    }
+
+    [Fact]
     public void CorruptedFile_IsRejectedByChecker()
     {
         // Proves the checker path can fail: a truncated model must not pass.

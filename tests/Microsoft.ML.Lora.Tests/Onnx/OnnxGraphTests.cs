@@ -1,0 +1,49 @@
+using Microsoft.ML.Lora.Onnx;
+
+namespace Microsoft.ML.Lora.Tests.Onnx;
+
+/// <summary>Builder validation: mistakes are reported where they are made, naming the value.</summary>
+public sealed class OnnxGraphTests
+{
+    [Fact]
+    public void NodeReadingUndefinedValue_Throws()
+    {
+        var graph = new OnnxGraph();
+        graph.AddInput("X", OnnxElementType.Float, "batch", 3);
+        var e = Assert.Throws<ArgumentException>(() => graph.AddNode("MatMul", ["X", "W"], ["Y"]));
+        Assert.Contains("'W'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DuplicateName_Throws()
+    {
+        var graph = new OnnxGraph();
+        graph.AddInput("X", OnnxElementType.Float, 3);
+        var e = Assert.Throws<ArgumentException>(() => graph.AddInitializer("X", [1], [1f]));
+        Assert.Contains("'X'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void InitializerWithWrongByteCount_Throws()
+    {
+        var graph = new OnnxGraph();
+        var e = Assert.Throws<ArgumentException>(() => graph.AddInitializer("W", OnnxElementType.Float, [2, 2], new byte[15]));
+        Assert.Contains("needs 16", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UnproducedOutput_FailsAtSave()
+    {
+        var graph = new OnnxGraph();
+        graph.AddInput("X", OnnxElementType.Float, 3);
+        graph.AddOutput("Y", OnnxElementType.Float, 3);
+        using var temp = new TempFolder();
+        var e = Assert.Throws<InvalidOperationException>(() => OnnxModelWriter.Save(graph, temp.File("m.onnx"), new OnnxSaveOptions()));
+        Assert.Contains("'Y'", e.Message, StringComparison.Ordinal);
+        Assert.Empty(temp.Entries());
+    }
+
+    [Fact]
+    public void NegativeFixedDim_Throws() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OnnxGraph().AddInput("X", OnnxElementType.Float, -1));
+}
