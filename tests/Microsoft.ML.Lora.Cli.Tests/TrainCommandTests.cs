@@ -121,6 +121,22 @@ public sealed partial class TrainCommandTests
     }
 
     [Fact]
+    public void ExportOnnxWritesAModelWithTheAdapterMerged()
+    {
+        using var tmp = new TempDir();
+        string adapter = Path.Combine(tmp.Path, "adapter"), onnx = Path.Combine(tmp.Path, "m.onnx");
+        var (exit, _, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--out", adapter, "--rank", "2", "--max-steps", "3", "--batch-size", "2");
+        Assert.True(exit == 0, error);
+        (exit, var output, error) = CliRunner.Run("export-onnx", "--model", Model, "--adapter", adapter, "--out", onnx);
+        Assert.True(exit == 0, error);
+        Assert.StartsWith("wrote ", output, StringComparison.Ordinal);
+        Assert.True(new FileInfo(onnx).Length > 10_000);
+        (exit, _, error) = CliRunner.Run("export-onnx", "--model", Model, "--out", Path.Combine(onnx, "x.onnx"));
+        Assert.Equal(1, exit);
+        Assert.Contains("x.onnx", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AdviseRecommendsAndExplains()
     {
         var (exit, output, error) = CliRunner.Run("advise", "--model", Model, "--data", Data);

@@ -47,9 +47,9 @@ internal sealed class OnnxInput
 }
 
 /// <summary>One output tensor read back from run.mjs.</summary>
-internal sealed class OnnxTensor
+internal sealed class OnnxRuntimeTensor
 {
-    public OnnxTensor(string type, int[] dims, float[]? floats, long[]? longs)
+    public OnnxRuntimeTensor(string type, int[] dims, float[]? floats, long[]? longs)
     {
         Type = type;
         Dims = dims;
@@ -76,7 +76,7 @@ internal sealed class OnnxTensor
 /// <summary>Every output of one run plus run.mjs's timings.</summary>
 internal sealed class OnnxOutputs
 {
-    public OnnxOutputs(IReadOnlyDictionary<string, OnnxTensor> tensors, double sessionMs, double runMs,
+    public OnnxOutputs(IReadOnlyDictionary<string, OnnxRuntimeTensor> tensors, double sessionMs, double runMs,
         IReadOnlyList<string> inputNames, IReadOnlyList<string> outputNames, string? onnxRuntimeVersion)
     {
         Tensors = tensors;
@@ -87,7 +87,7 @@ internal sealed class OnnxOutputs
         OnnxRuntimeVersion = onnxRuntimeVersion;
     }
 
-    public IReadOnlyDictionary<string, OnnxTensor> Tensors { get; }
+    public IReadOnlyDictionary<string, OnnxRuntimeTensor> Tensors { get; }
 
     /// <summary>Milliseconds to create the InferenceSession (model parse and graph optimization).</summary>
     public double SessionMs { get; }
@@ -101,7 +101,7 @@ internal sealed class OnnxOutputs
 
     public string? OnnxRuntimeVersion { get; }
 
-    public OnnxTensor this[string name] => Tensors.TryGetValue(name, out OnnxTensor? t)
+    public OnnxRuntimeTensor this[string name] => Tensors.TryGetValue(name, out OnnxRuntimeTensor? t)
         ? t
         : throw new KeyNotFoundException($"no output '{name}'; outputs are [{string.Join(", ", OutputNames)}]");
 }
@@ -310,7 +310,7 @@ internal static class OnnxRuntimeChecker
     internal static OnnxOutputs ParseOutputs(byte[] json)
     {
         using JsonDocument doc = JsonDocument.Parse(json);
-        var tensors = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal);
+        var tensors = new Dictionary<string, OnnxRuntimeTensor>(StringComparer.Ordinal);
         double sessionMs = double.NaN, runMs = double.NaN;
         var inputNames = new List<string>();
         var outputNames = new List<string>();
@@ -342,7 +342,7 @@ internal static class OnnxRuntimeChecker
         return new OnnxOutputs(tensors, sessionMs, runMs, inputNames, outputNames, version);
     }
 
-    private static OnnxTensor ParseTensor(string name, JsonElement e)
+    private static OnnxRuntimeTensor ParseTensor(string name, JsonElement e)
     {
         string type = e.GetProperty("type").GetString()!;
         int[] dims = e.GetProperty("dims").EnumerateArray().Select(d => d.GetInt32()).ToArray();
@@ -359,7 +359,7 @@ internal static class OnnxRuntimeChecker
                     f[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * 4));
                 }
 
-                return new OnnxTensor(type, dims, f, null);
+                return new OnnxRuntimeTensor(type, dims, f, null);
             }
 
             case "float16":
@@ -372,7 +372,7 @@ internal static class OnnxRuntimeChecker
                     f[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(bytes.AsSpan(i * 2));
                 }
 
-                return new OnnxTensor(type, dims, f, null);
+                return new OnnxRuntimeTensor(type, dims, f, null);
             }
 
             case "int64":
@@ -382,11 +382,11 @@ internal static class OnnxRuntimeChecker
                     ? long.Parse(v.GetString()!, System.Globalization.CultureInfo.InvariantCulture)
                     : v.GetInt64()).ToArray();
                 CheckLength(name, l.Length, count);
-                return new OnnxTensor(type, dims, null, l);
+                return new OnnxRuntimeTensor(type, dims, null, l);
             }
 
             default:
-                return new OnnxTensor(type, dims, null, null);
+                return new OnnxRuntimeTensor(type, dims, null, null);
         }
     }
 

@@ -45,7 +45,7 @@ public class OnnxRuntimeCheckerTests
         OnnxOutputs outputs = OnnxRuntimeChecker.Run(Model("linear.onnx"),
             new Dictionary<string, OnnxInput> { ["X"] = OnnxInput.Float32(x, 2, 3) });
 
-        OnnxTensor y = outputs["Y"];
+        OnnxRuntimeTensor y = outputs["Y"];
         Assert.Equal("float32", y.Type);
         Assert.Equal([2, 4], y.Dims);
         Assert.Equal(Linear(x, 2), y.AsFloats());
@@ -62,7 +62,7 @@ public class OnnxRuntimeCheckerTests
         OnnxOutputs outputs = OnnxRuntimeChecker.Run(Model("linear.onnx"),
             new Dictionary<string, OnnxInput> { ["X"] = OnnxInput.Float32(x, batch, 3) });
 
-        OnnxTensor y = outputs["Y"];
+        OnnxRuntimeTensor y = outputs["Y"];
         Assert.Equal([batch, 4], y.Dims);
         float[] want = Linear(x, batch);
         float[] got = y.AsFloats();
@@ -80,12 +80,12 @@ public class OnnxRuntimeCheckerTests
         OnnxOutputs outputs = OnnxRuntimeChecker.Run(Model("gather.onnx"),
             new Dictionary<string, OnnxInput> { ["ids"] = OnnxInput.Int64(ids, 2, 3) });
 
-        OnnxTensor emb = outputs["emb"];
+        OnnxRuntimeTensor emb = outputs["emb"];
         Assert.Equal([2, 3, 3], emb.Dims);
         float[] want = ids.SelectMany(r => Enumerable.Range(0, 3).Select(c => E(r, c))).ToArray();
         Assert.Equal(want, emb.AsFloats());
 
-        OnnxTensor next = outputs["next_ids"];
+        OnnxRuntimeTensor next = outputs["next_ids"];
         Assert.Equal("int64", next.Type);
         Assert.Equal([2, 3], next.Dims);
         Assert.Equal(ids.Select(v => v + 1).ToArray(), next.AsLongs());
@@ -98,7 +98,7 @@ public class OnnxRuntimeCheckerTests
         OnnxOutputs outputs = OnnxRuntimeChecker.Run(Model("half.onnx"),
             new Dictionary<string, OnnxInput> { ["X"] = OnnxInput.Float32(x, x.Length) });
 
-        OnnxTensor h = outputs["H"];
+        OnnxRuntimeTensor h = outputs["H"];
         Assert.Equal("float16", h.Type);
         Assert.Equal(x.Select(v => (float)(Half)v).ToArray(), h.AsFloats());
         Assert.True(float.IsPositiveInfinity(h.AsFloats()[2]));
@@ -127,9 +127,9 @@ public class OnnxRuntimeCheckerTests
             var e = Assert.Throws<OnnxRuntimeCheckerException>(() => OnnxRuntimeChecker.Run(path,
                 new Dictionary<string, OnnxInput> { ["X"] = OnnxInput.Float32([1f], 1) }));
             Assert.Contains("run.mjs: error: cannot load model", e.Message);
-            Assert.Contains("protobuf parsing failed", e.Message);
+            Assert.Contains("protobuf parsing failed", e.Message, StringComparison.OrdinalIgnoreCase);
             Assert.Contains("exited 1", e.Message);
-            Assert.Contains("protobuf parsing failed", e.Stderr);
+            Assert.Contains("protobuf parsing failed", e.Stderr, StringComparison.OrdinalIgnoreCase);
         }
         finally
         {

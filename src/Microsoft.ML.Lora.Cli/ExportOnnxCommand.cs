@@ -1,0 +1,32 @@
+using System.CommandLine;
+using Microsoft.ML.Lora.Onnx;
+
+namespace Microsoft.ML.Lora.Cli;
+
+/// <summary><c>lora export-onnx</c>: the model (with its adapter merged) as an ONNX file that ONNX Runtime runs.</summary>
+internal static class ExportOnnxCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var model = new ModelOptions();
+        var outFile = new Option<string>("--out") { Description = "the .onnx file to write", Required = true };
+        var external = new Option<bool>("--external-data") { Description = "store weights in <out>.data beside the model (automatic past 2 GB)" };
+        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external };
+        model.AddTo(command);
+        command.SetAction(parse => CommandErrors.Guard(error, () =>
+        {
+            if (parse.GetValue(model.Quantize) is not null)
+            {
+                throw new ArgumentException("export-onnx writes F32 weights; --quantize nf4 is not supported for export yet");
+            }
+
+            using var lm = model.Load(parse);
+            string path = Path.GetFullPath(parse.GetValue(outFile)!);
+            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external) });
+            long bytes = new FileInfo(path).Length + (File.Exists(path + ".data") ? new FileInfo(path + ".data").Length : 0);
+            output.WriteLine($"wrote {path} ({bytes / 1048576.0:F1} MB)");
+            return 0;
+        }));
+        return command;
+    }
+}
