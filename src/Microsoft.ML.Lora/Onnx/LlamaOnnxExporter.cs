@@ -12,6 +12,13 @@ public sealed record OnnxExportOptions
 
     /// <summary>Positions the exported RoPE tables cover; default min(max_position_embeddings, 8192).</summary>
     public int? MaxPositions { get; init; }
+
+    /// <summary>
+    /// Generation with a KV cache, in ONNX Runtime GenAI's layout: adds inputs <c>position_ids</c> (batch ×
+    /// sequence) and <c>past_key_values.N.key/value</c> (batch × kv heads × past × head size), outputs
+    /// <c>present.N.key/value</c> (past + sequence); <c>attention_mask</c> then covers past + sequence.
+    /// </summary>
+    public bool KvCache { get; init; }
 }
 
 /// <summary>
@@ -27,12 +34,12 @@ public static class LlamaOnnxExporter
     public static void Export(LlamaForCausalLM model, string path, OnnxExportOptions? options = null)
     {
         options ??= new OnnxExportOptions();
-        var graph = new Builder(model.Config);
+        var graph = new Builder(model.Config, options.KvCache);
         graph.Build(model, options.MaxPositions ?? Math.Min(model.Config.MaxPositionEmbeddings, 8192));
         OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData });
     }
 
-    private sealed class Builder(LlamaConfig config)
+    private sealed class Builder(LlamaConfig config, bool kvCache)
     {
         private int counter;
 
@@ -41,24 +48,51 @@ public static class LlamaOnnxExporter
         public void Build(LlamaForCausalLM model, int maxPositions)
         {
             int v = config.VocabSize;
+            string total = kvCache ? "total_sequence" : "sequence";
             Graph.AddInput("input_ids", OnnxElementType.Int64, "batch", "sequence");
-            Graph.AddInput("attention_mask", OnnxElementType.Int64, "batch", "sequence");
+            Graph.AddInput("attention_mask", OnnxElementType.Int64, "batch", total);
+            if (kvCache)
+            {
+                Graph.AddInput("position_ids", OnnxElementType.Int64, "batch", "sequence");
+                for (int i = 0; i < config.NumHiddenLayers; i++)
+                {
+                    Graph.AddInput($"past_key_values.{i}.key", OnnxElementType.Float, "batch", config.NumKeyValueHeads, "past_sequence", config.HeadDim);
+                    Graph.AddInput($"past_key_values.{i}.value", OnnxElementType.Float, "batch", config.NumKeyValueHeads, "past_sequence", config.HeadDim);
+                }
+            }
+
             Graph.AddOutput("logits", OnnxElementType.Float, "batch", "sequence", v);
             Constants(maxPositions);
 
-            // Positions 0…T−1 and the additive attention bias (B,1,T,T): −∞ where j > i or key j is padding.
-            string shape = Node("Shape", "shape", ["input_ids"]);
-            string t = Node("Gather", "seq_len", [shape, "const.one"], OnnxAttribute.Int("axis", 0));
-            string positions = Node("Range", "positions", ["const.zero", t, "const.one"]);
-            string rows = Node("Unsqueeze", "mask", [positions, "const.axes1"]);
-            string cols = Node("Unsqueeze", "mask", [positions, "const.axes0"]);
-            string future = Node("Greater", "mask", [cols, rows]);
-            string padding = Node("Equal", "mask", ["attention_mask", "const.zero"]);
-            string paddingKeys = Node("Unsqueeze", "mask", [padding, "const.axes12"]);
-            string masked = Node("Or", "mask", [future, paddingKeys]);
-            string bias = Node("Where", "mask", [masked, "const.neg_inf", "const.zero_f"]);
-            string cos = Node("Gather", "rope", ["rope.cos", positions], OnnxAttribute.Int("axis", 0));
-            string sin = Node("Gather", "rope", ["rope.sin", positions], OnnxAttribute.Int("axis", 0));
+            // Query i sits at absolute position past + i; key j (0 … total−1) is masked when j > past + i or
+            // attention_mask[b, j] = 0. The additive bias is (B,1,T,total).
+            string t = Node("Gather", "seq_len", [Node("Shape", "shape", ["input_ids"]), "const.one"], OnnxAttribute.Int("axis", 0));
+            string queries = Node("Range", "positions", ["const.zero", t, "const.one"]);
+            string keys = queries;
+            if (kvCache)
+            {
+                string all = Node("Gather", "total_len", [Node("Shape", "shape", ["attention_mask"]), "const.one"], OnnxAttribute.Int("axis", 0));
+                string past = Node("Sub", "past_len", [all, t]);
+                queries = Node("Add", "positions", [queries, past]);
+                keys = Node("Range", "positions", ["const.zero", all, "const.one"]);
+            }
+
+            string future = Node("Greater", "mask", [Node("Unsqueeze", "mask", [keys, "const.axes0"]), Node("Unsqueeze", "mask", [queries, "const.axes1"])]);
+            string paddingKeys = Node("Unsqueeze", "mask", [Node("Equal", "mask", ["attention_mask", "const.zero"]), "const.axes12"]);
+            string bias = Node("Where", "mask", [Node("Or", "mask", [future, paddingKeys]), "const.neg_inf", "const.zero_f"]);
+
+            // RoPE angles of each token: (T,HS) from positions 0…T−1, or (B,1,T,HS) from position_ids.
+            string cos, sin;
+            if (kvCache)
+            {
+                cos = Node("Unsqueeze", "rope", [Node("Gather", "rope", ["rope.cos", "position_ids"], OnnxAttribute.Int("axis", 0)), "const.axes1"]);
+                sin = Node("Unsqueeze", "rope", [Node("Gather", "rope", ["rope.sin", "position_ids"], OnnxAttribute.Int("axis", 0)), "const.axes1"]);
+            }
+            else
+            {
+                cos = Node("Gather", "rope", ["rope.cos", queries], OnnxAttribute.Int("axis", 0));
+                sin = Node("Gather", "rope", ["rope.sin", queries], OnnxAttribute.Int("axis", 0));
+            }
 
             Weight("model.embed_tokens.weight", model.EmbedTokens.Value, transpose: false);
             string x = Node("Gather", "model.embed_tokens", ["model.embed_tokens.weight", "input_ids"], OnnxAttribute.Int("axis", 0));
@@ -66,7 +100,7 @@ public static class LlamaOnnxExporter
             {
                 string p = $"model.layers.{layer.Index}";
                 string h = Norm($"{p}.input_layernorm", x, layer.InputLayerNorm);
-                string attn = Attention($"{p}.self_attn", h, layer.SelfAttn, cos, sin, bias);
+                string attn = Attention($"{p}.self_attn", layer.Index, h, layer.SelfAttn, cos, sin, bias);
                 x = Node("Add", p, [x, attn]);
                 h = Norm($"{p}.post_attention_layernorm", x, layer.PostAttentionLayerNorm);
                 var mlp = layer.Mlp;
@@ -151,7 +185,7 @@ public static class LlamaOnnxExporter
             return y;
         }
 
-        private string Attention(string scope, string h, SelfAttention attn, string cos, string sin, string bias)
+        private string Attention(string scope, int index, string h, SelfAttention attn, string cos, string sin, string bias)
         {
             int nh = attn.Heads, nkv = attn.KvHeads, hs = attn.HeadDim;
             string Heads(string projected, int heads)
@@ -168,6 +202,17 @@ public static class LlamaOnnxExporter
             string q = Rope(scope, Heads(Linear(attn.QProj, h), nh), cos, sin);
             string k = Rope(scope, Heads(Linear(attn.KProj, h), nkv), cos, sin);
             string v = Heads(Linear(attn.VProj, h), nkv);
+            if (kvCache)
+            {
+                // present = past ++ new along the sequence axis; attention reads the whole present.
+                string presentKey = $"present.{index}.key", presentValue = $"present.{index}.value";
+                Graph.AddNode("Concat", [$"past_key_values.{index}.key", k], [presentKey], presentKey + "/node", "", OnnxAttribute.Int("axis", 2));
+                Graph.AddNode("Concat", [$"past_key_values.{index}.value", v], [presentValue], presentValue + "/node", "", OnnxAttribute.Int("axis", 2));
+                Graph.AddOutput(presentKey, OnnxElementType.Float, "batch", nkv, "total_sequence", hs);
+                Graph.AddOutput(presentValue, OnnxElementType.Float, "batch", nkv, "total_sequence", hs);
+                (k, v) = (presentKey, presentValue);
+            }
+
             if (nh != nkv)
             {
                 // (B,NKV,T,HS) -> (B,NKV,G,T,HS) -> (B,NH,T,HS): query head h reads kv head h / G.

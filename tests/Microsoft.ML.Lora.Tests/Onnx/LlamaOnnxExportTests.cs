@@ -77,6 +77,56 @@ public sealed class LlamaOnnxExportTests : IDisposable
         ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(model, CausalLmBatch.FromRows([longRow])), logits[..(6 * v)], F32Tolerance, "unpadded row");
     }
 
+    [Theory]
+    [InlineData("llama_gqa")]
+    [InlineData("qwen2_bias")]
+    public void KvCacheExportGeneratesOurGreedyTokensInOnnxRuntime(string name)
+    {
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
+        var config = model.Config;
+        int[] prompt = [1, 5, 9];
+        const int steps = 10;
+        var ours = Generator.Generate(model, prompt, new GenerationOptions { MaxNewTokens = steps }).ToList();
+        string path = Path.Combine(root, name + "-kv.onnx");
+        LlamaOnnxExporter.Export(model, path, new OnnxExportOptions { KvCache = true });
+
+        // Prefill with an empty past, then one token per step, feeding each present back as the next past.
+        int[] emptyDims = [1, config.NumKeyValueHeads, 0, config.HeadDim];
+        var past = Enumerable.Range(0, config.NumHiddenLayers)
+            .SelectMany(i => new[] { ($"past_key_values.{i}.key", OnnxInput.Float32([], emptyDims)), ($"past_key_values.{i}.value", OnnxInput.Float32([], emptyDims)) })
+            .ToDictionary(p => p.Item1, p => p.Item2);
+        var generated = new List<int>();
+        int[] input = prompt;
+        int pastLength = 0;
+        for (int step = 0; step < steps; step++)
+        {
+            var inputs = new Dictionary<string, OnnxInput>(past)
+            {
+                ["input_ids"] = OnnxInput.Int64(input.Select(i => (long)i).ToArray(), 1, input.Length),
+                ["position_ids"] = OnnxInput.Int64(Enumerable.Range(pastLength, input.Length).Select(i => (long)i).ToArray(), 1, input.Length),
+                ["attention_mask"] = OnnxInput.Int64(Enumerable.Repeat(1L, pastLength + input.Length).ToArray(), 1, pastLength + input.Length),
+            };
+            var outputs = OnnxRuntimeChecker.Run(path, inputs).Tensors;
+            var logits = outputs["logits"].Floats!;
+            int next = Sampler.ArgMax(logits.AsSpan((input.Length - 1) * config.VocabSize, config.VocabSize));
+            generated.Add(next);
+            for (int i = 0; i < config.NumHiddenLayers; i++)
+            {
+                foreach (string kind in new[] { "key", "value" })
+                {
+                    var present = outputs[$"present.{i}.{kind}"];
+                    Assert.Equal([1, config.NumKeyValueHeads, pastLength + input.Length, config.HeadDim], present.Dims);
+                    past[$"past_key_values.{i}.{kind}"] = OnnxInput.Float32(present.Floats!, present.Dims);
+                }
+            }
+
+            pastLength += input.Length;
+            input = [next];
+        }
+
+        Assert.Equal(ours, generated);
+    }
+
     [Fact]
     public void ExportToAnUnwritablePathFailsAndLeavesNothing()
     {
