@@ -12,7 +12,8 @@ internal static class ExportOnnxCommand
         var outFile = new Option<string>("--out") { Description = "the .onnx file to write", Required = true };
         var external = new Option<bool>("--external-data") { Description = "store weights in <out>.data beside the model (automatic past 2 GB)" };
         var kvCache = new Option<bool>("--kv-cache") { Description = "add position_ids, past_key_values.N.key/value inputs and present.N.key/value outputs (ONNX Runtime GenAI layout)" };
-        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache };
+        var fp16 = new Option<bool>("--fp16") { Description = "store weights as float16 (half the file; arithmetic stays F32)" };
+        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16 };
         model.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
@@ -23,7 +24,7 @@ internal static class ExportOnnxCommand
 
             using var lm = model.Load(parse);
             string path = Path.GetFullPath(parse.GetValue(outFile)!);
-            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache) });
+            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16) });
             long bytes = new FileInfo(path).Length + (File.Exists(path + ".data") ? new FileInfo(path + ".data").Length : 0);
             output.WriteLine($"wrote {path} ({bytes / 1048576.0:F1} MB)");
             return 0;

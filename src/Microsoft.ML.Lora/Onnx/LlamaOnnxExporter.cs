@@ -19,6 +19,12 @@ public sealed record OnnxExportOptions
     /// <c>present.N.key/value</c> (past + sequence); <c>attention_mask</c> then covers past + sequence.
     /// </summary>
     public bool KvCache { get; init; }
+
+    /// <summary>
+    /// Store the embedding and every Linear weight as float16 (half the file), each followed by a Cast to
+    /// float: arithmetic stays F32, only the weights are rounded (round to nearest even).
+    /// </summary>
+    public bool Float16Weights { get; init; }
 }
 
 /// <summary>
@@ -34,12 +40,12 @@ public static class LlamaOnnxExporter
     public static void Export(LlamaForCausalLM model, string path, OnnxExportOptions? options = null)
     {
         options ??= new OnnxExportOptions();
-        var graph = new Builder(model.Config, options.KvCache);
+        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights);
         graph.Build(model, options.MaxPositions ?? Math.Min(model.Config.MaxPositionEmbeddings, 8192));
         OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData });
     }
 
-    private sealed class Builder(LlamaConfig config, bool kvCache)
+    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16)
     {
         private int counter;
 
@@ -244,23 +250,29 @@ public static class LlamaOnnxExporter
         private void Weight(string name, Tensor weight, bool transpose)
         {
             var values = weight.ToFloatArray();
-            int rows = weight.Dim(0), cols = weight.Dim(1);
-            if (!transpose)
+            long rows = weight.Dim(0), cols = weight.Dim(1);
+            if (transpose)
+            {
+                var t = new float[values.Length];
+                for (long r = 0; r < rows; r++)
+                {
+                    for (long col = 0; col < cols; col++)
+                    {
+                        t[(col * rows) + r] = values[(r * cols) + col];
+                    }
+                }
+
+                (values, rows, cols) = (t, cols, rows);
+            }
+
+            if (!float16)
             {
                 Graph.AddInitializer(name, [rows, cols], values);
                 return;
             }
 
-            var t = new float[values.Length];
-            for (int r = 0; r < rows; r++)
-            {
-                for (int col = 0; col < cols; col++)
-                {
-                    t[((long)col * rows) + r] = values[((long)r * cols) + col];
-                }
-            }
-
-            Graph.AddInitializer(name, [cols, rows], t);
+            Graph.AddInitializer(name + ".f16", [rows, cols], values.Select(static x => (Half)x).ToArray());
+            Graph.AddNode("Cast", [name + ".f16"], [name], name + "/Cast", "", OnnxAttribute.Int("to", (long)OnnxElementType.Float));
         }
 
         private string Next(string scope, string op) => $"{scope}/{op}_{counter++}";

@@ -127,6 +127,37 @@ public sealed class LlamaOnnxExportTests : IDisposable
         Assert.Equal(ours, generated);
     }
 
+    [Theory]
+    [InlineData("llama_gqa")]
+    [InlineData("llama_tied_headdim")]
+    public void Float16WeightsGiveTheLogitsOfTheHalfRoundedModel(string name)
+    {
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
+        string f32 = Path.Combine(root, name + "-f32.onnx"), f16 = Path.Combine(root, name + "-f16.onnx");
+        LlamaOnnxExporter.Export(model, f32);
+        LlamaOnnxExporter.Export(model, f16, new OnnxExportOptions { Float16Weights = true });
+        // Every exported weight element (embedding, each Linear incl. a tied head's transposed copy) saves
+        // 2 bytes; the RoPE tables, norms and biases stay F32.
+        long weightElements = model.EmbedTokens.Value.Length + model.Linears().Sum(l => l.Weight.Value.Length);
+        long saved = new FileInfo(f32).Length - new FileInfo(f16).Length;
+        Assert.InRange(saved, 2 * weightElements - 4096, 2 * weightElements);
+
+        // The same weights rounded to float16 (nearest even) in our own model: the exported function exactly.
+        foreach (var p in model.Linears().Select(l => l.Weight).Append(model.EmbedTokens).Distinct())
+        {
+            var values = p.Value.AsF32();
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = (float)(Half)values[i];
+            }
+        }
+
+        using var expected = SafeTensorsFile.Open(Path.Combine(FixturePaths.Case(name), "expected.safetensors"));
+        var batch = ReferenceModelTests.BatchOf(expected);
+        var logits = Run(f16, batch.InputIds, Enumerable.Repeat(1L, batch.InputIds.Length).ToArray(), batch.B, batch.T).Tensors["logits"].Floats!;
+        ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(model, batch), logits, F32Tolerance, $"{name} fp16-weight logits");
+    }
+
     [Fact]
     public void ExportToAnUnwritablePathFailsAndLeavesNothing()
     {
