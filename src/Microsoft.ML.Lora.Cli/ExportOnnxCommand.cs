@@ -13,7 +13,8 @@ internal static class ExportOnnxCommand
         var external = new Option<bool>("--external-data") { Description = "store weights in <out>.data beside the model (automatic past 2 GB)" };
         var kvCache = new Option<bool>("--kv-cache") { Description = "add position_ids, past_key_values.N.key/value inputs and present.N.key/value outputs (ONNX Runtime GenAI layout)" };
         var fp16 = new Option<bool>("--fp16") { Description = "store weights as float16 (half the file; arithmetic stays F32)" };
-        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16 };
+        var adaptersAsInputs = new Option<bool>("--adapters-as-inputs") { Description = "keep base weights unmerged; the --adapter's layers read lora_A/lora_B/lora_scale from graph inputs" };
+        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16, adaptersAsInputs };
         model.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
@@ -24,7 +25,7 @@ internal static class ExportOnnxCommand
 
             using var lm = model.Load(parse);
             string path = Path.GetFullPath(parse.GetValue(outFile)!);
-            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16) });
+            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs) });
             long bytes = new FileInfo(path).Length + (File.Exists(path + ".data") ? new FileInfo(path + ".data").Length : 0);
             output.WriteLine($"wrote {path} ({bytes / 1048576.0:F1} MB)");
             return 0;

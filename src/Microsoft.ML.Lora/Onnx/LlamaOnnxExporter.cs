@@ -25,6 +25,14 @@ public sealed record OnnxExportOptions
     /// float: arithmetic stays F32, only the weights are rounded (round to nearest even).
     /// </summary>
     public bool Float16Weights { get; init; }
+
+    /// <summary>
+    /// Keep the base weights unmerged and make every adapted Linear read its adapter from graph inputs:
+    /// <c>{module}.lora_A</c> (rank × in), <c>{module}.lora_B</c> (out × rank) and <c>{module}.lora_scale</c>
+    /// (a float scalar), rank symbolic per module. y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ, so one exported base serves any
+    /// adapter with the same target modules (see <see cref="LlamaOnnxExporter.AdapterInputs"/>).
+    /// </summary>
+    public bool AdaptersAsInputs { get; init; }
 }
 
 /// <summary>
@@ -40,12 +48,37 @@ public static class LlamaOnnxExporter
     public static void Export(LlamaForCausalLM model, string path, OnnxExportOptions? options = null)
     {
         options ??= new OnnxExportOptions();
-        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights);
+        if (options.AdaptersAsInputs && !model.Linears().Any(static l => l.Applied is not null))
+        {
+            throw new ArgumentException("AdaptersAsInputs needs an active adapter on the model: its target modules decide which layers take adapter inputs");
+        }
+
+        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights, options.AdaptersAsInputs);
         graph.Build(model, options.MaxPositions ?? Math.Min(model.Config.MaxPositionEmbeddings, 8192));
         OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData });
     }
 
-    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16)
+    /// <summary>
+    /// The inputs an <see cref="OnnxExportOptions.AdaptersAsInputs"/> model takes for the model's active adapter:
+    /// name → (shape, F32 values), ready to feed to ONNX Runtime.
+    /// </summary>
+    public static IReadOnlyDictionary<string, (int[] Shape, float[] Values)> AdapterInputs(LlamaForCausalLM model)
+    {
+        var inputs = new Dictionary<string, (int[] Shape, float[] Values)>();
+        foreach (var linear in model.Linears())
+        {
+            if (linear.Applied is { } adapter)
+            {
+                inputs[linear.Name + ".lora_A"] = (adapter.A.Value.Shape.ToArray(), adapter.A.Value.ToFloatArray());
+                inputs[linear.Name + ".lora_B"] = (adapter.B.Value.Shape.ToArray(), adapter.B.Value.ToFloatArray());
+                inputs[linear.Name + ".lora_scale"] = ([], [adapter.Scale]);
+            }
+        }
+
+        return inputs;
+    }
+
+    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs)
     {
         private int counter;
 
@@ -172,7 +205,7 @@ public static class LlamaOnnxExporter
             if (!Graph.Initializers.Any(i => i.Name == name))
             {
                 using var w = linear.Weight.Value.To(DType.F32);
-                if (linear.Applied is { } adapter)
+                if (linear.Applied is { } adapter && !adapterInputs)
                 {
                     using var delta = adapter.Delta();
                     System.Numerics.Tensors.TensorPrimitives.Add(w.AsF32(), delta.AsF32(), w.AsF32());
@@ -182,6 +215,18 @@ public static class LlamaOnnxExporter
             }
 
             string y = Node("MatMul", linear.Name, [x, name]);
+            if (adapterInputs && linear.Applied is not null)
+            {
+                // y += s · (x · Aᵀ) · Bᵀ with A, B and s fed at run time.
+                string a = linear.Name + ".lora_A", bIn = linear.Name + ".lora_B", scale = linear.Name + ".lora_scale";
+                Graph.AddInput(a, OnnxElementType.Float, linear.Name + ".rank", linear.InFeatures);
+                Graph.AddInput(bIn, OnnxElementType.Float, linear.OutFeatures, linear.Name + ".rank");
+                Graph.AddInput(scale, OnnxElementType.Float);
+                string down = Node("MatMul", linear.Name + ".lora", [x, Node("Transpose", linear.Name + ".lora", [a], OnnxAttribute.Ints("perm", 1, 0))]);
+                string up = Node("MatMul", linear.Name + ".lora", [down, Node("Transpose", linear.Name + ".lora", [bIn], OnnxAttribute.Ints("perm", 1, 0))]);
+                y = Node("Add", linear.Name + ".lora", [y, Node("Mul", linear.Name + ".lora", [up, scale])]);
+            }
+
             if (linear.Bias is { } b)
             {
                 Graph.AddInitializer(b.Name, [b.Value.Length], b.Value.ToFloatArray());

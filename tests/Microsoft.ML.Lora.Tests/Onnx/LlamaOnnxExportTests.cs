@@ -159,6 +159,50 @@ public sealed class LlamaOnnxExportTests : IDisposable
     }
 
     [Fact]
+    public void AdaptersAsInputsServeTwoAdaptersFromOneFile()
+    {
+        using var expected = SafeTensorsFile.Open(Path.Combine(FixturePaths.Case("qwen2_bias"), "expected.safetensors"));
+        var batch = ReferenceModelTests.BatchOf(expected);
+        LlamaForCausalLM WithAdapter(int rank, int seed)
+        {
+            var m = LlamaForCausalLM.Load(FixturePaths.Case("qwen2_bias"));
+            var random = new Random(seed);
+            foreach (var a in m.AddAdapter(new LoraOptions { Rank = rank, Alpha = 8 }, seed: seed))
+            {
+                LoraInitializerAccess.Fill(a.B.Value.AsF32(), random, 0.3);
+            }
+
+            return m;
+        }
+
+        using var first = WithAdapter(4, 1);
+        using var second = WithAdapter(2, 2);
+        string path = Path.Combine(root, "adapters-as-inputs.onnx");
+        LlamaOnnxExporter.Export(first, path, new OnnxExportOptions { AdaptersAsInputs = true });
+
+        float[] RunWith(LlamaForCausalLM adapted, bool zeroB = false)
+        {
+            var inputs = new Dictionary<string, OnnxInput>
+            {
+                ["input_ids"] = OnnxInput.Int64(batch.InputIds.Select(i => (long)i).ToArray(), batch.B, batch.T),
+                ["attention_mask"] = OnnxInput.Int64(Enumerable.Repeat(1L, batch.InputIds.Length).ToArray(), batch.B, batch.T),
+            };
+            foreach (var (name, (shape, values)) in LlamaOnnxExporter.AdapterInputs(adapted))
+            {
+                inputs[name] = OnnxInput.Float32(zeroB && name.EndsWith(".lora_B", StringComparison.Ordinal) ? new float[values.Length] : values, shape);
+            }
+
+            return OnnxRuntimeChecker.Run(path, inputs).Tensors["logits"].Floats!;
+        }
+
+        ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(first, batch), RunWith(first), F32Tolerance, "first adapter");
+        ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(second, batch), RunWith(second), F32Tolerance, "second adapter (other rank)");
+        using var plain = LlamaForCausalLM.Load(FixturePaths.Case("qwen2_bias"));
+        ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(plain, batch), RunWith(second, zeroB: true), F32Tolerance, "B = 0 is the base model");
+        Assert.Throws<ArgumentException>(() => LlamaOnnxExporter.Export(plain, Path.Combine(root, "none.onnx"), new OnnxExportOptions { AdaptersAsInputs = true }));
+    }
+
+    [Fact]
     public void ExportToAnUnwritablePathFailsAndLeavesNothing()
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
