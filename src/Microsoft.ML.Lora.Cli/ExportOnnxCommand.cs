@@ -14,18 +14,24 @@ internal static class ExportOnnxCommand
         var kvCache = new Option<bool>("--kv-cache") { Description = "add position_ids, past_key_values.N.key/value inputs and present.N.key/value outputs (ONNX Runtime GenAI layout)" };
         var fp16 = new Option<bool>("--fp16") { Description = "store weights as float16 (half the file; arithmetic stays F32)" };
         var adaptersAsInputs = new Option<bool>("--adapters-as-inputs") { Description = "keep base weights unmerged; the --adapter's layers read lora_A/lora_B/lora_scale from graph inputs" };
-        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16, adaptersAsInputs };
+        var int4 = new Option<bool>("--int4") { Description = "decoder Linear weights as ONNX Runtime's 4-bit MatMulNBits (com.microsoft, block 32)" };
+        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16, adaptersAsInputs, int4 };
         model.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
             if (parse.GetValue(model.Quantize) is not null)
             {
-                throw new ArgumentException("export-onnx writes F32 weights; --quantize nf4 is not supported for export yet");
+                throw new ArgumentException("export-onnx dequantizes nothing itself: load the model without --quantize (use --int4 for 4-bit weights in the file)");
+            }
+
+            if (parse.GetValue(int4) && parse.GetValue(adaptersAsInputs))
+            {
+                throw new ArgumentException("--int4 and --adapters-as-inputs cannot be combined yet: 4-bit layers take no adapter inputs");
             }
 
             using var lm = model.Load(parse);
             string path = Path.GetFullPath(parse.GetValue(outFile)!);
-            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs) });
+            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs), Int4 = parse.GetValue(int4) });
             long bytes = new FileInfo(path).Length + (File.Exists(path + ".data") ? new FileInfo(path + ".data").Length : 0);
             output.WriteLine($"wrote {path} ({bytes / 1048576.0:F1} MB)");
             return 0;

@@ -33,6 +33,12 @@ public sealed record OnnxExportOptions
     /// adapter with the same target modules (see <see cref="LlamaOnnxExporter.AdapterInputs"/>).
     /// </summary>
     public bool AdaptersAsInputs { get; init; }
+
+    /// <summary>
+    /// Store the decoder layers' Linear weights in ONNX Runtime's 4-bit <c>MatMulNBits</c> form (com.microsoft,
+    /// block 32; see <see cref="Int4Blocks"/>); the embedding and lm_head stay F32 (or F16).
+    /// </summary>
+    public bool Int4 { get; init; }
 }
 
 /// <summary>
@@ -53,9 +59,9 @@ public static class LlamaOnnxExporter
             throw new ArgumentException("AdaptersAsInputs needs an active adapter on the model: its target modules decide which layers take adapter inputs");
         }
 
-        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights, options.AdaptersAsInputs);
+        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights, options.AdaptersAsInputs, options.Int4);
         graph.Build(model, options.MaxPositions ?? Math.Min(model.Config.MaxPositionEmbeddings, 8192));
-        OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData });
+        OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData, ExtraOpsets = options.Int4 ? [("com.microsoft", 1)] : [] });
     }
 
     /// <summary>
@@ -78,7 +84,7 @@ public static class LlamaOnnxExporter
         return inputs;
     }
 
-    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs)
+    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs, bool int4)
     {
         private int counter;
 
@@ -201,6 +207,11 @@ public static class LlamaOnnxExporter
         // x (B,T,C) -> x · Wᵀ (+ b), W with its active adapter merged (a copy; the model is untouched).
         private string Linear(Linear linear, string x)
         {
+            if (int4 && linear.Name != "lm_head")
+            {
+                return LinearInt4(linear, x);
+            }
+
             string name = linear.Name + ".weight_t";
             if (!Graph.Initializers.Any(i => i.Name == name))
             {
@@ -231,6 +242,33 @@ public static class LlamaOnnxExporter
             {
                 Graph.AddInitializer(b.Name, [b.Value.Length], b.Value.ToFloatArray());
                 y = Node("Add", linear.Name, [y, b.Name]);
+            }
+
+            return y;
+        }
+
+        // x (B,T,K) -> MatMulNBits(x, W (N,K) as 4-bit blocks) (+ b); an active adapter is merged first.
+        private string LinearInt4(Linear linear, string x)
+        {
+            using var w = linear.Weight.Value.To(DType.F32);
+            if (linear.Applied is { } adapter)
+            {
+                using var delta = adapter.Delta();
+                System.Numerics.Tensors.TensorPrimitives.Add(w.AsF32(), delta.AsF32(), w.AsF32());
+            }
+
+            int n = linear.OutFeatures, k = linear.InFeatures, blocks = (k + Int4Blocks.BlockSize - 1) / Int4Blocks.BlockSize;
+            var (codes, scales, _) = Int4Blocks.Quantize(w.ToFloatArray(), n, k);
+            string b = linear.Name + ".weight_q4", scale = linear.Name + ".weight_scales";
+            Graph.AddInitializer(b, OnnxElementType.UInt8, [n, blocks, Int4Blocks.BlockSize / 2], codes);
+            Graph.AddInitializer(scale, [(long)n * blocks], scales);
+            string y = Next(linear.Name, "MatMulNBits");
+            Graph.AddNode("MatMulNBits", [x, b, scale], [y], y + "/node", "com.microsoft",
+                OnnxAttribute.Int("K", k), OnnxAttribute.Int("N", n), OnnxAttribute.Int("bits", 4), OnnxAttribute.Int("block_size", Int4Blocks.BlockSize));
+            if (linear.Bias is { } bias)
+            {
+                Graph.AddInitializer(bias.Name, [bias.Value.Length], bias.Value.ToFloatArray());
+                y = Node("Add", linear.Name, [y, bias.Name]);
             }
 
             return y;

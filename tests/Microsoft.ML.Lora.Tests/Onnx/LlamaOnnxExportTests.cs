@@ -202,6 +202,36 @@ public sealed class LlamaOnnxExportTests : IDisposable
         Assert.Throws<ArgumentException>(() => LlamaOnnxExporter.Export(plain, Path.Combine(root, "none.onnx"), new OnnxExportOptions { AdaptersAsInputs = true }));
     }
 
+    [Theory]
+    [InlineData("llama_gqa")]
+    [InlineData("qwen2_bias")]
+    public void Int4WeightsRunInOnnxRuntimeAsTheDequantizedModel(string name)
+    {
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
+        string path = Path.Combine(root, name + "-int4.onnx");
+        LlamaOnnxExporter.Export(model, path, new OnnxExportOptions { Int4 = true });
+
+        // Our model with each decoder Linear replaced by its 4-bit blocks dequantized: the exported function.
+        double worst = 0;
+        foreach (var linear in model.Layers.SelectMany(l => l.Projections()))
+        {
+            var w = linear.Weight.Value.AsF32();
+            var (_, _, dequantized) = Int4Blocks.Quantize(w.ToArray(), linear.OutFeatures, linear.InFeatures);
+            for (int i = 0; i < w.Length; i++)
+            {
+                worst = Math.Max(worst, Math.Abs(w[i] - dequantized[i]));
+            }
+
+            dequantized.CopyTo(w);
+        }
+
+        Assert.True(worst > 1e-3, "4-bit rounding must change the weights, or the comparison proves nothing");
+        using var expected = SafeTensorsFile.Open(Path.Combine(FixturePaths.Case(name), "expected.safetensors"));
+        var batch = ReferenceModelTests.BatchOf(expected);
+        var logits = Run(path, batch.InputIds, Enumerable.Repeat(1L, batch.InputIds.Length).ToArray(), batch.B, batch.T).Tensors["logits"].Floats!;
+        ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(model, batch), logits, F32Tolerance, $"{name} int4 logits");
+    }
+
     [Fact]
     public void ExportToAnUnwritablePathFailsAndLeavesNothing()
     {
