@@ -6,6 +6,7 @@
 #   3. The LoRA (r=16) and QLoRA (NF4, double quantization) steps against the frozen pass, interleaved,
 #      and QLoRA's peak tensor memory against LoRA over F32 weights on a wider model (hidden 2048).
 #   4. Tokenizer MB/s on real tokenizer.json files, and generation tokens/s with and without the KV cache.
+#   5. ONNX export time and size, and ONNX Runtime forward tokens/s next to our engine.
 # Never fails on time. Usage: eng/bench.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,3 +42,5 @@ echo "== tokenizer throughput (single thread, real tokenizer.json files)"
 dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll tokenizer
 echo "== generation: 64 tokens after a 128-token prompt, greedy, with and without the KV cache"
 "$lora" bench "${shape[@]}" --steps 1 --warmup 0 --threads "$threads" --generate 64 | grep '^generate'
+echo "== ONNX: export time and size (F32, int4), ONNX Runtime forward tokens/s next to ours (4x256)"
+dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll onnx

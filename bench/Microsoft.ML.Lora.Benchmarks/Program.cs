@@ -18,7 +18,8 @@ internal static class Program
                 "gemm" => GemmBenchmark.Run(BenchOptions.Parse(args.AsSpan(1))),
                 "gemm-kernel" => KernelPeak.Run(BenchOptions.Parse(args.AsSpan(1))),
                 "tokenizer" => TokenizerBenchmark.Run(args.AsSpan(1)),
-                _ => throw new ArgumentException($"unknown mode '{args[0]}'; known modes: gemm, gemm-kernel"),
+                "onnx" => OnnxBenchmark.Run(),
+                _ => throw new ArgumentException($"unknown mode '{args[0]}'; known modes: gemm, gemm-kernel, tokenizer, onnx"),
             };
         }
         catch (ArgumentException e)

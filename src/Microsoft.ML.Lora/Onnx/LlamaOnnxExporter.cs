@@ -54,6 +54,11 @@ public static class LlamaOnnxExporter
     public static void Export(LlamaForCausalLM model, string path, OnnxExportOptions? options = null)
     {
         options ??= new OnnxExportOptions();
+        if (options.AdaptersAsInputs && options.Int4)
+        {
+            throw new ArgumentException("Int4 and AdaptersAsInputs cannot be combined: 4-bit layers take no adapter inputs");
+        }
+
         if (options.AdaptersAsInputs && !model.Linears().Any(static l => l.Applied is not null))
         {
             throw new ArgumentException("AdaptersAsInputs needs an active adapter on the model: its target modules decide which layers take adapter inputs");
