@@ -14,8 +14,9 @@ internal static class ExportOnnxCommand
         var kvCache = new Option<bool>("--kv-cache") { Description = "add position_ids, past_key_values.N.key/value inputs and present.N.key/value outputs (ONNX Runtime GenAI layout)" };
         var fp16 = new Option<bool>("--fp16") { Description = "store weights as float16 (half the file; arithmetic stays F32)" };
         var adaptersAsInputs = new Option<bool>("--adapters-as-inputs") { Description = "keep base weights unmerged; the --adapter's layers read lora_A/lora_B/lora_scale from graph inputs" };
-        var int4 = new Option<bool>("--int4") { Description = "decoder Linear weights as ONNX Runtime's 4-bit MatMulNBits (com.microsoft, block 32)" };
-        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16, adaptersAsInputs, int4 };
+        var int4 = new Option<bool>("--int4") { Description = "decoder Linear weights as ONNX Runtime's 4-bit MatMulNBits (com.microsoft, block --int4-block)" };
+        var int4Block = new Option<int>("--int4-block") { Description = "elements per 4-bit block: 32 or 64", DefaultValueFactory = _ => 32 };
+        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16, adaptersAsInputs, int4, int4Block };
         model.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
@@ -31,7 +32,7 @@ internal static class ExportOnnxCommand
 
             using var lm = model.Load(parse);
             string path = Path.GetFullPath(parse.GetValue(outFile)!);
-            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs), Int4 = parse.GetValue(int4) });
+            LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs), Int4 = parse.GetValue(int4), Int4BlockSize = parse.GetValue(int4Block) });
             long bytes = new FileInfo(path).Length + (File.Exists(path + ".data") ? new FileInfo(path + ".data").Length : 0);
             output.WriteLine($"wrote {path} ({bytes / 1048576.0:F1} MB)");
             return 0;

@@ -36,9 +36,12 @@ public sealed record OnnxExportOptions
 
     /// <summary>
     /// Store the decoder layers' Linear weights in ONNX Runtime's 4-bit <c>MatMulNBits</c> form (com.microsoft,
-    /// block 32; see <see cref="Int4Blocks"/>); the embedding and lm_head stay F32 (or F16).
+    /// block <see cref="Int4BlockSize"/>; see <see cref="Int4Blocks"/>); the embedding and lm_head stay F32 (or F16).
     /// </summary>
     public bool Int4 { get; init; }
+
+    /// <summary>Elements per 4-bit block with <see cref="Int4"/>: 32 (default) or 64.</summary>
+    public int Int4BlockSize { get; init; } = Int4Blocks.DefaultBlockSize;
 }
 
 /// <summary>
@@ -64,7 +67,7 @@ public static class LlamaOnnxExporter
             throw new ArgumentException("AdaptersAsInputs needs an active adapter on the model: its target modules decide which layers take adapter inputs");
         }
 
-        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights, options.AdaptersAsInputs, options.Int4);
+        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights, options.AdaptersAsInputs, options.Int4 ? options.Int4BlockSize : 0);
         graph.Build(model, options.MaxPositions ?? Math.Min(model.Config.MaxPositionEmbeddings, 8192));
         OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData, ExtraOpsets = options.Int4 ? [("com.microsoft", 1)] : [] });
     }
@@ -89,7 +92,7 @@ public static class LlamaOnnxExporter
         return inputs;
     }
 
-    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs, bool int4)
+    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs, int int4BlockSize)
     {
         private int counter;
 
@@ -212,7 +215,7 @@ public static class LlamaOnnxExporter
         // x (B,T,C) -> x · Wᵀ (+ b), W with its active adapter merged (a copy; the model is untouched).
         private string Linear(Linear linear, string x)
         {
-            if (int4 && linear.Name != "lm_head")
+            if (int4BlockSize > 0 && linear.Name != "lm_head")
             {
                 return LinearInt4(linear, x);
             }
@@ -262,14 +265,14 @@ public static class LlamaOnnxExporter
                 System.Numerics.Tensors.TensorPrimitives.Add(w.AsF32(), delta.AsF32(), w.AsF32());
             }
 
-            int n = linear.OutFeatures, k = linear.InFeatures, blocks = (k + Int4Blocks.BlockSize - 1) / Int4Blocks.BlockSize;
-            var (codes, scales, _) = Int4Blocks.Quantize(w.ToFloatArray(), n, k);
+            int n = linear.OutFeatures, k = linear.InFeatures, blocks = (k + int4BlockSize - 1) / int4BlockSize;
+            var (codes, scales, _) = Int4Blocks.Quantize(w.ToFloatArray(), n, k, int4BlockSize);
             string b = linear.Name + ".weight_q4", scale = linear.Name + ".weight_scales";
-            Graph.AddInitializer(b, OnnxElementType.UInt8, [n, blocks, Int4Blocks.BlockSize / 2], codes);
+            Graph.AddInitializer(b, OnnxElementType.UInt8, [n, blocks, int4BlockSize / 2], codes);
             Graph.AddInitializer(scale, [(long)n * blocks], scales);
             string y = Next(linear.Name, "MatMulNBits");
             Graph.AddNode("MatMulNBits", [x, b, scale], [y], y + "/node", "com.microsoft",
-                OnnxAttribute.Int("K", k), OnnxAttribute.Int("N", n), OnnxAttribute.Int("bits", 4), OnnxAttribute.Int("block_size", Int4Blocks.BlockSize));
+                OnnxAttribute.Int("K", k), OnnxAttribute.Int("N", n), OnnxAttribute.Int("bits", 4), OnnxAttribute.Int("block_size", int4BlockSize));
             if (linear.Bias is { } bias)
             {
                 Graph.AddInitializer(bias.Name, [bias.Value.Length], bias.Value.ToFloatArray());

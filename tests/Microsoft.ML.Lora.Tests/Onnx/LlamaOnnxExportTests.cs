@@ -203,20 +203,21 @@ public sealed class LlamaOnnxExportTests : IDisposable
     }
 
     [Theory]
-    [InlineData("llama_gqa")]
-    [InlineData("qwen2_bias")]
-    public void Int4WeightsRunInOnnxRuntimeAsTheDequantizedModel(string name)
+    [InlineData("llama_gqa", 32)]
+    [InlineData("qwen2_bias", 32)]
+    [InlineData("llama_tied_headdim", 64)]
+    public void Int4WeightsRunInOnnxRuntimeAsTheDequantizedModel(string name, int blockSize)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
         string path = Path.Combine(root, name + "-int4.onnx");
-        LlamaOnnxExporter.Export(model, path, new OnnxExportOptions { Int4 = true });
+        LlamaOnnxExporter.Export(model, path, new OnnxExportOptions { Int4 = true, Int4BlockSize = blockSize });
 
         // Our model with each decoder Linear replaced by its 4-bit blocks dequantized: the exported function.
         double worst = 0;
         foreach (var linear in model.Layers.SelectMany(l => l.Projections()))
         {
             var w = linear.Weight.Value.AsF32();
-            var (_, _, dequantized) = Int4Blocks.Quantize(w.ToArray(), linear.OutFeatures, linear.InFeatures);
+            var (_, _, dequantized) = Int4Blocks.Quantize(w.ToArray(), linear.OutFeatures, linear.InFeatures, blockSize);
             for (int i = 0; i < w.Length; i++)
             {
                 worst = Math.Max(worst, Math.Abs(w[i] - dequantized[i]));
