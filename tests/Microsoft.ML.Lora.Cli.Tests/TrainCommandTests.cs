@@ -134,6 +134,15 @@ public sealed partial class TrainCommandTests
         (exit, _, error) = CliRunner.Run("export-onnx", "--model", Model, "--out", Path.Combine(onnx, "x.onnx"));
         Assert.Equal(1, exit);
         Assert.Contains("x.onnx", error, StringComparison.Ordinal);
+
+        string shared = Path.Combine(tmp.Path, "base.onnx"), adapterFile = Path.Combine(tmp.Path, "adapter.onnx");
+        (exit, _, error) = CliRunner.Run("export-onnx", "--model", Model, "--adapter", adapter, "--out", shared, "--adapters-as-inputs", "--adapter-out", adapterFile);
+        Assert.True(exit == 0, error);
+        Assert.True(File.Exists(adapterFile));
+        (exit, _, error) = CliRunner.Run("export-onnx", "--model", Model, "--adapter", adapter, "--out", Path.Combine(tmp.Path, "bad.onnx"), "--int4", "--adapters-as-inputs");
+        Assert.Equal(1, exit);
+        Assert.Contains("--int4", error, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(tmp.Path, "bad.onnx")));
     }
 
     [Fact]

@@ -92,6 +92,31 @@ public static class LlamaOnnxExporter
         return inputs;
     }
 
+    /// <summary>
+    /// Writes the model's active adapter as an ONNX file that ONNX Runtime loads and runs: no inputs, one
+    /// output per adapter input of an <see cref="OnnxExportOptions.AdaptersAsInputs"/> model, with the same
+    /// names and shapes. Run it once and feed its outputs to the base model to switch adapters.
+    /// </summary>
+    public static void ExportAdapter(LlamaForCausalLM model, string path)
+    {
+        var inputs = AdapterInputs(model);
+        if (inputs.Count == 0)
+        {
+            throw new ArgumentException("the model has no active adapter to export");
+        }
+
+        var graph = new OnnxGraph("adapter");
+        foreach (var (name, (shape, values)) in inputs)
+        {
+            var dims = shape.Select(static d => (long)d).ToArray();
+            graph.AddInitializer(name + ".value", dims, values);
+            graph.AddNode("Identity", [name + ".value"], [name], name + "/node");
+            graph.AddOutput(name, OnnxElementType.Float, dims.Select(static d => (OnnxDim)d).ToArray());
+        }
+
+        OnnxModelWriter.Save(graph, path, new OnnxSaveOptions());
+    }
+
     private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs, int int4BlockSize)
     {
         private int counter;

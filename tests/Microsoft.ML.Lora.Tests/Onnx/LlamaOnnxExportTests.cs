@@ -200,6 +200,24 @@ public sealed class LlamaOnnxExportTests : IDisposable
         using var plain = LlamaForCausalLM.Load(FixturePaths.Case("qwen2_bias"));
         ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(plain, batch), RunWith(second, zeroB: true), F32Tolerance, "B = 0 is the base model");
         Assert.Throws<ArgumentException>(() => LlamaOnnxExporter.Export(plain, Path.Combine(root, "none.onnx"), new OnnxExportOptions { AdaptersAsInputs = true }));
+
+        // The second adapter as its own ONNX file: ONNX Runtime runs it (no inputs) and its outputs, fed to
+        // the base file, give the second adapter's logits.
+        string adapterFile = Path.Combine(root, "second.adapter.onnx");
+        LlamaOnnxExporter.ExportAdapter(second, adapterFile);
+        var tensors = OnnxRuntimeChecker.Run(adapterFile, new Dictionary<string, OnnxInput>()).Tensors;
+        var feeds = new Dictionary<string, OnnxInput>
+        {
+            ["input_ids"] = OnnxInput.Int64(batch.InputIds.Select(i => (long)i).ToArray(), batch.B, batch.T),
+            ["attention_mask"] = OnnxInput.Int64(Enumerable.Repeat(1L, batch.InputIds.Length).ToArray(), batch.B, batch.T),
+        };
+        foreach (var (name, tensor) in tensors)
+        {
+            feeds[name] = OnnxInput.Float32(tensor.Floats!, tensor.Dims);
+        }
+
+        Assert.Equal(LlamaOnnxExporter.AdapterInputs(second).Count, tensors.Count);
+        ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(second, batch), OnnxRuntimeChecker.Run(path, feeds).Tensors["logits"].Floats!, F32Tolerance, "adapter file fed to the base");
     }
 
     [Theory]
