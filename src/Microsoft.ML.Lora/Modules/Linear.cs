@@ -111,23 +111,32 @@ public sealed unsafe class Linear : IDisposable
             return;
         }
 
-        var adapter = adapters[ActiveAdapter];
-        using var merged = Weight.Value.To(DType.F32);
-        using (var delta = adapter.Delta())
+        using var merged = WeightPlus(adapters[ActiveAdapter]);
+        int bad = IndexOfNonFinite(merged.AsF32());
+        if (bad >= 0)
         {
-            var w = merged.AsF32();
-            System.Numerics.Tensors.TensorPrimitives.Add(w, delta.AsF32(), w);
-            int bad = IndexOfNonFinite(w);
-            if (bad >= 0)
-            {
-                throw new InvalidOperationException($"{Name}: merging adapter '{ActiveAdapter}' gives a non-finite weight at row {bad / InFeatures}, column {bad % InFeatures}; the base weight is unchanged");
-            }
+            throw new InvalidOperationException($"{Name}: merging adapter '{ActiveAdapter}' gives a non-finite weight at row {bad / InFeatures}, column {bad % InFeatures}; the base weight is unchanged");
         }
 
         var target = mergedDType ?? (Weight.Value.DType == DType.BF16 ? DType.BF16 : DType.F32);
         var result = merged.To(target);
         unmergedWeight = Weight.Swap(result);
         MergedAdapter = ActiveAdapter;
+    }
+
+    /// <summary>A new F32 tensor W + s·B·A for the adapter Forward applies now (<see cref="Applied"/>; just W as F32 when none). The layer is unchanged.</summary>
+    public Tensor MergedWeightCopy() => WeightPlus(Applied);
+
+    private Tensor WeightPlus(LoraAdapter? adapter)
+    {
+        var w = Weight.Value.To(DType.F32);
+        if (adapter is not null)
+        {
+            using var delta = adapter.Delta();
+            System.Numerics.Tensors.TensorPrimitives.Add(w.AsF32(), delta.AsF32(), w.AsF32());
+        }
+
+        return w;
     }
 
     /// <summary>Restores the weight from before <see cref="Merge"/> exactly.</summary>

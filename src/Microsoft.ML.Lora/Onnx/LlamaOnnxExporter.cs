@@ -248,13 +248,7 @@ public static class LlamaOnnxExporter
             string name = linear.Name + ".weight_t";
             if (!Graph.Initializers.Any(i => i.Name == name))
             {
-                using var w = linear.Weight.Value.To(DType.F32);
-                if (linear.Applied is { } adapter && !adapterInputs)
-                {
-                    using var delta = adapter.Delta();
-                    System.Numerics.Tensors.TensorPrimitives.Add(w.AsF32(), delta.AsF32(), w.AsF32());
-                }
-
+                using var w = adapterInputs ? linear.Weight.Value.To(DType.F32) : linear.MergedWeightCopy();
                 Weight(name, w, transpose: true);
             }
 
@@ -283,13 +277,7 @@ public static class LlamaOnnxExporter
         // x (B,T,K) -> MatMulNBits(x, W (N,K) as 4-bit blocks) (+ b); an active adapter is merged first.
         private string LinearInt4(Linear linear, string x)
         {
-            using var w = linear.Weight.Value.To(DType.F32);
-            if (linear.Applied is { } adapter)
-            {
-                using var delta = adapter.Delta();
-                System.Numerics.Tensors.TensorPrimitives.Add(w.AsF32(), delta.AsF32(), w.AsF32());
-            }
-
+            using var w = linear.MergedWeightCopy();
             int n = linear.OutFeatures, k = linear.InFeatures, blocks = (k + int4BlockSize - 1) / int4BlockSize;
             var (codes, scales, _) = Int4Blocks.Quantize(w.ToFloatArray(), n, k, int4BlockSize);
             string b = linear.Name + ".weight_q4", scale = linear.Name + ".weight_scales";
