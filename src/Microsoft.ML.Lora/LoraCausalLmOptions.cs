@@ -1,0 +1,76 @@
+using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Tensors;
+using Microsoft.ML.Lora.Text;
+using Microsoft.ML.Lora.Training;
+
+namespace Microsoft.ML.Lora;
+
+/// <summary>
+/// Options of <see cref="LoraCausalLmEstimator"/>: supervised fine-tuning (SFT) of a causal LM with
+/// LoRA or QLoRA on prompt/completion or chat-message rows. Immutable; <see cref="Validate"/> throws
+/// <see cref="ArgumentException"/> naming the option and the value.
+/// </summary>
+public sealed record LoraCausalLmOptions
+{
+    /// <summary>Hugging Face model folder (config.json, safetensors, tokenizer.json). Required.</summary>
+    public string ModelPath { get; init; } = "";
+
+    /// <summary>Storage of the frozen base weights when <see cref="Quantize"/> is None: F32 (default) or BF16 (half the memory).</summary>
+    public DType DType { get; init; } = DType.F32;
+
+    /// <summary>None (default) = LoRA; Nf4 or Nf4DoubleQuant = QLoRA.</summary>
+    public LoraQuantization Quantize { get; init; } = LoraQuantization.None;
+
+    /// <summary>The adapter: rank, α, targets (default all linear layers, r = 8, α = 32).</summary>
+    public LoraOptions Lora { get; init; } = new();
+
+    /// <summary>The training run: learning rate, epochs or steps, batch size, seed.</summary>
+    public TrainingOptions Training { get; init; } = new();
+
+    /// <summary>Text column of the prompts (string). Default "Prompt". Unused when <see cref="MessagesColumn"/> is set.</summary>
+    public string PromptColumn { get; init; } = "Prompt";
+
+    /// <summary>Text column of the completions to learn (string). Default "Completion". Not needed by Transform.</summary>
+    public string CompletionColumn { get; init; } = "Completion";
+
+    /// <summary>
+    /// Column of chat conversations (<c>IReadOnlyList&lt;ChatMessage&gt;</c>). Default null: rows are prompt/completion.
+    /// When set, training learns the assistant turns, and Transform answers each conversation (without its
+    /// last assistant turn, when it ends with one).
+    /// </summary>
+    public string? MessagesColumn { get; init; }
+
+    /// <summary>Chat template for <see cref="MessagesColumn"/>; null = detected from the model folder's tokenizer_config.json.</summary>
+    public ChatTemplate? ChatTemplate { get; init; }
+
+    /// <summary>Train on prompt tokens too. Default false: loss on the completion (and EOS) only, as TRL's SFT does.</summary>
+    public bool TrainOnPrompt { get; init; }
+
+    /// <summary>Column Transform adds with the generated text (string). Default "GeneratedText".</summary>
+    public string OutputColumn { get; init; } = "GeneratedText";
+
+    /// <summary>How Transform generates. Default greedy, up to 128 new tokens; empty StopTokenIds means the tokenizer's EOS.</summary>
+    public GenerationOptions Generation { get; init; } = new();
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option and its value.</summary>
+    public void Validate()
+    {
+        PipelineOptions.RequireModel(nameof(LoraCausalLmOptions), ModelPath, DType, Quantize, Lora, Training);
+        ArgumentNullException.ThrowIfNull(Generation, nameof(Generation));
+        PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(OutputColumn), OutputColumn);
+        if (MessagesColumn is null)
+        {
+            PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(PromptColumn), PromptColumn);
+            PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(CompletionColumn), CompletionColumn);
+            if (PromptColumn == CompletionColumn)
+            {
+                throw new ArgumentException($"LoraCausalLmOptions.PromptColumn and CompletionColumn are both '{PromptColumn}'; the completion needs its own column", nameof(CompletionColumn));
+            }
+        }
+        else
+        {
+            PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(MessagesColumn), MessagesColumn);
+        }
+    }
+}
