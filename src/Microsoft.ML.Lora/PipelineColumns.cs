@@ -38,13 +38,7 @@ internal static class PipelineColumns
     /// <summary>Column <paramref name="name"/>, which must exist and hold <typeparamref name="T"/>.</summary>
     public static IReadOnlyList<T> Typed<T>(TextTable data, string name, string option)
     {
-        ArgumentNullException.ThrowIfNull(data);
-        if (!data.HasColumn(name))
-        {
-            string seen = data.Schema.Count == 0 ? "none" : string.Join(", ", data.Schema.Select(c => $"'{c.Name}'"));
-            throw new ArgumentException($"column '{name}' ({option}) not found; the table's columns: {seen}", nameof(data));
-        }
-
+        RequireColumn(data, name, option);
         var type = data.GetColumnType(name);
         if (type != typeof(T))
         {
@@ -54,6 +48,13 @@ internal static class PipelineColumns
         return data.GetColumn<T>(name);
     }
 
+    /// <summary>The type of column <paramref name="name"/>, which must exist.</summary>
+    public static Type ColumnType(TextTable data, string name, string option)
+    {
+        RequireColumn(data, name, option);
+        return data.GetColumnType(name);
+    }
+
     /// <summary>Throws when the table has no rows.</summary>
     public static void RequireRows(TextTable data, string what)
     {
@@ -61,6 +62,16 @@ internal static class PipelineColumns
         if (data.RowCount == 0)
         {
             throw new ArgumentException($"{what}: the table has no rows", nameof(data));
+        }
+    }
+
+    private static void RequireColumn(TextTable data, string name, string option)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (!data.HasColumn(name))
+        {
+            string seen = data.Schema.Count == 0 ? "none" : string.Join(", ", data.Schema.Select(c => $"'{c.Name}' ({TextTable.TypeName(c.Type)})"));
+            throw new ArgumentException($"column '{name}' ({option}) not found; the table's columns: {seen}", nameof(data));
         }
     }
 }

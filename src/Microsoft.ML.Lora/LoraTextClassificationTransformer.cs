@@ -1,0 +1,212 @@
+using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Onnx;
+using Microsoft.ML.Lora.Text;
+using Microsoft.ML.Lora.Training;
+
+namespace Microsoft.ML.Lora;
+
+/// <summary>
+/// A sequence classifier with a trained LoRA adapter and <c>score</c> head, in ML.NET's transformer shape:
+/// <see cref="Transform"/> adds the predicted class and the class probabilities of each row's text. It
+/// also saves the adapter (PEFT layout, <c>task_type</c> SEQ_CLS, plus <c>labels.json</c>), loads it back,
+/// merges it into the base weights and exports ONNX. Methods are serialized (one at a time); dispose it to
+/// free the model.
+/// </summary>
+public sealed class LoraTextClassificationTransformer : IDisposable
+{
+    private readonly object gate = new();
+    private readonly LlamaForCausalLM model;
+    private readonly ClassificationText text;
+    private readonly ClassificationLabels labels;
+    private bool disposed;
+
+    internal LoraTextClassificationTransformer(LlamaForCausalLM model, ClassificationText text, LoraTextClassificationOptions options, ClassificationLabels labels, TrainingResult? trainingResult)
+    {
+        this.model = model;
+        this.text = text;
+        this.labels = labels;
+        Options = options;
+        TrainingResult = trainingResult;
+    }
+
+    /// <summary>The options the step was built with.</summary>
+    public LoraTextClassificationOptions Options { get; }
+
+    /// <summary>What training did (step losses, steps); null for a transformer made by <see cref="Load"/>.</summary>
+    public TrainingResult? TrainingResult { get; }
+
+    /// <summary>Number of classes K: PredictedLabel is in 0…K−1 and Score has K entries.</summary>
+    public int NumLabels => labels.Count;
+
+    /// <summary>Class names by index when the labels were strings or <see cref="LoraTextClassificationOptions.LabelNames"/> was set; else null.</summary>
+    public IReadOnlyList<string>? LabelNames => labels.Names;
+
+    /// <summary>True once <see cref="Merge"/> has folded the adapter into the base weights.</summary>
+    public bool IsMerged { get; private set; }
+
+    /// <summary>The underlying classifier, for uses this class does not cover. Owned by the transformer.</summary>
+    public LlamaForCausalLM Model => model;
+
+    /// <summary>The model folder's tokenizer.</summary>
+    public Tokenizer Tokenizer => text.Tokenizer;
+
+    /// <summary>
+    /// Loads the base model of <paramref name="options"/> (ModelPath, DType, Quantize) as a classifier and the
+    /// adapter, head and classes saved by <see cref="SaveAdapter"/> in <paramref name="adapterDirectory"/>.
+    /// NumLabels and LabelNames of the options may be left null; when set they must match the saved ones.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The folder lacks labels.json or the adapter files.</exception>
+    /// <exception cref="InvalidDataException">The adapter does not fit the base model; the message names file and key.</exception>
+    public static LoraTextClassificationTransformer Load(string adapterDirectory, LoraTextClassificationOptions options)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(adapterDirectory);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var labels = ClassificationLabels.Read(adapterDirectory, options);
+        var text = new ClassificationText(Tokenizer.Load(options.ModelPath), options);
+        var model = PipelineModel.LoadBase(options.ModelPath, options.DType, options.Quantize, (path, dtype) => ClassificationEngine.Load(path, dtype, labels.Count, labels.Names, options.Training.Seed));
+        return PipelineModel.Build(model, m =>
+        {
+            m.LoadAdapter(adapterDirectory);
+            return new LoraTextClassificationTransformer(m, text, options, labels, null);
+        });
+    }
+
+    /// <summary>
+    /// A new table: <paramref name="data"/> plus PredictedLabelColumn (int, the most probable class; the
+    /// lowest index on a tie) and ScoreColumn (float[K], softmax probabilities) for each row's TextColumn.
+    /// </summary>
+    /// <exception cref="ArgumentException">The text column is missing, not string, or has an empty value; the message names it.</exception>
+    public TextTable Transform(TextTable data, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var scores = PredictScores(PipelineColumns.Texts(data, Options.TextColumn, "LoraTextClassificationOptions.TextColumn"), cancellationToken);
+        var predicted = scores.Select(ArgMax).ToArray();
+        return data.WithColumn(Options.PredictedLabelColumn, predicted).WithColumn(Options.ScoreColumn, scores);
+    }
+
+    /// <summary>Class probabilities [texts][K] (softmax of the pooled logits), in batches of PredictionBatchSize.</summary>
+    public float[][] PredictScores(IReadOnlyList<string> texts, CancellationToken cancellationToken = default)
+    {
+        var logits = PredictLogits(texts, cancellationToken);
+        foreach (float[] row in logits)
+        {
+            Softmax(row);
+        }
+
+        return logits;
+    }
+
+    /// <summary>Class logits [texts][K] at each text's last token (what an exported ONNX model outputs), in batches of PredictionBatchSize.</summary>
+    public float[][] PredictLogits(IReadOnlyList<string> texts, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        var ids = new List<int[]>(texts.Count);
+        for (int i = 0; i < texts.Count; i++)
+        {
+            ids.Add(text.Encode(string.IsNullOrEmpty(texts[i]) ? throw new ArgumentException($"text {i} is {(texts[i] is null ? "null" : "empty")}", nameof(texts)) : texts[i]));
+        }
+
+        lock (gate)
+        {
+            ThrowIfDisposed();
+            return ClassificationEngine.Logits(model, ids, Options.PredictionBatchSize, cancellationToken);
+        }
+    }
+
+    /// <summary>Token ids of <paramref name="input"/> as the classifier sees it (BOS added, truncated), e.g. to feed an exported ONNX model.</summary>
+    public int[] Encode(string input) => text.Encode(input);
+
+    /// <summary>
+    /// Writes the adapter as a PEFT folder (<c>adapter_config.json</c> with task_type SEQ_CLS and
+    /// modules_to_save score, <c>adapter_model.safetensors</c>) plus <c>labels.json</c> (num_labels, id2label)
+    /// to <paramref name="directory"/>, which must be new or empty; the folder appears whole or not at all.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The adapter was merged.</exception>
+    public void SaveAdapter(string directory)
+    {
+        lock (gate)
+        {
+            ThrowIfDisposed();
+            PipelineModel.RequireAdapter(IsMerged, nameof(SaveAdapter));
+            AdapterFolder.Save(model, directory, Options.ModelPath, new Dictionary<string, string> { [ClassificationLabels.FileName] = labels.ToJson() });
+        }
+    }
+
+    /// <summary>
+    /// Folds the adapter into the base weights (W ← W + s·B·A, checked finite) and removes it; the trained
+    /// head stays. NF4 or BF16 base weights become F32. The adapter can no longer be saved separately.
+    /// </summary>
+    public void Merge()
+    {
+        lock (gate)
+        {
+            ThrowIfDisposed();
+            if (!IsMerged)
+            {
+                model.MergeAndUnload();
+                IsMerged = true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Exports the classifier with its adapter merged (the transformer is not changed) as ONNX: inputs
+    /// <c>input_ids</c> and <c>attention_mask</c> (right-padded), output <c>logits</c> [B, K] at each row's last
+    /// real token (apply softmax for <see cref="PredictScores"/>'s probabilities).
+    /// </summary>
+    public void ExportOnnx(string path, OnnxExportOptions? options = null)
+    {
+        lock (gate)
+        {
+            ThrowIfDisposed();
+            LlamaOnnxExporter.Export(model, path, options);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            if (!disposed)
+            {
+                disposed = true;
+                model.Dispose();
+            }
+        }
+    }
+
+    private static int ArgMax(float[] values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++)
+        {
+            if (values[i] > values[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+
+    // Max-subtracted, so large logits cannot overflow exp.
+    private static void Softmax(float[] row)
+    {
+        float max = row.Max();
+        double sum = 0;
+        for (int i = 0; i < row.Length; i++)
+        {
+            sum += Math.Exp(row[i] - max);
+        }
+
+        for (int i = 0; i < row.Length; i++)
+        {
+            row[i] = (float)(Math.Exp(row[i] - max) / sum);
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(disposed, this);
+}
