@@ -53,11 +53,22 @@ public sealed record LoraCausalLmOptions
     /// <summary>How Transform generates. Default greedy, up to 128 new tokens; empty StopTokenIds means the tokenizer's EOS.</summary>
     public GenerationOptions Generation { get; init; } = new();
 
+    /// <summary>
+    /// Prompts generated together: prompts with the same token count share one forward pass per token, up to
+    /// this many at a time. Default 8; 1 generates one prompt at a time.
+    /// </summary>
+    public int GenerationBatchSize { get; init; } = 8;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option and its value.</summary>
     public void Validate()
     {
         PipelineOptions.RequireModel(nameof(LoraCausalLmOptions), ModelPath, DType, Quantize, Lora, Training);
         ArgumentNullException.ThrowIfNull(Generation, nameof(Generation));
+        if (GenerationBatchSize < 1)
+        {
+            throw new ArgumentException($"LoraCausalLmOptions.GenerationBatchSize = {GenerationBatchSize} is invalid: expected at least 1", nameof(GenerationBatchSize));
+        }
+
         PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(OutputColumn), OutputColumn);
         if (MessagesColumn is null)
         {

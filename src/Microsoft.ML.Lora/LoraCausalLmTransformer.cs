@@ -8,7 +8,8 @@ namespace Microsoft.ML.Lora;
 
 /// <summary>
 /// A causal LM with a trained LoRA adapter, in ML.NET's transformer shape: <see cref="Transform"/> adds a
-/// column of generated text for each row's prompt (or conversation). It also saves the adapter (PEFT
+/// column of generated text for each row's prompt (or conversation), generating prompts of equal token
+/// length together (<see cref="LoraCausalLmOptions.GenerationBatchSize"/>). It also saves the adapter (PEFT
 /// layout), loads it back, merges it into the base weights and exports ONNX. Methods are serialized
 /// (one at a time); dispose it to free the model.
 /// </summary>
@@ -159,14 +160,14 @@ public sealed class LoraCausalLmTransformer : IDisposable
             generation = generation with { StopTokenIds = [eos] };
         }
 
+        var prompts = inputs.Select(static input => input()).ToList();
         lock (gate)
         {
             ThrowIfDisposed();
-            var results = new List<string>(inputs.Count);
-            foreach (var input in inputs)
+            var generated = BatchedGeneration.Generate(model, prompts, generation, Options.GenerationBatchSize, cancellationToken);
+            var results = new List<string>(generated.Length);
+            foreach (var ids in generated)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var ids = Generator.Generate(model, input(), generation, cancellationToken).ToList();
                 if (ids.Count > 0 && generation.StopTokenIds.Contains(ids[^1]))
                 {
                     ids.RemoveAt(ids.Count - 1);

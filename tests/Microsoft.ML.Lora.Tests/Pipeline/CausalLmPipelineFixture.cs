@@ -21,6 +21,7 @@ public sealed class CausalLmPipelineFixture : IDisposable
     {
         Root = Directory.CreateTempSubdirectory("lora-pipeline-lm-").FullName;
         ModelPath = PipelineTestModels.CausalLm(Path.Combine(Root, "model"));
+        // These settings generated all six completions for training seeds 1–8.
         Options = new LoraCausalLmOptions
         {
             ModelPath = ModelPath,

@@ -67,6 +67,29 @@ public sealed class CausalLmPipelineTests(CausalLmPipelineFixture fixture) : ICl
     }
 
     [Fact]
+    public void BatchedGenerationEqualsGeneratingEachPromptAlone()
+    {
+        // Twelve prompts of six tokens (one batch of 8 and one of 4) plus the training prompts (other lengths).
+        string[] prompts = [.. Enumerable.Range(0, 12).Select(i => $"row {i:D2}"), .. AllPrompts];
+        using var temp = new TempFolder();
+        fixture.Transformer.SaveAdapter(temp.File("adapter"));
+        var sampling = new GenerationOptions { MaxNewTokens = 12, Temperature = 0.8, TopK = 20, Seed = 5 };
+        using var sampled = LoraCausalLmTransformer.Load(temp.File("adapter"), fixture.Options with { Generation = sampling });
+
+        foreach (var transformer in new[] { fixture.Transformer, sampled })
+        {
+            var options = transformer.Options.Generation with { StopTokenIds = [transformer.Tokenizer.EosTokenId!.Value] };
+            var alone = prompts.Select(p =>
+            {
+                var ids = Generator.Generate(transformer.Model, transformer.Tokenizer.Encode(p, addSpecialTokens: true), options).ToList();
+                return transformer.Tokenizer.Decode(ids.Where(id => id != transformer.Tokenizer.EosTokenId).ToArray(), skipSpecialTokens: true);
+            }).ToList();
+
+            Assert.Equal(alone, transformer.Generate(prompts));
+        }
+    }
+
+    [Fact]
     public void MergedModelGivesTheSameGreedyGenerationsAndLogits()
     {
         using var temp = new TempFolder();
@@ -169,18 +192,16 @@ public sealed class CausalLmPipelineTests(CausalLmPipelineFixture fixture) : ICl
         ChatMessage[] Chat(string question, string answer) => [new(ChatRole.User, question), new(ChatRole.Assistant, answer)];
         var conversations = CausalLmPipelineFixture.Pairs.Select(p => Chat(p.Prompt.Trim(), p.Completion)).ToArray();
         var data = TextTable.FromColumns(("Messages", conversations));
-        var options = fixture.Options with { MessagesColumn = "Messages", ChatTemplate = ChatTemplate.FromName("chatml"), Generation = new GenerationOptions { MaxNewTokens = 24 }, Training = fixture.Options.Training with { MaxSteps = 300 } };
+        string model = PipelineTestModels.ChatMl(Path.Combine(fixture.Root, "chatml-" + Guid.NewGuid().ToString("N")));
+        // lr 5e-3: with 1e-2 the longer chat rows made some seeds diverge; 5e-3 learned every reply for training seeds 1–8.
+        var options = fixture.Options with { ModelPath = model, MessagesColumn = "Messages", ChatTemplate = ChatTemplate.FromName("chatml"), Training = fixture.Options.Training with { LearningRate = 5e-3 } };
 
         using var transformer = new LoraCausalLmEstimator(options).Fit(data);
-        var output = transformer.Transform(data);
 
-        // The reply stops at the template's end-of-turn marker, which decodes as text with this byte-level
-        // tokenizer (it has no <|im_end|> token), so the generated text starts with the learned reply.
-        var replies = output.GetColumn<string>("GeneratedText");
-        for (int i = 0; i < conversations.Length; i++)
-        {
-            Assert.StartsWith(CausalLmPipelineFixture.Pairs[i].Completion + "<|im_end|>", replies[i]);
-        }
+        // Each conversation is answered without its assistant turn; generation stops at <|im_end|>.
+        Assert.Equal(CausalLmPipelineFixture.Pairs.Select(p => p.Completion), transformer.Transform(data).GetColumn<string>("GeneratedText"));
+        var asked = conversations.Select(c => (IReadOnlyList<ChatMessage>)c.Take(1).ToArray()).ToList();
+        Assert.Equal(CausalLmPipelineFixture.Pairs.Select(p => p.Completion), transformer.GenerateChat(asked));
     }
 
     [Fact]

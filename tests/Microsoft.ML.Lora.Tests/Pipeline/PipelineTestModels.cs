@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Tests.Text;
 
@@ -26,6 +27,22 @@ internal static class PipelineTestModels
             Directory.Delete(scratch, recursive: true);
         }
 
+        return directory;
+    }
+
+    /// <summary>
+    /// <see cref="CausalLm"/> with ChatML's markers as its special tokens: &lt;|im_start|&gt; (256) and
+    /// &lt;|im_end|&gt; (257, also EOS), as a ChatML model's tokenizer has them, so a chat turn ends in one token.
+    /// </summary>
+    public static string ChatMl(string directory)
+    {
+        CausalLm(directory);
+        string tokenizer = Path.Combine(directory, "tokenizer.json");
+        var json = JsonNode.Parse(File.ReadAllText(tokenizer))!;
+        json["added_tokens"]![0]!["content"] = "<|im_start|>";
+        json["added_tokens"]![1]!["content"] = "<|im_end|>";
+        File.WriteAllText(tokenizer, json.ToJsonString());
+        File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), "{\"bos_token\": null, \"eos_token\": \"<|im_end|>\", \"add_bos_token\": false}");
         return directory;
     }
 }
