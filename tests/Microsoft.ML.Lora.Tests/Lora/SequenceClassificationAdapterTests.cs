@@ -115,6 +115,12 @@ public sealed class SequenceClassificationAdapterTests : IDisposable
         e = Assert.Throws<InvalidDataException>(() => classifier.LoadAdapter(PeftTestFiles.Reference("peft_llama_gqa")));
         Assert.Contains("a causal-LM adapter (task_type CAUSAL_LM) cannot load into a sequence classifier", e.Message, StringComparison.Ordinal);
 
+        // task_type SEQ_CLS alone marks a classifier adapter, even without a head in the file.
+        string seqCls = files.Rewrite("peft_llama_gqa", "seq-cls", config: static j => j.Replace("\"CAUSAL_LM\"", "\"SEQ_CLS\"", StringComparison.Ordinal));
+        using var gqa = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        e = Assert.Throws<InvalidDataException>(() => gqa.LoadAdapter(seqCls));
+        Assert.Contains("(task_type SEQ_CLS, head 'score' with no score weight) cannot load into a causal LM", e.Message, StringComparison.Ordinal);
+
         string headless = files.Rewrite(Path.GetRelativePath(FixturePaths.Root, adapter), "headless", rename: static k => k.EndsWith("score.weight", StringComparison.Ordinal) ? null : k);
         e = Assert.Throws<InvalidDataException>(() => reference.LoadAdapter(headless));
         Assert.Contains("has no 'base_model.model.score.weight'", e.Message, StringComparison.Ordinal);
