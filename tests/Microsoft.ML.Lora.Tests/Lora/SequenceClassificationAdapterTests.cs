@@ -153,6 +153,40 @@ public sealed class SequenceClassificationAdapterTests : IDisposable
     }
 
     [Fact]
+    public void TiedEmbeddingBaseBecomesAClassifierWhoseAdapterRoundTrips()
+    {
+        // qwen2_bias ties lm_head to the embedding (as Qwen2-0.5B and SmolLM do); the score head is never tied.
+        string dir = FixturePaths.Case("qwen2_bias");
+        var rows = new List<int[]> { new[] { 3, 9, 27, 4 }, new[] { 11, 2 } };
+        using var model = LlamaForCausalLM.LoadForSequenceClassification(dir, 2, seed: 3);
+        Assert.True(model.Config.TieWordEmbeddings);
+        Assert.NotSame(model.EmbedTokens, model.LmHead.Weight);
+        Train(model);
+        var trained = SequenceClassificationReferenceTests.Flat(SequenceClassification.Logits(model, rows));
+        string adapter = files.Path("tied");
+        model.SaveAdapter(adapter);
+
+        using var fresh = LlamaForCausalLM.LoadForSequenceClassification(dir, 2, seed: 4);
+        fresh.LoadAdapter(adapter);
+        Assert.Equal(trained, SequenceClassificationReferenceTests.Flat(SequenceClassification.Logits(fresh, rows)));
+
+        string merged = files.Path("tied-merged");
+        fresh.MergeAndUnload();
+        fresh.Save(merged);
+        using var loaded = LlamaForCausalLM.Load(merged);
+        Assert.Equal(("Qwen2ForSequenceClassification", 2), (loaded.Config.Architecture, loaded.Config.NumLabels));
+        ReferenceModelTests.AssertClose(trained, SequenceClassificationReferenceTests.Flat(SequenceClassification.Logits(loaded, rows)), MergeTolerance, "merged tied classifier");
+    }
+
+    [Fact]
+    public void GenerationOnAClassifierIsAClearError()
+    {
+        using var model = LlamaForCausalLM.Load(SequenceClassificationReferenceTests.CaseDir);
+        var e = Assert.Throws<ArgumentException>(() => Generator.Generate(model, [1, 2], new GenerationOptions()));
+        Assert.Contains("sequence classifier", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void QloraKeepsTheHeadF32AndTrainable()
     {
         using var model = LlamaForCausalLM.Load(SequenceClassificationReferenceTests.CaseDir);
