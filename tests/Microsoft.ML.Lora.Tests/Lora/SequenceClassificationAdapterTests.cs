@@ -179,6 +179,14 @@ public sealed class SequenceClassificationAdapterTests : IDisposable
     }
 
     [Fact]
+    public void NumLabelsOfAnAdapterFolderComesFromItsHead()
+    {
+        Assert.Equal(3, PeftAdapter.NumLabels(SequenceClassificationReferenceTests.AdapterDir));
+        Assert.Null(PeftAdapter.NumLabels(PeftTestFiles.Reference("peft_llama_gqa")));
+        Assert.Throws<FileNotFoundException>(() => PeftAdapter.NumLabels(files.Root));
+    }
+
+    [Fact]
     public void GenerationOnAClassifierIsAClearError()
     {
         using var model = LlamaForCausalLM.Load(SequenceClassificationReferenceTests.CaseDir);
