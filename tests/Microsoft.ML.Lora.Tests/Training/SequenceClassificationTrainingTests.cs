@@ -71,6 +71,12 @@ public sealed class SequenceClassificationTrainingTests : IDisposable
         Assert.Contains("Packing", e.Message, StringComparison.Ordinal);
         Assert.Contains("sequence classifier", e.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => trainer.Train(() => [SequenceClassification.TrainingRow([1, 2, 3], 1)]));
+
+        using var single = LlamaForCausalLM.CreateRandom(TrainingTestData.Config().ForSequenceClassification(1));
+        single.SetTrainable(true);
+        using var regression = new Trainer(single, new TrainingOptions { MaxSteps = 1 });
+        var r = Assert.Throws<ArgumentException>(() => regression.Train([SequenceClassification.TrainingRow([1, 2, 3], 0)]));
+        Assert.Contains("NumLabels 1", r.Message, StringComparison.Ordinal);
     }
 
     [Fact]
