@@ -98,6 +98,32 @@ public sealed class SequenceClassificationTrainingTests : IDisposable
     }
 
     [Fact]
+    public void StreamedClassifierRowsTrainAsTheSameRowsInMemory()
+    {
+        var (texts, labels) = Toy(10, seed: 12);
+        texts[3] = [.. texts[3], .. texts[3], .. texts[3]]; // longer than MaxSequenceLength: truncated in both paths
+        var rows = texts.Select((ids, i) => SequenceClassification.TrainingRow(ids, labels[i], i + 1)).ToList();
+        var options = new TrainingOptions { LearningRate = 1e-2, BatchSize = 3, MaxSteps = 4, WarmupSteps = 0, Shuffle = false, MaxSequenceLength = 8 };
+        Dictionary<string, float[]> Run(Func<Trainer, TrainingResult> train)
+        {
+            using var model = Classifier();
+            model.AddAdapter(new LoraOptions { Rank = 2 }, seed: 1);
+            using var trainer = new Trainer(model, options);
+            Assert.Equal(1, train(trainer).TruncatedRows);
+            return TrainingTestData.Snapshot(model);
+        }
+
+        var inMemory = Run(t => t.Train(rows));
+        var streamed = Run(t => t.Train(() => rows));
+        foreach (var (name, values) in inMemory)
+        {
+            Assert.True(values.AsSpan().SequenceEqual(streamed[name]), $"{name} differs between streamed and in-memory training");
+        }
+
+        Assert.False(inMemory["score.weight"].AsSpan().SequenceEqual(Snapshot(Classifier(), "score.weight")), "the head must have trained");
+    }
+
+    [Fact]
     public void CheckpointResumeOfAClassifierContinuesBitForBit()
     {
         var (texts, labels) = Toy(12, seed: 8);
@@ -132,6 +158,14 @@ public sealed class SequenceClassificationTrainingTests : IDisposable
     }
 
     private static LlamaForCausalLM Classifier(int seed = 1) => LlamaForCausalLM.CreateRandom(TrainingTestData.Config().ForSequenceClassification(2), seed: seed);
+
+    private static float[] Snapshot(LlamaForCausalLM model, string name)
+    {
+        using (model)
+        {
+            return model.Parameters().Single(p => p.Name == name).Value.ToFloatArray();
+        }
+    }
 
     private static int Correct(LlamaForCausalLM model, List<int[]> texts, int[] labels) =>
         SequenceClassification.Logits(model, texts, batchSize: 5).Select((l, i) => (l[1] > l[0] ? 1 : 0) == labels[i] ? 1 : 0).Sum();
