@@ -51,6 +51,25 @@ public static class PeftAdapter
         PeftAdapterWriter.Save(model, directory, adapterName, baseModelNameOrPath, options);
     }
 
+    /// <summary>
+    /// The number of classes of a sequence-classification adapter folder (the rows of its saved
+    /// <c>score</c> head), or null for a causal-LM adapter: what <see cref="LlamaForCausalLM.LoadForSequenceClassification"/>
+    /// needs to build the base it loads into.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The folder has no adapter weights file.</exception>
+    public static int? NumLabels(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        string path = Path.Combine(Path.GetFullPath(directory), WeightsFileName);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"'{Path.GetFullPath(directory)}' is not a PEFT adapter folder: {WeightsFileName} not found", path);
+        }
+
+        using var file = Formats.SafeTensorsFile.Open(path);
+        return file.Tensors.TryGetValue(PeftAdapterKeys.Whole(SequenceClassification.HeadWeightName), out var head) && head.Shape.Length == 2 ? head.Shape[0] : null;
+    }
+
     /// <summary>Records the options adapter <paramref name="adapterName"/> was created with, for <see cref="SaveAdapter"/>.</summary>
     internal static void Remember(LlamaForCausalLM model, string adapterName, LoraOptions options, IEnumerable<LoraAdapter> adapters)
     {

@@ -164,7 +164,7 @@ internal static partial class PeftAdapterWriter
     internal static List<Parameter> ModulesToSaveParameters(LlamaForCausalLM model, List<Linear> linears, HashSet<string> adapted, string name)
     {
         var hitLinears = linears.Where(l => LoraTargets.NameMatches(l.Name, name)).ToList();
-        if (hitLinears.Any(l => ReferenceEquals(l, model.LmHead)) && model.Config.TieWordEmbeddings)
+        if (hitLinears.Any(l => ReferenceEquals(l.Weight, model.EmbedTokens)))
         {
             throw new NotSupportedException($"modules_to_save '{name}': lm_head is tied to the embedding in this model; save 'model.embed_tokens' instead");
         }

@@ -19,6 +19,11 @@ public static class Generator
             throw new ArgumentException("the prompt needs at least one token (e.g. BOS)", nameof(prompt));
         }
 
+        if (model.Config.NumLabels is int labels)
+        {
+            throw new ArgumentException($"the model is a sequence classifier ({model.Config.Architecture}, {labels} labels): it scores texts (SequenceClassification.Logits) and cannot generate; load a causal LM", nameof(model));
+        }
+
         return options.UseCache ? WithCache(model, prompt, options, cancellationToken) : WithoutCache(model, prompt, options, cancellationToken);
     }
 

@@ -461,6 +461,12 @@ public sealed record LlamaConfig
                 throw new InvalidDataException($"{source}: architecture '{architecture}' does not match model_type '{modelType}' (expected '{own}')");
             }
 
+            string? problem = json.OptionalString("problem_type");
+            if (problem is not null and not "single_label_classification")
+            {
+                throw new NotSupportedException($"{source}: problem_type '{problem}' is not supported; only single_label_classification (softmax cross entropy over the classes) is");
+            }
+
             config = config with { Labels = new LabelNames(ClassNames(json, root, source)) };
         }
 

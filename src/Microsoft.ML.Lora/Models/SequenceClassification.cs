@@ -47,6 +47,7 @@ public static partial class SequenceClassification
             for (int r = 0; r < count; r++)
             {
                 slice[r] = rows[start + r] ?? throw new ArgumentNullException(nameof(rows), $"row {start + r} is null");
+                CheckIds(slice[r], start + r, model.Config.VocabSize);
                 ignored[r] = Enumerable.Repeat(CrossEntropy.IgnoreIndex, slice[r].Length).ToArray();
             }
 
@@ -63,6 +64,22 @@ public static partial class SequenceClassification
         }
 
         return result;
+    }
+
+    private static void CheckIds(int[] ids, int row, int vocabSize)
+    {
+        if (ids.Length == 0)
+        {
+            throw new ArgumentException($"row {row} is empty; a classified text needs at least one token", "rows");
+        }
+
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if ((uint)ids[i] >= (uint)vocabSize)
+            {
+                throw new ArgumentException($"row {row}, position {i}: token id {ids[i]} is outside the vocabulary [0, {vocabSize})", "rows");
+            }
+        }
     }
 
     /// <summary>NumLabels of <paramref name="model"/>; a clear error for a causal LM.</summary>

@@ -275,6 +275,12 @@ internal sealed class TrainingData
 
     private static void RefusePackingForClassifier(TrainingOptions options, int? numLabels)
     {
+        if (numLabels == 1)
+        {
+            // transformers treats num_labels = 1 as regression; cross entropy over one class is always 0.
+            throw new ArgumentException("the model is a classifier with NumLabels 1: cross entropy over one class has no gradient (transformers trains num_labels = 1 as regression, which is not supported); use 2 or more labels");
+        }
+
         if (numLabels is not null && options.Packing)
         {
             throw new ArgumentException($"TrainingOptions.Packing is on but the model is a sequence classifier (NumLabels {numLabels}): each row is classified at its own last token, so rows are not packed; set Packing = false");

@@ -81,6 +81,16 @@ public sealed class SequenceClassificationConfigTests
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("regression")]
+    [InlineData("multi_label_classification")]
+    public void OtherProblemTypesAreNotSupported(string problemType)
+    {
+        var e = Assert.Throws<NotSupportedException>(() => LlamaConfig.Parse(Classifier(n => n["problem_type"] = problemType), Source));
+        Assert.Contains($"problem_type '{problemType}' is not supported", e.Message, StringComparison.Ordinal);
+        Assert.Equal(2, LlamaConfig.Parse(Classifier(static n => n["problem_type"] = "single_label_classification"), Source).NumLabels);
+    }
+
     [Fact]
     public void ToJsonWritesLabelsAndPadTokenAndParsesBackEqual()
     {

@@ -140,7 +140,7 @@ public sealed class PeftAdapterBadInputTests : IDisposable
     [InlineData("\"use_dora\": false", "\"use_dora\": true", "'use_dora' is true: DoRA")]
     [InlineData("\"fan_in_fan_out\": false", "\"fan_in_fan_out\": true", "'fan_in_fan_out' is true")]
     [InlineData("\"init_lora_weights\": true", "\"init_lora_weights\": \"pissa\"", "'init_lora_weights' is \"pissa\"")]
-    [InlineData("\"task_type\": \"CAUSAL_LM\"", "\"task_type\": \"SEQ_CLS\"", "task_type 'SEQ_CLS' is not supported")]
+    [InlineData("\"task_type\": \"CAUSAL_LM\"", "\"task_type\": \"TOKEN_CLS\"", "task_type 'TOKEN_CLS' is not supported")]
     [InlineData("\"layer_replication\": null", "\"layer_replication\": [[0, 2]]", "'layer_replication' is [[0, 2]]")]
     [InlineData("\"layers_pattern\": null", "\"layers_pattern\": \"h\"", "layers_pattern 'h' is not supported")]
     public void UnsupportedPeftFeaturesAreRefused(string from, string to, string message)

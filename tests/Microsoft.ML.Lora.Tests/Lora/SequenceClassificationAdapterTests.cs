@@ -115,6 +115,12 @@ public sealed class SequenceClassificationAdapterTests : IDisposable
         e = Assert.Throws<InvalidDataException>(() => classifier.LoadAdapter(PeftTestFiles.Reference("peft_llama_gqa")));
         Assert.Contains("a causal-LM adapter (task_type CAUSAL_LM) cannot load into a sequence classifier", e.Message, StringComparison.Ordinal);
 
+        // task_type SEQ_CLS alone marks a classifier adapter, even without a head in the file.
+        string seqCls = files.Rewrite("peft_llama_gqa", "seq-cls", config: static j => j.Replace("\"CAUSAL_LM\"", "\"SEQ_CLS\"", StringComparison.Ordinal));
+        using var gqa = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        e = Assert.Throws<InvalidDataException>(() => gqa.LoadAdapter(seqCls));
+        Assert.Contains("(task_type SEQ_CLS, head 'score' with no score weight) cannot load into a causal LM", e.Message, StringComparison.Ordinal);
+
         string headless = files.Rewrite(Path.GetRelativePath(FixturePaths.Root, adapter), "headless", rename: static k => k.EndsWith("score.weight", StringComparison.Ordinal) ? null : k);
         e = Assert.Throws<InvalidDataException>(() => reference.LoadAdapter(headless));
         Assert.Contains("has no 'base_model.model.score.weight'", e.Message, StringComparison.Ordinal);
@@ -144,6 +150,48 @@ public sealed class SequenceClassificationAdapterTests : IDisposable
         using var same = LlamaForCausalLM.LoadForSequenceClassification(SequenceClassificationReferenceTests.CaseDir, 3);
         using var plain = LlamaForCausalLM.Load(SequenceClassificationReferenceTests.CaseDir);
         Assert.Equal(plain.LmHead.Weight.Value.ToFloatArray(), same.LmHead.Weight.Value.ToFloatArray());
+    }
+
+    [Fact]
+    public void TiedEmbeddingBaseBecomesAClassifierWhoseAdapterRoundTrips()
+    {
+        // qwen2_bias ties lm_head to the embedding (as Qwen2-0.5B and SmolLM do); the score head is never tied.
+        string dir = FixturePaths.Case("qwen2_bias");
+        var rows = new List<int[]> { new[] { 3, 9, 27, 4 }, new[] { 11, 2 } };
+        using var model = LlamaForCausalLM.LoadForSequenceClassification(dir, 2, seed: 3);
+        Assert.True(model.Config.TieWordEmbeddings);
+        Assert.NotSame(model.EmbedTokens, model.LmHead.Weight);
+        Train(model);
+        var trained = SequenceClassificationReferenceTests.Flat(SequenceClassification.Logits(model, rows));
+        string adapter = files.Path("tied");
+        model.SaveAdapter(adapter);
+
+        using var fresh = LlamaForCausalLM.LoadForSequenceClassification(dir, 2, seed: 4);
+        fresh.LoadAdapter(adapter);
+        Assert.Equal(trained, SequenceClassificationReferenceTests.Flat(SequenceClassification.Logits(fresh, rows)));
+
+        string merged = files.Path("tied-merged");
+        fresh.MergeAndUnload();
+        fresh.Save(merged);
+        using var loaded = LlamaForCausalLM.Load(merged);
+        Assert.Equal(("Qwen2ForSequenceClassification", 2), (loaded.Config.Architecture, loaded.Config.NumLabels));
+        ReferenceModelTests.AssertClose(trained, SequenceClassificationReferenceTests.Flat(SequenceClassification.Logits(loaded, rows)), MergeTolerance, "merged tied classifier");
+    }
+
+    [Fact]
+    public void NumLabelsOfAnAdapterFolderComesFromItsHead()
+    {
+        Assert.Equal(3, PeftAdapter.NumLabels(SequenceClassificationReferenceTests.AdapterDir));
+        Assert.Null(PeftAdapter.NumLabels(PeftTestFiles.Reference("peft_llama_gqa")));
+        Assert.Throws<FileNotFoundException>(() => PeftAdapter.NumLabels(files.Root));
+    }
+
+    [Fact]
+    public void GenerationOnAClassifierIsAClearError()
+    {
+        using var model = LlamaForCausalLM.Load(SequenceClassificationReferenceTests.CaseDir);
+        var e = Assert.Throws<ArgumentException>(() => Generator.Generate(model, [1, 2], new GenerationOptions()));
+        Assert.Contains("sequence classifier", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -109,6 +109,17 @@ public sealed class SequenceClassificationReferenceTests
         }
     }
 
+    [Fact]
+    public void LogitsRejectsCausalLmsAndBadRowsNamingTheRow()
+    {
+        using var model = LlamaForCausalLM.Load(CaseDir);
+        var e = Assert.Throws<ArgumentException>(() => SequenceClassification.Logits(model, [[1, 2], [3], [4, 48]], batchSize: 2));
+        Assert.Contains("row 2, position 1: token id 48 is outside the vocabulary [0, 48)", e.Message, StringComparison.Ordinal);
+        Assert.Contains("row 1 is empty", Assert.Throws<ArgumentException>(() => SequenceClassification.Logits(model, [[1], []])).Message, StringComparison.Ordinal);
+        using var causal = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        Assert.Contains("LoadForSequenceClassification", Assert.Throws<ArgumentException>(() => SequenceClassification.Logits(causal, [[1]])).Message, StringComparison.Ordinal);
+    }
+
     internal static SafeTensorsFile Expected() => SafeTensorsFile.Open(Path.Combine(CaseDir, "expected.safetensors"));
 
     /// <summary>The fixture's rows without their padding.</summary>

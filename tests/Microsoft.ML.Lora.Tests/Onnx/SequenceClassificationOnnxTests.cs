@@ -25,30 +25,50 @@ public sealed class SequenceClassificationOnnxTests
         LlamaOnnxExporter.Export(model, path);
 
         // Padding id 7 (not the pad token): the pooled position must come from attention_mask alone.
-        int b = rows.Count, t = rows.Max(static r => r.Length);
-        var ids = new long[b * t];
-        var mask = new long[b * t];
-        Array.Fill(ids, 7L);
-        for (int r = 0; r < b; r++)
-        {
-            for (int i = 0; i < rows[r].Length; i++)
-            {
-                ids[(r * t) + i] = rows[r][i];
-                mask[(r * t) + i] = 1;
-            }
-        }
-
-        var outputs = OnnxRuntimeChecker.Run(path, new Dictionary<string, OnnxInput>
-        {
-            ["input_ids"] = OnnxInput.Int64(ids, b, t),
-            ["attention_mask"] = OnnxInput.Int64(mask, b, t),
-        });
+        int b = rows.Count;
+        var outputs = OnnxRuntimeChecker.Run(path, Feeds(rows, padId: 7));
         var logits = outputs["logits"];
         Assert.Equal([b, 3], logits.Dims);
         ReferenceModelTests.AssertClose(ours, logits.AsFloats(), F32Tolerance, "ONNX Runtime pooled classifier logits");
 
         // And the reference itself (the adapter merged into the exported weights).
         ReferenceModelTests.AssertClose(expected.ReadFloats("pooled_logits"), logits.AsFloats(), F32Tolerance, "ONNX Runtime vs reference");
+    }
+
+    [Fact]
+    public void AdaptersAsInputsAndInt4ExportsOfAClassifierRunInOnnxRuntime()
+    {
+        using var expected = SequenceClassificationReferenceTests.Expected();
+        var rows = SequenceClassificationReferenceTests.Rows(expected);
+        using var model = LlamaForCausalLM.Load(SequenceClassificationReferenceTests.CaseDir);
+        model.LoadAdapter(SequenceClassificationReferenceTests.AdapterDir);
+        using var folder = new TempFolder();
+
+        // Adapters fed at run time; the trained score head is part of the exported weights.
+        string inputsPath = folder.File("inputs.onnx");
+        LlamaOnnxExporter.Export(model, inputsPath, new OnnxExportOptions { AdaptersAsInputs = true });
+        var feeds = Feeds(rows);
+        foreach (var (name, (shape, values)) in LlamaOnnxExporter.AdapterInputs(model))
+        {
+            feeds[name] = OnnxInput.Float32(values, shape);
+        }
+
+        Assert.DoesNotContain(feeds.Keys, static k => k.StartsWith("score.", StringComparison.Ordinal));
+        var ours = SequenceClassificationReferenceTests.Flat(SequenceClassification.Logits(model, rows));
+        ReferenceModelTests.AssertClose(ours, OnnxRuntimeChecker.Run(inputsPath, feeds)["logits"].AsFloats(), F32Tolerance, "adapters-as-inputs classifier");
+
+        // 4-bit decoder layers, F32 head: equal to our model with each decoder Linear dequantized.
+        model.MergeAndUnload();
+        string int4Path = folder.File("int4.onnx");
+        LlamaOnnxExporter.Export(model, int4Path, new OnnxExportOptions { Int4 = true });
+        foreach (var linear in model.Layers.SelectMany(static l => l.Projections()))
+        {
+            var w = linear.Weight.Value.AsF32();
+            Int4Blocks.Quantize(w.ToArray(), linear.OutFeatures, linear.InFeatures, Int4Blocks.DefaultBlockSize).Dequantized.CopyTo(w);
+        }
+
+        var dequantized = SequenceClassificationReferenceTests.Flat(SequenceClassification.Logits(model, rows));
+        ReferenceModelTests.AssertClose(dequantized, OnnxRuntimeChecker.Run(int4Path, Feeds(rows))["logits"].AsFloats(), F32Tolerance, "int4 classifier");
     }
 
     [Fact]
@@ -59,5 +79,28 @@ public sealed class SequenceClassificationOnnxTests
         var e = Assert.Throws<ArgumentException>(() => LlamaOnnxExporter.Export(model, folder.File("kv.onnx"), new OnnxExportOptions { KvCache = true }));
         Assert.Contains("sequence classifier", e.Message, StringComparison.Ordinal);
         Assert.Empty(folder.Entries());
+    }
+
+    /// <summary>input_ids right-padded with <paramref name="padId"/> and the attention_mask of the real tokens.</summary>
+    private static Dictionary<string, OnnxInput> Feeds(IReadOnlyList<int[]> rows, long padId = 0)
+    {
+        int b = rows.Count, t = rows.Max(static r => r.Length);
+        var ids = new long[b * t];
+        var mask = new long[b * t];
+        Array.Fill(ids, padId);
+        for (int r = 0; r < b; r++)
+        {
+            for (int i = 0; i < rows[r].Length; i++)
+            {
+                ids[(r * t) + i] = rows[r][i];
+                mask[(r * t) + i] = 1;
+            }
+        }
+
+        return new Dictionary<string, OnnxInput>
+        {
+            ["input_ids"] = OnnxInput.Int64(ids, b, t),
+            ["attention_mask"] = OnnxInput.Int64(mask, b, t),
+        };
     }
 }

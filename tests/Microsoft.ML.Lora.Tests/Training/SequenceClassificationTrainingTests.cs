@@ -71,6 +71,12 @@ public sealed class SequenceClassificationTrainingTests : IDisposable
         Assert.Contains("Packing", e.Message, StringComparison.Ordinal);
         Assert.Contains("sequence classifier", e.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => trainer.Train(() => [SequenceClassification.TrainingRow([1, 2, 3], 1)]));
+
+        using var single = LlamaForCausalLM.CreateRandom(TrainingTestData.Config().ForSequenceClassification(1));
+        single.SetTrainable(true);
+        using var regression = new Trainer(single, new TrainingOptions { MaxSteps = 1 });
+        var r = Assert.Throws<ArgumentException>(() => regression.Train([SequenceClassification.TrainingRow([1, 2, 3], 0)]));
+        Assert.Contains("NumLabels 1", r.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -89,6 +95,32 @@ public sealed class SequenceClassificationTrainingTests : IDisposable
         var logits = SequenceClassification.Logits(model, [[5, 6, 7, 8], [1, 2, 3, 4]]);
         double expected = (Nll(logits[0], 1) + Nll(logits[1], 0)) / 2;
         Assert.Equal(expected, model.Forward(batch).Mean, 1e-5);
+    }
+
+    [Fact]
+    public void StreamedClassifierRowsTrainAsTheSameRowsInMemory()
+    {
+        var (texts, labels) = Toy(10, seed: 12);
+        texts[3] = [.. texts[3], .. texts[3], .. texts[3]]; // longer than MaxSequenceLength: truncated in both paths
+        var rows = texts.Select((ids, i) => SequenceClassification.TrainingRow(ids, labels[i], i + 1)).ToList();
+        var options = new TrainingOptions { LearningRate = 1e-2, BatchSize = 3, MaxSteps = 4, WarmupSteps = 0, Shuffle = false, MaxSequenceLength = 8 };
+        Dictionary<string, float[]> Run(Func<Trainer, TrainingResult> train)
+        {
+            using var model = Classifier();
+            model.AddAdapter(new LoraOptions { Rank = 2 }, seed: 1);
+            using var trainer = new Trainer(model, options);
+            Assert.Equal(1, train(trainer).TruncatedRows);
+            return TrainingTestData.Snapshot(model);
+        }
+
+        var inMemory = Run(t => t.Train(rows));
+        var streamed = Run(t => t.Train(() => rows));
+        foreach (var (name, values) in inMemory)
+        {
+            Assert.True(values.AsSpan().SequenceEqual(streamed[name]), $"{name} differs between streamed and in-memory training");
+        }
+
+        Assert.False(inMemory["score.weight"].AsSpan().SequenceEqual(Snapshot(Classifier(), "score.weight")), "the head must have trained");
     }
 
     [Fact]
@@ -126,6 +158,14 @@ public sealed class SequenceClassificationTrainingTests : IDisposable
     }
 
     private static LlamaForCausalLM Classifier(int seed = 1) => LlamaForCausalLM.CreateRandom(TrainingTestData.Config().ForSequenceClassification(2), seed: seed);
+
+    private static float[] Snapshot(LlamaForCausalLM model, string name)
+    {
+        using (model)
+        {
+            return model.Parameters().Single(p => p.Name == name).Value.ToFloatArray();
+        }
+    }
 
     private static int Correct(LlamaForCausalLM model, List<int[]> texts, int[] labels) =>
         SequenceClassification.Logits(model, texts, batchSize: 5).Select((l, i) => (l[1] > l[0] ? 1 : 0) == labels[i] ? 1 : 0).Sum();
