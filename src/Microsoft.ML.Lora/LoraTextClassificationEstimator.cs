@@ -1,4 +1,5 @@
 using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Text;
 using Microsoft.ML.Lora.Training;
 
@@ -44,10 +45,10 @@ public sealed class LoraTextClassificationEstimator
         for (int i = 0; i < texts.Count; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            rows.Add(ClassificationEngine.TrainingRow(encoder.Encode(texts[i]), indices[i], i + 1));
+            rows.Add(SequenceClassification.TrainingRow(encoder.Encode(texts[i]), indices[i], i + 1));
         }
 
-        var model = PipelineModel.LoadBase(Options.ModelPath, Options.DType, Options.Quantize, (path, dtype) => ClassificationEngine.Load(path, dtype, labels.Count, labels.Names, Options.Training.Seed));
+        var model = PipelineModel.LoadBase(Options.ModelPath, Options.DType, Options.Quantize, (path, dtype) => LlamaForCausalLM.LoadForSequenceClassification(path, labels.Count, dtype, labels.Names, Options.Training.Seed));
         return PipelineModel.Build(model, m =>
         {
             m.AddAdapter(Options.Lora, seed: Options.Training.Seed);

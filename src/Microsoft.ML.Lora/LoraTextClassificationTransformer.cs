@@ -65,7 +65,7 @@ public sealed class LoraTextClassificationTransformer : IDisposable
         options.Validate();
         var labels = ClassificationLabels.Read(adapterDirectory, options);
         var text = new ClassificationText(Tokenizer.Load(options.ModelPath), options);
-        var model = PipelineModel.LoadBase(options.ModelPath, options.DType, options.Quantize, (path, dtype) => ClassificationEngine.Load(path, dtype, labels.Count, labels.Names, options.Training.Seed));
+        var model = PipelineModel.LoadBase(options.ModelPath, options.DType, options.Quantize, (path, dtype) => LlamaForCausalLM.LoadForSequenceClassification(path, labels.Count, dtype, labels.Names, options.Training.Seed));
         return PipelineModel.Build(model, m =>
         {
             m.LoadAdapter(adapterDirectory);
@@ -111,7 +111,7 @@ public sealed class LoraTextClassificationTransformer : IDisposable
         lock (gate)
         {
             ThrowIfDisposed();
-            return ClassificationEngine.Logits(model, ids, Options.PredictionBatchSize, cancellationToken);
+            return SequenceClassification.Logits(model, ids, Options.PredictionBatchSize, cancellationToken);
         }
     }
 
