@@ -7,12 +7,14 @@ namespace Microsoft.ML.Lora;
 /// <summary>The sequence-classification model calls a text-classification step makes.</summary>
 internal static class ClassificationEngine
 {
+    /// <summary>The folder as a classifier with <paramref name="numLabels"/> classes (a new score head for a causal-LM folder, seeded).</summary>
     public static LlamaForCausalLM Load(string modelPath, DType dtype, int numLabels, IReadOnlyList<string>? labelNames, int seed) =>
-        throw new NotSupportedException($"sequence classification is not available in this build (model '{modelPath}', {numLabels} labels, {dtype}, {labelNames?.Count}, {seed})");
+        LlamaForCausalLM.LoadForSequenceClassification(modelPath, numLabels, dtype, labelNames, seed);
 
-    public static TokenRow TrainingRow(int[] inputIds, int label, int line) =>
-        throw new NotSupportedException($"sequence classification is not available in this build ({inputIds.Length}, {label}, {line})");
+    /// <summary>A row the trainer learns <paramref name="label"/> from, at the row's last token.</summary>
+    public static TokenRow TrainingRow(int[] inputIds, int label, int line) => SequenceClassification.TrainingRow(inputIds, label, line);
 
+    /// <summary>Pooled class logits [rows][K].</summary>
     public static float[][] Logits(LlamaForCausalLM model, IReadOnlyList<int[]> rows, int batchSize, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"sequence classification is not available in this build ({model.Config.NumHiddenLayers}, {rows.Count}, {batchSize}, {cancellationToken.IsCancellationRequested})");
+        SequenceClassification.Logits(model, rows, batchSize, cancellationToken);
 }

@@ -16,12 +16,16 @@ public static class LoraModelExtensions
     /// <summary>
     /// Attaches a new adapter to every Linear that <paramref name="options"/> targets, makes it the
     /// active (and only trainable) adapter, and applies <see cref="LoraOptions.Bias"/> and
-    /// <see cref="LoraOptions.ModulesToSave"/>. Returns the adapters created, one per adapted Linear.
+    /// <see cref="LoraOptions.ModulesToSave"/>. On a classifier (config with NumLabels) the <c>score</c> head is
+    /// added to ModulesToSave, as PEFT does for task_type SEQ_CLS: it trains fully and is saved with the adapter.
+    /// Returns the adapters created, one per adapted Linear.
     /// </summary>
     public static IReadOnlyList<LoraAdapter> AddAdapter(this LlamaForCausalLM model, LoraOptions options, string adapterName = DefaultAdapterName, int seed = 0)
     {
+        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrWhiteSpace(adapterName);
+        options = WithClassifierHead(model, options);
         var linears = model.Linears().ToList();
         if (linears.Any(l => l.Adapters.ContainsKey(adapterName)))
         {
@@ -161,6 +165,12 @@ public static class LoraModelExtensions
             linear.MergeAndUnload(mergedDType);
         }
     }
+
+    /// <summary><paramref name="options"/> with the classifier's <c>score</c> head in ModulesToSave (unchanged for a causal LM).</summary>
+    internal static LoraOptions WithClassifierHead(LlamaForCausalLM model, LoraOptions options) =>
+        model.Config.NumLabels is null || options.ModulesToSave.Any(static m => LoraTargets.NameMatches(SequenceClassification.HeadName, m))
+            ? options
+            : options with { ModulesToSave = [.. options.ModulesToSave, SequenceClassification.HeadName] };
 
     private static IEnumerable<Parameter> BiasesToTrain(LlamaForCausalLM model, List<Linear> targets, LoraBias bias) => bias switch
     {

@@ -13,14 +13,28 @@ public static class LoraTargets
     public static bool NameMatches(string path, string name) =>
         path == name || (path.Length > name.Length && path.EndsWith(name, StringComparison.Ordinal) && path[path.Length - name.Length - 1] == '.');
 
-    /// <summary>The Linears of <paramref name="linears"/> that <paramref name="options"/> adapts; unknown target names are an error listing what exists.</summary>
+    /// <summary>
+    /// Whether "all-linear" covers the module at <paramref name="path"/>: every Linear but the output head
+    /// (<c>lm_head</c>, or a classifier's <c>score</c>, which is trained fully instead), as in PEFT.
+    /// </summary>
+    public static bool InAllLinear(string path) => path is not ("lm_head" or Models.SequenceClassification.HeadName);
+
+    /// <summary>
+    /// The Linears of <paramref name="linears"/> that <paramref name="options"/> adapts; unknown target names are an
+    /// error listing what exists. A classifier's <c>score</c> head is never adapted (it is a module to save).
+    /// </summary>
     public static List<Linear> Resolve(IReadOnlyList<Linear> linears, LoraOptions options)
     {
         var result = new List<Linear>();
         var used = new HashSet<string>(StringComparer.Ordinal);
+        if (linears.Any(static l => l.Name == Models.SequenceClassification.HeadName) && options.TargetModules.FirstOrDefault(static t => NameMatches(Models.SequenceClassification.HeadName, t)) is { } head)
+        {
+            throw new ArgumentException($"LoRA target module '{head}' is the classification head '{Models.SequenceClassification.HeadName}'; it is trained fully and saved with the adapter (PEFT's modules_to_save), never LoRA-adapted — remove it from the targets");
+        }
+
         foreach (var linear in linears)
         {
-            string? hit = options.TargetModules.FirstOrDefault(t => t == LoraOptions.AllLinear ? linear.Name != "lm_head" : NameMatches(linear.Name, t));
+            string? hit = options.TargetModules.FirstOrDefault(t => t == LoraOptions.AllLinear ? InAllLinear(linear.Name) : NameMatches(linear.Name, t));
             if (hit is null || !InLayers(linear.Name, options.LayersToTransform))
             {
                 continue;
@@ -38,7 +52,7 @@ public static class LoraTargets
 
         if (result.Count == 0)
         {
-            throw new ArgumentException($"LoRA targets {string.Join(", ", options.TargetModules)} with layers_to_transform [{string.Join(", ", options.LayersToTransform ?? [])}] select no layer; the model has {linears.Count(static l => l.Name != "lm_head")} linear layers in {CountLayers(linears)} decoder layers");
+            throw new ArgumentException($"LoRA targets {string.Join(", ", options.TargetModules)} with layers_to_transform [{string.Join(", ", options.LayersToTransform ?? [])}] select no layer; the model has {linears.Count(static l => InAllLinear(l.Name))} linear layers in {CountLayers(linears)} decoder layers");
         }
 
         return result;

@@ -62,12 +62,21 @@ public sealed record PeftAdapterConfig
     /// <summary>base_model_name_or_path, or null.</summary>
     public string? BaseModelNameOrPath { get; init; }
 
+    /// <summary>PEFT's task_type of a causal-LM adapter.</summary>
+    public const string CausalLmTask = "CAUSAL_LM";
+
+    /// <summary>PEFT's task_type of a sequence-classification adapter (its head is in modules_to_save).</summary>
+    public const string SequenceClassificationTask = "SEQ_CLS";
+
+    /// <summary>task_type: <see cref="CausalLmTask"/> or <see cref="SequenceClassificationTask"/>; null when the file has none.</summary>
+    public string? TaskType { get; init; } = CausalLmTask;
+
     /// <summary>Whether PEFT would adapt the module at <paramref name="path"/>: targeted (regex, or list with layers_to_transform) and not excluded.</summary>
     public bool Targets(string path)
     {
         bool hit = TargetRegex is not null
             ? Regex.IsMatch(path, $"^(?:{TargetRegex})$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1))
-            : TargetModules is not null && TargetModules.Any(t => t == LoraOptions.AllLinear ? path != "lm_head" : LoraTargets.NameMatches(path, t))
+            : TargetModules is not null && TargetModules.Any(t => t == LoraOptions.AllLinear ? LoraTargets.InAllLinear(path) : LoraTargets.NameMatches(path, t))
                 && (LayersToTransform is null || (LayerIndex(path) is { } i && LayersToTransform.Contains(i)));
         bool excluded = (ExcludeRegex is not null && Regex.IsMatch(path, $"^(?:{ExcludeRegex})$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)))
             || (ExcludeModules is not null && ExcludeModules.Any(e => LoraTargets.NameMatches(path, e)));
@@ -117,9 +126,9 @@ public sealed record PeftAdapterConfig
         }
 
         string? task = c.OptionalString("task_type");
-        if (task is not null and not "CAUSAL_LM")
+        if (task is not null and not (CausalLmTask or SequenceClassificationTask))
         {
-            throw new NotSupportedException($"{full}: task_type '{task}' is not supported; expected \"CAUSAL_LM\" (a causal LM adapter)");
+            throw new NotSupportedException($"{full}: task_type '{task}' is not supported; expected \"{CausalLmTask}\" (a causal LM adapter) or \"{SequenceClassificationTask}\" (sequence classification)");
         }
 
         Refuse(c, full, "use_dora", "DoRA adapters (a magnitude vector per column) are not supported");
@@ -174,6 +183,7 @@ public sealed record PeftAdapterConfig
             AlphaPattern = Pattern<double>(root, full, "alpha_pattern", static v => v.TryGetDouble(out double a) && a > 0 && double.IsFinite(a) ? a : null, "a number > 0"),
             ModulesToSave = StringList(root, full, "modules_to_save") ?? [],
             BaseModelNameOrPath = c.OptionalString("base_model_name_or_path"),
+            TaskType = task,
         };
     }
 
@@ -255,7 +265,7 @@ public sealed record PeftAdapterConfig
                 WriteList(json, "target_modules", TargetModules);
             }
 
-            json.WriteString("task_type", "CAUSAL_LM");
+            json.WriteString("task_type", TaskType ?? CausalLmTask);
             json.WriteBoolean("use_dora", false);
             json.WriteBoolean("use_rslora", UseRsLora);
             json.WriteEndObject();

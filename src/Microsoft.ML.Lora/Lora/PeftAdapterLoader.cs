@@ -38,6 +38,12 @@ internal static class PeftAdapterLoader
         }
 
         var config = PeftAdapterConfig.Read(configPath);
+        if (config.TaskType == PeftAdapterConfig.SequenceClassificationTask)
+        {
+            // PEFT's SEQ_CLS models add both head names it knows ("classifier", "score") to modules_to_save; Llama-family
+            // classifiers have only "score".
+            config = config with { ModulesToSave = config.ModulesToSave.Where(static m => m != "classifier").ToList() };
+        }
         if (!File.Exists(weightsPath))
         {
             string bin = Path.Combine(dir, "adapter_model.bin");
@@ -85,6 +91,7 @@ internal static class PeftAdapterLoader
         }
 
         string modelShape = $"this model has {model.Layers.Length} layers, hidden size {model.Config.HiddenSize}";
+        CheckTask(model, config, file, path);
         var modules = new List<ModulePlan>();
         foreach (var group in keys.Where(static k => k.Kind is PeftKeyKind.LoraA or PeftKeyKind.LoraB).GroupBy(static k => k.Target, StringComparer.Ordinal))
         {
@@ -184,6 +191,39 @@ internal static class PeftAdapterLoader
         }
 
         return new LoadPlan(modules, swaps);
+    }
+
+    // A classifier's adapter carries its score head (PEFT's SEQ_CLS); it fits only a classifier with as many labels.
+    private static void CheckTask(LlamaForCausalLM model, PeftAdapterConfig config, SafeTensorsFile file, string path)
+    {
+        string headKey = PeftAdapterKeys.Whole(SequenceClassification.HeadWeightName);
+        int? adapterLabels = file.Tensors.ContainsKey(headKey) && file.Info(headKey).Shape is [int rows, _] ? rows : null;
+        bool classifierAdapter = config.TaskType == PeftAdapterConfig.SequenceClassificationTask || adapterLabels is not null;
+        string labels = adapterLabels is int n ? $"{n} labels" : "no score weight";
+        if (model.Config.NumLabels is not int modelLabels)
+        {
+            if (classifierAdapter)
+            {
+                throw new InvalidDataException($"{path}: a sequence-classification adapter (task_type {config.TaskType ?? "absent"}, head '{SequenceClassification.HeadName}' with {labels}) cannot load into a causal LM ({model.Config.Architecture}); load the base with LlamaForCausalLM.LoadForSequenceClassification(dir, numLabels{(adapterLabels is int k ? $": {k}" : string.Empty)})");
+            }
+
+            return;
+        }
+
+        if (config.TaskType == PeftAdapterConfig.CausalLmTask)
+        {
+            throw new InvalidDataException($"{path}: a causal-LM adapter (task_type {PeftAdapterConfig.CausalLmTask}) cannot load into a sequence classifier ({model.Config.Architecture}, {modelLabels} labels); load the base with LlamaForCausalLM.Load, or use an adapter saved from a classifier (task_type {PeftAdapterConfig.SequenceClassificationTask})");
+        }
+
+        if (adapterLabels is null)
+        {
+            throw new InvalidDataException($"{path}: has no '{headKey}'; an adapter of a sequence classifier carries its trained head (modules_to_save [\"{SequenceClassification.HeadName}\"])");
+        }
+
+        if (adapterLabels != modelLabels || file.Info(headKey).Shape[1] != model.Config.HiddenSize)
+        {
+            throw new InvalidDataException($"{path}: '{headKey}' is {file.Info(headKey).ShapeText}, a head of {adapterLabels} labels; this model classifies into {modelLabels} labels with hidden size {model.Config.HiddenSize} — load the base with numLabels: {adapterLabels}");
+        }
     }
 
     private static void CheckTargets(string path, PeftAdapterConfig config, List<Linear> linears, List<ModulePlan> modules)

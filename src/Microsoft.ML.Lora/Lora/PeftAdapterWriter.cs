@@ -41,6 +41,7 @@ internal static partial class PeftAdapterWriter
         PeftAdapterConfig config;
         if (options is not null)
         {
+            options = LoraModelExtensions.WithClassifierHead(model, options);
             config = new PeftAdapterConfig
             {
                 Rank = options.Rank,
@@ -73,6 +74,16 @@ internal static partial class PeftAdapterWriter
         }
 
         config = config with { TargetModules = targets, LayersToTransform = layers, BaseModelNameOrPath = baseModelNameOrPath };
+        if (model.Config.NumLabels is not null)
+        {
+            // PEFT's SEQ_CLS: the head is saved whole beside the adapter, whether or not it is trainable now.
+            config = config with
+            {
+                TaskType = PeftAdapterConfig.SequenceClassificationTask,
+                ModulesToSave = config.ModulesToSave.Any(static m => LoraTargets.NameMatches(SequenceClassification.HeadName, m)) ? config.ModulesToSave : [.. config.ModulesToSave, SequenceClassification.HeadName],
+            };
+        }
+
         foreach (var a in adapters)
         {
             var resolved = config.ToOptions([a.ModuleName]);

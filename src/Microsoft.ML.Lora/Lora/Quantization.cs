@@ -31,7 +31,9 @@ public static class Quantization
             }
         }
 
-        foreach (var p in new[] { model.EmbedTokens, model.LmHead.Weight }.Distinct())
+        // A classifier's score head stays F32: it is small and trained fully (modules_to_save).
+        var kept = model.Config.NumLabels is null ? new[] { model.EmbedTokens, model.LmHead.Weight } : [model.EmbedTokens];
+        foreach (var p in kept.Distinct())
         {
             if (!p.Trainable && p.Value.DType == DType.F32)
             {

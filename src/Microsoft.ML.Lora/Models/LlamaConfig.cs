@@ -8,7 +8,8 @@ namespace Microsoft.ML.Lora.Models;
 
 /// <summary>
 /// The hyper-parameters of a Llama-family decoder, as in a Hugging Face <c>config.json</c>. Supported:
-/// <c>model_type</c> llama (also SmolLM, TinyLlama), mistral and qwen2, with the CausalLM architectures.
+/// <c>model_type</c> llama (also SmolLM, TinyLlama), mistral and qwen2, with the CausalLM or the
+/// ForSequenceClassification architecture (a <c>score</c> head of <see cref="NumLabels"/> outputs instead of <c>lm_head</c>).
 /// <c>model_type</c> decides the layer layout, as in transformers: qwen2 has q/k/v bias and no o_proj bias,
 /// llama's <c>attention_bias</c> adds bias to q, k, v and o_proj and <c>mlp_bias</c> to the MLP, mistral has none.
 /// Immutable and validated: build one with <see cref="Load"/>, <see cref="Parse"/>, <see cref="Create"/> or <see cref="With"/>.
@@ -24,6 +25,17 @@ public sealed record LlamaConfig
         ["mistral"] = "MistralForCausalLM",
         ["qwen2"] = "Qwen2ForCausalLM",
     };
+
+    /// <summary>Supported <c>model_type</c> values and their sequence-classification architecture.</summary>
+    public static readonly IReadOnlyDictionary<string, string> SupportedSequenceClassification = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["llama"] = "LlamaForSequenceClassification",
+        ["mistral"] = "MistralForSequenceClassification",
+        ["qwen2"] = "Qwen2ForSequenceClassification",
+    };
+
+    /// <summary>transformers' <c>num_labels</c> when a classification config gives neither it nor <c>id2label</c>.</summary>
+    public const int DefaultNumLabels = 2;
 
     private readonly bool headDimExplicit;
 
@@ -76,8 +88,27 @@ public sealed record LlamaConfig
     /// <summary><c>model_type</c>: llama, mistral or qwen2.</summary>
     public string ModelType { get; }
 
-    /// <summary><c>architectures[0]</c>, e.g. LlamaForCausalLM.</summary>
-    public string Architecture { get; }
+    /// <summary><c>architectures[0]</c>, e.g. LlamaForCausalLM or LlamaForSequenceClassification.</summary>
+    public string Architecture { get; private init; }
+
+    /// <summary>
+    /// Number of classes of a sequence-classification model (<c>num_labels</c>, or the size of <c>id2label</c>):
+    /// the width of its <c>score</c> head. Null for a causal LM.
+    /// </summary>
+    public int? NumLabels => Labels?.Names.Count;
+
+    /// <summary>
+    /// Class names by id (<c>id2label</c>; transformers' <c>LABEL_i</c> when the config has none); empty for a causal LM.
+    /// </summary>
+    public IReadOnlyList<string> Id2Label => Labels?.Names ?? [];
+
+    /// <summary><c>pad_token_id</c>, or null; kept and written back, informational (rows carry their own lengths).</summary>
+    public int? PadTokenId { get; private init; }
+
+    /// <summary>Width of the output head: <see cref="NumLabels"/> for a classifier, else <see cref="VocabSize"/>.</summary>
+    public int OutputSize => NumLabels ?? VocabSize;
+
+    private LabelNames? Labels { get; init; }
 
     /// <summary><c>vocab_size</c> V.</summary>
     public int VocabSize { get; }
@@ -177,7 +208,10 @@ public sealed record LlamaConfig
         bool attentionBias = false,
         bool mlpBias = false,
         int? slidingWindow = null,
-        string? torchDtype = null)
+        string? torchDtype = null,
+        int? numLabels = null,
+        IReadOnlyList<string>? labelNames = null,
+        int? padTokenId = null)
     {
         ArgumentNullException.ThrowIfNull(modelType);
         if (!Supported.TryGetValue(modelType, out string? architecture))
@@ -193,7 +227,12 @@ public sealed record LlamaConfig
         var config = new LlamaConfig(
             modelType, architecture, vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
             numKeyValueHeads ?? numAttentionHeads, headDim, rmsNormEps, ropeTheta, ropeScaling, maxPositionEmbeddings,
-            tieWordEmbeddings, attentionBias, mlpBias, slidingWindow, torchDtype);
+            tieWordEmbeddings, attentionBias, mlpBias, slidingWindow, torchDtype) { PadTokenId = padTokenId };
+        if (numLabels is not null || labelNames is not null)
+        {
+            config = config.ForSequenceClassification(numLabels ?? labelNames!.Count, labelNames);
+        }
+
         if (config.Problem() is var (field, message))
         {
             throw new ArgumentException($"{field} {message}", ToParameterName(field));
@@ -201,6 +240,36 @@ public sealed record LlamaConfig
 
         return config;
     }
+
+    /// <summary>
+    /// This config as a sequence classifier with <paramref name="numLabels"/> classes (the model_type's
+    /// ForSequenceClassification architecture; the body is unchanged). <paramref name="labelNames"/> are the
+    /// class names by id (default <c>LABEL_0</c>…); they must be distinct.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="numLabels"/> is below 1, or the names are not <paramref name="numLabels"/> distinct strings.</exception>
+    public LlamaConfig ForSequenceClassification(int numLabels, IReadOnlyList<string>? labelNames = null)
+    {
+        if (numLabels < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(numLabels), numLabels, "a classifier needs at least 1 label (num_labels)");
+        }
+
+        if (labelNames is not null && labelNames.Count != numLabels)
+        {
+            throw new ArgumentException($"{labelNames.Count} label names for num_labels {numLabels}; give one name per label", nameof(labelNames));
+        }
+
+        string[] names = labelNames?.ToArray() ?? Enumerable.Range(0, numLabels).Select(static i => $"LABEL_{i}").ToArray();
+        if (LabelNames.Problem(names) is { } problem)
+        {
+            throw new ArgumentException($"id2label {problem}", nameof(labelNames));
+        }
+
+        return this with { Architecture = SupportedSequenceClassification[ModelType], Labels = new LabelNames(names) };
+    }
+
+    /// <summary>This config as a causal LM (the model_type's CausalLM architecture, no labels).</summary>
+    public LlamaConfig ForCausalLM() => this with { Architecture = Supported[ModelType], Labels = null };
 
     /// <summary>
     /// A copy with some sizes changed (e.g. a real config shrunk to 2 layers); validated like <see cref="Create"/>.
@@ -233,7 +302,10 @@ public sealed record LlamaConfig
             attentionBias: ModelType == "llama" && OBias,
             mlpBias: MlpBias,
             SlidingWindow,
-            TorchDtype);
+            TorchDtype,
+            NumLabels,
+            Labels?.Names,
+            PadTokenId);
 
     /// <summary>A Hugging Face compatible config.json (keys sorted, as transformers writes them).</summary>
     public string ToJson()
@@ -253,7 +325,29 @@ public sealed record LlamaConfig
             json.WriteNumber("head_dim", HeadDim);
             json.WriteString("hidden_act", HiddenAct);
             json.WriteNumber("hidden_size", HiddenSize);
+            if (Labels is { } labels)
+            {
+                json.WriteStartObject("id2label");
+                for (int i = 0; i < labels.Names.Count; i++)
+                {
+                    json.WriteString(i.ToString(System.Globalization.CultureInfo.InvariantCulture), labels.Names[i]);
+                }
+
+                json.WriteEndObject();
+            }
+
             json.WriteNumber("intermediate_size", IntermediateSize);
+            if (Labels is { } inverse)
+            {
+                json.WriteStartObject("label2id");
+                foreach (var (name, id) in inverse.Names.Select(static (n, i) => (n, i)).OrderBy(static p => p.n, StringComparer.Ordinal))
+                {
+                    json.WriteNumber(name, id);
+                }
+
+                json.WriteEndObject();
+            }
+
             json.WriteNumber("max_position_embeddings", MaxPositionEmbeddings);
             if (ModelType == "llama")
             {
@@ -264,6 +358,11 @@ public sealed record LlamaConfig
             json.WriteNumber("num_attention_heads", NumAttentionHeads);
             json.WriteNumber("num_hidden_layers", NumHiddenLayers);
             json.WriteNumber("num_key_value_heads", NumKeyValueHeads);
+            if (PadTokenId is int pad)
+            {
+                json.WriteNumber("pad_token_id", pad);
+            }
+
             json.WriteNumber("rms_norm_eps", RmsNormEps);
             WriteRopeScaling(json, RopeScaling);
             json.WriteNumber("rope_theta", RopeTheta);
@@ -309,9 +408,10 @@ public sealed record LlamaConfig
         }
 
         string architecture = declared ?? expectedArchitecture;
-        if (!Supported.Values.Contains(architecture))
+        bool classifier = SupportedSequenceClassification.Values.Contains(architecture);
+        if (!Supported.Values.Contains(architecture) && !classifier)
         {
-            throw new NotSupportedException($"{source}: architecture '{architecture}' is not supported; supported: {string.Join(", ", Supported.Values)}");
+            throw new NotSupportedException($"{source}: architecture '{architecture}' is not supported; supported: {string.Join(", ", Supported.Values.Concat(SupportedSequenceClassification.Values))}");
         }
 
         string hiddenAct = json.OptionalString("hidden_act") ?? "silu";
@@ -348,13 +448,90 @@ public sealed record LlamaConfig
             modelType == "llama" && (json.OptionalBool("attention_bias") ?? false),
             modelType == "llama" && (json.OptionalBool("mlp_bias") ?? false),
             slidingWindow,
-            json.OptionalString("torch_dtype") ?? json.OptionalString("dtype"));
+            json.OptionalString("torch_dtype") ?? json.OptionalString("dtype"))
+        {
+            PadTokenId = json.OptionalInt("pad_token_id"),
+        };
+        if (classifier)
+        {
+            // The head follows model_type (a MistralForSequenceClassification is a mistral body).
+            string own = SupportedSequenceClassification[modelType];
+            if (architecture != own)
+            {
+                throw new InvalidDataException($"{source}: architecture '{architecture}' does not match model_type '{modelType}' (expected '{own}')");
+            }
+
+            config = config with { Labels = new LabelNames(ClassNames(json, root, source)) };
+        }
+
         if (config.Problem() is var (field, message))
         {
             throw new InvalidDataException($"{source}: '{field}' {message}");
         }
 
         return config;
+    }
+
+    // id2label ({"0": name, …}, ids 0…K−1) and num_labels must agree; label2id, when present, must be their inverse.
+    private static string[] ClassNames(ConfigReader json, JsonElement root, string source)
+    {
+        int? numLabels = json.OptionalInt("num_labels");
+        if (numLabels is < 1)
+        {
+            throw new InvalidDataException($"{source}: 'num_labels' is {numLabels}; expected a positive integer");
+        }
+
+        string[]? names = null;
+        if (root.TryGetProperty("id2label", out var id2label) && id2label.ValueKind != JsonValueKind.Null)
+        {
+            if (id2label.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"{source}: 'id2label' is a JSON {id2label.ValueKind}; expected an object {{\"0\": \"name\", …}}");
+            }
+
+            var entries = id2label.EnumerateObject().ToList();
+            names = new string[entries.Count];
+            foreach (var e in entries)
+            {
+                if (!int.TryParse(e.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id) || id >= entries.Count || names[id] is not null)
+                {
+                    throw new InvalidDataException($"{source}: 'id2label' has key \"{e.Name}\"; expected the ids 0…{entries.Count - 1}, each once");
+                }
+
+                names[id] = e.Value.ValueKind == JsonValueKind.String ? e.Value.GetString()!
+                    : throw new InvalidDataException($"{source}: 'id2label.{e.Name}' is {e.Value.GetRawText()}; expected a string");
+            }
+
+            if (names.Length == 0)
+            {
+                throw new InvalidDataException($"{source}: 'id2label' is empty; a classifier needs at least one label");
+            }
+
+            if (numLabels is int n && n != names.Length)
+            {
+                throw new InvalidDataException($"{source}: 'num_labels' is {n} but 'id2label' names {names.Length} labels; they must agree");
+            }
+        }
+
+        names ??= Enumerable.Range(0, numLabels ?? DefaultNumLabels).Select(static i => $"LABEL_{i}").ToArray();
+        if (LabelNames.Problem(names) is { } problem)
+        {
+            throw new InvalidDataException($"{source}: 'id2label' {problem}");
+        }
+
+        if (root.TryGetProperty("label2id", out var label2id) && label2id.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var e in label2id.EnumerateObject())
+            {
+                int at = Array.IndexOf(names, e.Name);
+                if (at < 0 || e.Value.ValueKind != JsonValueKind.Number || !e.Value.TryGetInt32(out int id) || id != at)
+                {
+                    throw new InvalidDataException($"{source}: 'label2id.{e.Name}' is {e.Value.GetRawText()}; id2label gives {(at < 0 ? "no such label" : $"id {at}")} — label2id must be the inverse of id2label");
+                }
+            }
+        }
+
+        return names;
     }
 
     private static RopeScaling? ParseRopeScaling(ConfigReader? rope, string source)
@@ -498,5 +675,37 @@ public sealed record LlamaConfig
         }
 
         return null;
+    }
+
+    /// <summary>Class names by id, compared by content so equal configs are equal records.</summary>
+    private sealed class LabelNames(string[] names) : IEquatable<LabelNames>
+    {
+        public IReadOnlyList<string> Names { get; } = Array.AsReadOnly(names);
+
+        /// <summary>Why <paramref name="names"/> cannot be id2label (a duplicate makes label2id ambiguous), or null.</summary>
+        public static string? Problem(string[] names)
+        {
+            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < names.Length; i++)
+            {
+                if (names[i] is null)
+                {
+                    return $"has no name for id {i}";
+                }
+
+                if (!seen.TryAdd(names[i], i))
+                {
+                    return $"gives the name '{names[i]}' to ids {seen[names[i]]} and {i}; label names must be distinct (label2id is their inverse)";
+                }
+            }
+
+            return null;
+        }
+
+        public bool Equals(LabelNames? other) => other is not null && Names.SequenceEqual(other.Names, StringComparer.Ordinal);
+
+        public override bool Equals(object? obj) => Equals(obj as LabelNames);
+
+        public override int GetHashCode() => Names.Count;
     }
 }

@@ -6,7 +6,10 @@ namespace Microsoft.ML.Lora.Models;
 
 /// <summary>
 /// Decoder-only Llama family causal LM (Llama, Mistral, Qwen2; SmolLM and TinyLlama are Llama):
-/// embed_tokens → layers → norm → lm_head (or the embedding when tie_word_embeddings).
+/// embed_tokens → layers → norm → lm_head (or the embedding when tie_word_embeddings). When the config has
+/// <see cref="LlamaConfig.NumLabels"/> (a ForSequenceClassification config) the head is <c>score</c>
+/// (NumLabels, C), never tied, always F32, and the logits of every position are class scores (see
+/// <see cref="SequenceClassification"/> for pooling at each row's last token).
 /// Parameter names are Hugging Face's keys. Forward/backward per module; weight gradients only for
 /// trainable parameters (all start frozen).
 /// </summary>
@@ -42,7 +45,9 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
             }
 
             Norm = new RmsNormLayer(weights.Norm("model.norm.weight", c), eps);
-            LmHead = new Linear(config.TieWordEmbeddings ? EmbedTokens : weights.Matrix("lm_head.weight", config.VocabSize, c), null, "lm_head");
+            LmHead = config.NumLabels is int labels
+                ? new Linear(weights.Head(SequenceClassification.HeadWeightName, labels, c), null, SequenceClassification.HeadName)
+                : new Linear(config.TieWordEmbeddings ? EmbedTokens : weights.Matrix("lm_head.weight", config.VocabSize, c), null, "lm_head");
         }
         catch
         {
@@ -63,7 +68,10 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
     /// <summary>model.norm.</summary>
     public RmsNormLayer Norm { get; } = null!;
 
-    /// <summary>lm_head (V,C); shares <see cref="EmbedTokens"/> when embeddings are tied.</summary>
+    /// <summary>
+    /// The output head: lm_head (V,C), sharing <see cref="EmbedTokens"/> when embeddings are tied, or for a
+    /// classifier <c>score</c> (NumLabels,C).
+    /// </summary>
     public Linear LmHead { get; } = null!;
 
     /// <summary>Recompute each layer's activations in Backward (gradient checkpointing).</summary>
@@ -99,7 +107,40 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
 
         var config = LlamaConfig.Load(configPath);
         using var folder = SafeTensorsFolder.Open(directory);
-        return new LlamaForCausalLM(config, new FolderWeights(folder, dtype)) { SourceDirectory = Path.GetFullPath(directory) };
+        return new LlamaForCausalLM(config, new FolderWeights(folder, dtype, null)) { SourceDirectory = Path.GetFullPath(directory) };
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face model folder as a sequence classifier with <paramref name="numLabels"/> classes, as
+    /// transformers' <c>AutoModelForSequenceClassification.from_pretrained(dir, num_labels=K)</c> does: a causal-LM
+    /// folder keeps its body and gets a new <c>score</c> head drawn from N(0, 0.02²) (transformers' default
+    /// initializer_range) with <paramref name="seed"/>, its lm_head unused; a classification folder must have
+    /// <paramref name="numLabels"/> labels and keeps its trained head.
+    /// </summary>
+    /// <param name="directory">The model folder.</param>
+    /// <param name="numLabels">Number of classes (the score head's width).</param>
+    /// <param name="dtype">Dtype of the body's Linear and embedding weights; the head is always F32 (it trains fully).</param>
+    /// <param name="labelNames">Class names by id (id2label), or null for the folder's (or LABEL_0…).</param>
+    /// <param name="seed">Seed of a new head.</param>
+    /// <exception cref="InvalidDataException">The folder is a classifier with another number of labels.</exception>
+    public static LlamaForCausalLM LoadForSequenceClassification(string directory, int numLabels, DType dtype = DType.F32, IReadOnlyList<string>? labelNames = null, int seed = 0)
+    {
+        string configPath = Path.Combine(directory, "config.json");
+        if (!File.Exists(configPath))
+        {
+            throw new FileNotFoundException($"'{directory}' is not a Hugging Face model folder: config.json not found", configPath);
+        }
+
+        var stored = LlamaConfig.Load(configPath);
+        if (stored.NumLabels is int have && have != numLabels)
+        {
+            throw new InvalidDataException($"{Path.GetFullPath(configPath)}: the folder is a classifier with {have} labels ({string.Join(", ", stored.Id2Label)}); asked for {numLabels} — train from its causal-LM base or ask for {have}");
+        }
+
+        var config = stored.ForSequenceClassification(numLabels, labelNames ?? (stored.NumLabels is null ? null : stored.Id2Label));
+        using var folder = SafeTensorsFolder.Open(directory);
+        var newHead = stored.NumLabels is null ? new Random(seed) : null;
+        return new LlamaForCausalLM(config, new FolderWeights(folder, dtype, newHead)) { SourceDirectory = Path.GetFullPath(directory) };
     }
 
     /// <summary>The folder this model was loaded from (tokenizer files are copied from it on save), or null.</summary>
@@ -138,7 +179,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
     /// <summary>Adapter state shared by every adapter of this model (training flag, dropout seed).</summary>
     public LoraRuntime LoraRuntime { get; } = new();
 
-    /// <summary>Every Linear with its module path (<c>model.layers.0.self_attn.q_proj</c>, …, <c>lm_head</c>), in checkpoint order.</summary>
+    /// <summary>Every Linear with its module path (<c>model.layers.0.self_attn.q_proj</c>, …, <c>lm_head</c> or <c>score</c>), in checkpoint order.</summary>
     public IEnumerable<Linear> Linears() => Layers.SelectMany(static l => l.Projections()).Append(LmHead);
 
     /// <summary>
@@ -191,7 +232,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
     /// </summary>
     public void ForwardCached(int[] ids, KvCache cache, Tensor lastLogits)
     {
-        int b = cache.Batch, c = Config.HiddenSize, v = Config.VocabSize;
+        int b = cache.Batch, c = Config.HiddenSize, v = Config.OutputSize;
         if (ids.Length == 0 || ids.Length % b != 0)
         {
             throw new ArgumentException($"ids must hold B·Tn tokens for the cache's B = {b} rows; got {ids.Length}", nameof(ids));
@@ -271,7 +312,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
         LoraRuntime.Training = backward;
         LoraRuntime.DropoutSeed = DropoutSeed;
         var shape = new BatchShape(batch.B, batch.T, batch.Positions);
-        int n = shape.N, c = Config.HiddenSize, v = Config.VocabSize;
+        int n = shape.N, c = Config.HiddenSize, v = Config.OutputSize;
         var table = RopeFor(batch.T);
 
         // Residual stream x_0 … x_L (N,C): the inputs each layer's Backward needs again.
@@ -395,7 +436,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
 
     private void ValidateIds(CausalLmBatch batch)
     {
-        int v = Config.VocabSize;
+        int v = Config.VocabSize, outputs = Config.OutputSize;
         for (int i = 0; i < batch.InputIds.Length; i++)
         {
             int id = batch.InputIds[i], target = batch.Targets[i];
@@ -404,9 +445,10 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(batch), id, $"batch row {i / batch.T}, position {i % batch.T}: token id {id} is outside the vocabulary [0, {v})");
             }
 
-            if (target != CrossEntropy.IgnoreIndex && (uint)target >= (uint)v)
+            if (target != CrossEntropy.IgnoreIndex && (uint)target >= (uint)outputs)
             {
-                throw new ArgumentOutOfRangeException(nameof(batch), target, $"batch row {i / batch.T}, position {(i % batch.T) + 1}: label {target} is outside the vocabulary [0, {v}) and is not -100");
+                string range = Config.NumLabels is null ? $"the vocabulary [0, {v})" : $"the classes [0, {outputs})";
+                throw new ArgumentOutOfRangeException(nameof(batch), target, $"batch row {i / batch.T}, position {(i % batch.T) + 1}: label {target} is outside {range} and is not -100");
             }
         }
     }
@@ -431,13 +473,19 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
 
         public Parameter Norm(string name, int length) => Vector(name, length, 1f);
 
+        /// <summary>A classification head: F32 whatever the body's dtype (it is trained fully, PEFT's modules_to_save).</summary>
+        public abstract Parameter Head(string name, int rows, int cols);
+
         public Linear Linear(string prefix, int outFeatures, int inFeatures, bool bias) =>
             new(Matrix(prefix + ".weight", outFeatures, inFeatures), bias ? Vector(prefix + ".bias", outFeatures, 0f) : null);
     }
 
-    private sealed class FolderWeights(SafeTensorsFolder folder, DType dtype) : WeightSource
+    private sealed class FolderWeights(SafeTensorsFolder folder, DType dtype, Random? newHead) : WeightSource
     {
         public override Parameter Matrix(string name, int rows, int cols) => new(name, folder.Read(name, dtype, [rows, cols]));
+
+        public override Parameter Head(string name, int rows, int cols) =>
+            newHead is null ? new(name, folder.Read(name, DType.F32, [rows, cols])) : RandomWeights.Normal(name, rows, cols, newHead, DType.F32);
 
         public override Parameter Vector(string name, int length, float fill) => new(name, folder.Read(name, DType.F32, [length]));
     }
@@ -446,13 +494,17 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
     {
         private readonly Random random = new(seed);
 
-        public override Parameter Matrix(string name, int rows, int cols)
+        public static Parameter Normal(string name, int rows, int cols, Random random, DType dtype)
         {
             using var f32 = Tensor.Empty(DType.F32, rows, cols);
             RandomFill.Normal(f32.AsF32(), random, std: 0.02);
 
             return new Parameter(name, f32.To(dtype));
         }
+
+        public override Parameter Matrix(string name, int rows, int cols) => Normal(name, rows, cols, random, dtype);
+
+        public override Parameter Head(string name, int rows, int cols) => Normal(name, rows, cols, random, DType.F32);
 
         public override Parameter Vector(string name, int length, float fill)
         {

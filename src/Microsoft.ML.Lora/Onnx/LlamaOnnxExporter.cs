@@ -50,13 +50,22 @@ public sealed record OnnxExportOptions
 /// (batch × sequence × vocab). Active adapters are merged into the exported weights (the model itself is
 /// not changed). Rows are expected right-padded (positions 0…T−1, as in training); masked keys are
 /// excluded from attention. Node names follow the module paths (<c>model.layers.3.self_attn/…</c>).
+/// A sequence classifier (config with NumLabels) has output <c>logits</c> (batch × NumLabels) instead: the
+/// <c>score</c> head at each row's last position whose attention_mask is 1 (rows right-padded, as
+/// <see cref="SequenceClassification.Logits"/> pools); it has no KV-cache form.
 /// </summary>
 public static class LlamaOnnxExporter
 {
     /// <summary>Writes <paramref name="model"/> to <paramref name="path"/> (atomically, with its .data file when external).</summary>
     public static void Export(LlamaForCausalLM model, string path, OnnxExportOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
         options ??= new OnnxExportOptions();
+        if (options.KvCache && model.Config.NumLabels is int labels)
+        {
+            throw new ArgumentException($"KvCache exports a model for generation; this model is a sequence classifier ({model.Config.Architecture}, {labels} labels) that scores a whole row in one pass — export it without KvCache");
+        }
+
         if (options.AdaptersAsInputs && options.Int4)
         {
             throw new ArgumentException("Int4 and AdaptersAsInputs cannot be combined: 4-bit layers take no adapter inputs");
@@ -125,7 +134,7 @@ public static class LlamaOnnxExporter
 
         public void Build(LlamaForCausalLM model, int maxPositions)
         {
-            int v = config.VocabSize;
+            int v = config.OutputSize;
             string total = kvCache ? "total_sequence" : "sequence";
             Graph.AddInput("input_ids", OnnxElementType.Int64, "batch", "sequence");
             Graph.AddInput("attention_mask", OnnxElementType.Int64, "batch", total);
@@ -139,7 +148,15 @@ public static class LlamaOnnxExporter
                 }
             }
 
-            Graph.AddOutput("logits", OnnxElementType.Float, "batch", "sequence", v);
+            if (config.NumLabels is null)
+            {
+                Graph.AddOutput("logits", OnnxElementType.Float, "batch", "sequence", v);
+            }
+            else
+            {
+                Graph.AddOutput("logits", OnnxElementType.Float, "batch", v);
+            }
+
             Constants(maxPositions);
 
             // Query i sits at absolute position past + i; key j (0 … total−1) is masked when j > past + i or
@@ -190,6 +207,14 @@ public static class LlamaOnnxExporter
 
             string final = Norm("model.norm", x, model.Norm);
             string head = Linear(model.LmHead, final);
+            if (config.NumLabels is not null)
+            {
+                // Classifier: (B,T,K) -> (B,K) at each row's last real position, sum(attention_mask) − 1 (right padding).
+                string length = Node("ReduceSum", "pool", ["attention_mask", "const.axes1"], OnnxAttribute.Int("keepdims", 1));
+                string last = Node("Sub", "pool", [length, "const.one"]);
+                head = Node("GatherND", "pool", [head, last], OnnxAttribute.Int("batch_dims", 1));
+            }
+
             Graph.AddNode("Identity", [head], ["logits"], "logits");
         }
 
@@ -240,7 +265,7 @@ public static class LlamaOnnxExporter
         // x (B,T,C) -> x · Wᵀ (+ b), W with its active adapter merged (a copy; the model is untouched).
         private string Linear(Linear linear, string x)
         {
-            if (int4BlockSize > 0 && linear.Name != "lm_head")
+            if (int4BlockSize > 0 && linear.Name is not ("lm_head" or SequenceClassification.HeadName))
             {
                 return LinearInt4(linear, x);
             }

@@ -81,7 +81,7 @@ public sealed class Trainer : IDisposable
     public TrainingResult Train(IReadOnlyList<TokenRow> trainRows, IReadOnlyList<TokenRow>? validationRows = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         CheckTrainableUnchanged();
-        return Run(TrainingData.Prepare(trainRows, validationRows, state.Options, model.Config.VocabSize), progress, cancellationToken);
+        return Run(TrainingData.Prepare(trainRows, validationRows, state.Options, model.Config.VocabSize, model.Config.NumLabels), progress, cancellationToken);
     }
 
     /// <summary>
@@ -93,7 +93,7 @@ public sealed class Trainer : IDisposable
     public TrainingResult Train(Func<IEnumerable<TokenRow>> openTrainRows, IReadOnlyList<TokenRow>? validationRows = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         CheckTrainableUnchanged();
-        return Run(TrainingData.PrepareStreaming(openTrainRows, validationRows, state.Options, model.Config.VocabSize), progress, cancellationToken);
+        return Run(TrainingData.PrepareStreaming(openTrainRows, validationRows, state.Options, model.Config.VocabSize, model.Config.NumLabels), progress, cancellationToken);
     }
 
     private TrainingResult Run(TrainingData data, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)

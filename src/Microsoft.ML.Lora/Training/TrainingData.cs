@@ -19,20 +19,22 @@ internal sealed class TrainingData
     // resume re-opens the epoch's stream and skips to its position.
     private readonly Func<IEnumerable<TokenRow>>? stream;
     private readonly int vocabSize;
+    private readonly int? numLabels;
     private IEnumerator<TokenRow>? cursor;
     private int cursorEpoch = -1;
     private int cursorPosition;
 
     private TrainingData(TrainingOptions options, List<TokenRow> train, List<TokenRow> validation, ulong fingerprint, int truncated)
-        : this(options, train, train.Count, null, 0, validation, fingerprint, truncated)
+        : this(options, train, train.Count, null, 0, null, validation, fingerprint, truncated)
     {
     }
 
-    private TrainingData(TrainingOptions options, List<TokenRow> train, int trainCount, Func<IEnumerable<TokenRow>>? stream, int vocabSize, List<TokenRow> validation, ulong fingerprint, int truncated)
+    private TrainingData(TrainingOptions options, List<TokenRow> train, int trainCount, Func<IEnumerable<TokenRow>>? stream, int vocabSize, int? numLabels, List<TokenRow> validation, ulong fingerprint, int truncated)
     {
         this.options = options;
         this.stream = stream;
         this.vocabSize = vocabSize;
+        this.numLabels = numLabels;
         Train = train;
         TrainCount = trainCount;
         Validation = validation;
@@ -62,9 +64,14 @@ internal sealed class TrainingData
 
     public int TotalSteps { get; }
 
-    public static TrainingData Prepare(IReadOnlyList<TokenRow> trainRows, IReadOnlyList<TokenRow>? validationRows, TrainingOptions options, int vocabSize)
+    /// <summary>
+    /// Checks, truncates (and packs) the rows. With <paramref name="numLabels"/> (a classifier) every row must be a
+    /// <see cref="Models.SequenceClassification.TrainingRow"/> with a label below it, and packing is refused.
+    /// </summary>
+    public static TrainingData Prepare(IReadOnlyList<TokenRow> trainRows, IReadOnlyList<TokenRow>? validationRows, TrainingOptions options, int vocabSize, int? numLabels = null)
     {
         ArgumentNullException.ThrowIfNull(trainRows);
+        RefusePackingForClassifier(options, numLabels);
         if (trainRows.Count == 0)
         {
             throw new ArgumentException("no training rows: the training set is empty", nameof(trainRows));
@@ -77,7 +84,7 @@ internal sealed class TrainingData
 
         ulong fingerprint = ComputeFingerprint(trainRows);
         int truncated = 0;
-        var train = trainRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, "training", ref truncated)).ToList();
+        var train = trainRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, "training", ref truncated)).ToList();
         if (options.Packing)
         {
             train = Pack(train, options.MaxSequenceLength);
@@ -87,7 +94,7 @@ internal sealed class TrainingData
         if (validationRows is not null)
         {
             int ignored = 0;
-            validation = validationRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, "validation", ref ignored)).ToList();
+            validation = validationRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, "validation", ref ignored)).ToList();
         }
         else if (options.ValidationFraction > 0)
         {
@@ -136,9 +143,10 @@ internal sealed class TrainingData
     /// <see cref="StreamShuffleBuffer"/> rows when <see cref="TrainingOptions.Shuffle"/> is on. Memory stays
     /// at the buffer and one step's rows. Validation rows must be given as a list (no fraction).
     /// </summary>
-    public static TrainingData PrepareStreaming(Func<IEnumerable<TokenRow>> open, IReadOnlyList<TokenRow>? validationRows, TrainingOptions options, int vocabSize)
+    public static TrainingData PrepareStreaming(Func<IEnumerable<TokenRow>> open, IReadOnlyList<TokenRow>? validationRows, TrainingOptions options, int vocabSize, int? numLabels = null)
     {
         ArgumentNullException.ThrowIfNull(open);
+        RefusePackingForClassifier(options, numLabels);
         if (options.ValidationFraction > 0)
         {
             throw new ArgumentException($"TrainingOptions.ValidationFraction = {options.ValidationFraction} needs the rows in memory; with a streamed training set pass validation rows instead", nameof(validationRows));
@@ -148,7 +156,7 @@ internal sealed class TrainingData
         const ulong Prime = 0x100000001B3UL;
         ulong h = 0xCBF29CE484222325UL;
         int count = 0, truncated = 0;
-        foreach (var row in Checked(open(), options, vocabSize, count: true, onTruncated: () => truncated++))
+        foreach (var row in Checked(open(), options, vocabSize, numLabels, count: true, onTruncated: () => truncated++))
         {
             foreach (int v in row.InputIds.Concat(row.Labels ?? []).Append(row.InputIds.Length))
             {
@@ -164,19 +172,19 @@ internal sealed class TrainingData
         }
 
         int ignored = 0;
-        var validation = validationRows?.Select(r => Check(r, options.MaxSequenceLength, vocabSize, "validation", ref ignored)).ToList() ?? [];
-        return new TrainingData(options, [], count, open, vocabSize, validation, (h ^ (uint)count) * Prime, truncated);
+        var validation = validationRows?.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, "validation", ref ignored)).ToList() ?? [];
+        return new TrainingData(options, [], count, open, vocabSize, numLabels, validation, (h ^ (uint)count) * Prime, truncated);
     }
 
     /// <summary>Rows held back to shuffle a streamed epoch (seeded by the seed and the epoch).</summary>
     public const int StreamShuffleBuffer = 1024;
 
-    private static IEnumerable<TokenRow> Checked(IEnumerable<TokenRow> rows, TrainingOptions options, int vocabSize, bool count, Action onTruncated)
+    private static IEnumerable<TokenRow> Checked(IEnumerable<TokenRow> rows, TrainingOptions options, int vocabSize, int? numLabels, bool count, Action onTruncated)
     {
         var checkedRows = rows.Select(r =>
         {
             int truncated = 0;
-            var c = Check(r, options.MaxSequenceLength, vocabSize, "training", ref truncated);
+            var c = Check(r, options.MaxSequenceLength, vocabSize, numLabels, "training", ref truncated);
             if (truncated > 0 && count)
             {
                 onTruncated();
@@ -218,7 +226,7 @@ internal sealed class TrainingData
 
     private IEnumerable<TokenRow> EpochStream(int epoch)
     {
-        var rows = Checked(stream!(), options, vocabSize, count: false, onTruncated: static () => { });
+        var rows = Checked(stream!(), options, vocabSize, numLabels, count: false, onTruncated: static () => { });
         if (!options.Shuffle)
         {
             foreach (var r in rows)
@@ -265,9 +273,52 @@ internal sealed class TrainingData
         return cachedOrder;
     }
 
-    private static TokenRow Check(TokenRow row, int maxLength, int vocabSize, string set, ref int truncated)
+    private static void RefusePackingForClassifier(TrainingOptions options, int? numLabels)
+    {
+        if (numLabels is not null && options.Packing)
+        {
+            throw new ArgumentException($"TrainingOptions.Packing is on but the model is a sequence classifier (NumLabels {numLabels}): each row is classified at its own last token, so rows are not packed; set Packing = false");
+        }
+    }
+
+    private static TokenRow CheckClassification(TokenRow row, int maxLength, int vocabSize, int numLabels, string set, ref int truncated)
+    {
+        if (!Models.SequenceClassification.IsTrainingRow(row))
+        {
+            throw new ArgumentException($"{set} row at line {row.Line}: the model is a sequence classifier (NumLabels {numLabels}) but this row is not a classification row (one label, after the text, all other labels -100); build rows with SequenceClassification.TrainingRow(inputIds, label)");
+        }
+
+        int label = Models.SequenceClassification.LabelOf(row);
+        if (label < 0 || label >= numLabels)
+        {
+            throw new ArgumentException($"{set} row at line {row.Line}: label {label} is outside the model's classes [0, {numLabels})");
+        }
+
+        for (int i = 0; i < row.InputIds.Length; i++)
+        {
+            if ((uint)row.InputIds[i] >= (uint)vocabSize)
+            {
+                throw new ArgumentException($"{set} row at line {row.Line}, position {i}: id {row.InputIds[i]} is outside the model's vocabulary [0, {vocabSize})");
+            }
+        }
+
+        // The text is cut to maxLength tokens; the label token after it is kept.
+        if (row.InputIds.Length - 1 > maxLength)
+        {
+            truncated++;
+            row = Models.SequenceClassification.Truncate(row, maxLength);
+        }
+
+        return row;
+    }
+
+    private static TokenRow Check(TokenRow row, int maxLength, int vocabSize, int? numLabels, string set, ref int truncated)
     {
         ArgumentNullException.ThrowIfNull(row);
+        if (numLabels is int k)
+        {
+            return CheckClassification(row, maxLength, vocabSize, k, set, ref truncated);
+        }
         if (row.InputIds.Length > maxLength)
         {
             truncated++;
