@@ -1,6 +1,6 @@
 using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
-using Microsoft.ML.Lora.Tests.Text;
+using Microsoft.ML.Lora.Tests.Pipeline;
 using Microsoft.ML.Lora.Training;
 
 namespace Microsoft.ML.Lora.MLNet.Tests;
@@ -23,7 +23,7 @@ public sealed class CausalLmBindingFixture : IDisposable
         Root = Directory.CreateTempSubdirectory("lora-mlnet-lm-").FullName;
         Options = new LoraCausalLmOptions
         {
-            ModelPath = TinyTextModel.Create(Path.Combine(Root, "model")),
+            ModelPath = PipelineTestModels.CausalLm(Path.Combine(Root, "model")),
             Lora = new LoraOptions { Rank = 8 },
             Training = new TrainingOptions { LearningRate = 1e-2, BatchSize = 6, MaxSteps = 120, WarmupSteps = 5, Seed = 1 },
             Generation = new GenerationOptions { MaxNewTokens = 16 },
