@@ -100,12 +100,40 @@ def check_case(d):
           f"eval_loss={ev['loss']:.6f} eval_tokens={tokens}")
 
 
+def check_seqcls_case(d):
+    """A make_seqcls_fixture.py case: a score head instead of lm_head, pooled outputs, a SEQ_CLS adapter."""
+    name = os.path.basename(d)
+    with open(os.path.join(d, "config.json")) as f:
+        cfg = json.load(f)
+    K, C = len(cfg["id2label"]), cfg["hidden_size"]
+    params = expected_params(cfg)
+    del params["lm_head.weight"]
+    params["score.weight"] = [K, C]
+    model, _ = read_safetensors(os.path.join(d, "model.safetensors"))
+    assert {k: t.shape for k, t in model.items()} == params, f"{name}: model tensor names/shapes"
+    exp, meta = read_safetensors(os.path.join(d, "expected.safetensors"))
+    assert meta["script"] == "tests/reference/make_seqcls_fixture.py", meta
+    Bn, Tn = exp["input_ids"].shape
+    assert exp["lengths"].shape == exp["labels"].shape == [Bn]
+    assert max(exp["lengths"].values()) == Tn and all(0 <= x < K for x in exp["labels"].values())
+    assert exp["pooled_logits"].shape == exp["base_pooled_logits"].shape == [Bn, K]
+    with open(os.path.join(d, "adapter", "adapter_config.json")) as f:
+        acfg = json.load(f)
+    assert acfg["task_type"] == "SEQ_CLS" and "score" in acfg["modules_to_save"], acfg
+    adapter, _ = read_safetensors(os.path.join(d, "adapter", "adapter_model.safetensors"))
+    assert adapter["base_model.model.score.weight"].shape == [K, C]
+    assert all(math.isfinite(x) for t in exp.values() if t.dtype == "F32" for x in t.values())
+    print(f"ok {name:20s} tensors={len(model):3d} B={Bn} T={Tn} K={K} adapter tensors={len(adapter)}")
+
+
 def main():
     # Model cases only: adapter (peft_*) and quantization (nf4) fixtures have their own checks.
     cases = sorted(e for e in os.listdir(FIX) if os.path.isfile(os.path.join(FIX, e, "config.json")))
     assert cases, "no fixtures"
     for c in cases:
-        check_case(os.path.join(FIX, c))
+        with open(os.path.join(FIX, c, "config.json")) as f:
+            classifier = json.load(f)["architectures"][0].endswith("ForSequenceClassification")
+        (check_seqcls_case if classifier else check_case)(os.path.join(FIX, c))
 
 
 if __name__ == "__main__":
