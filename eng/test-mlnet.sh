@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the ML.NET binding (src/Microsoft.ML.Lora.MLNet) and runs its tests against ML.NET 4.x.
+# Builds the ML.NET binding (src/Microsoft.ML.Lora.MLNet) and its examples, and runs its tests against ML.NET 4.x.
 #   bash eng/test-mlnet.sh DIR      DIR holds the ML.NET assemblies (Microsoft.ML.Core/Data/DataView/CpuMath.dll
 #                                   and their dependencies such as Newtonsoft.Json.dll), e.g. ML.NET built from
 #                                   its public source, public-signed with its own public key
@@ -22,6 +22,9 @@ if [[ $# -gt 0 && "$1" != -* ]]; then
 fi
 tests=tests/Microsoft.ML.Lora.MLNet.Tests/Microsoft.ML.Lora.MLNet.Tests.csproj
 dotnet build "$tests" -c Release -nologo -v q "${props[@]}"
+for example in examples/MLNetTextClassification examples/MLNetCausalLm; do
+  dotnet build "$example" -c Release -nologo -v q "${props[@]}"
+done
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
