@@ -48,15 +48,12 @@ public sealed class LoraTextClassificationTrainer : IEstimator<LoraTextClassific
             throw SchemaErrors.Mismatch("label", Options.LabelColumn, $"Key<UInt32, 0-{k - 1}> (NumLabels = {k})", labelColumn.Type.ToString());
         }
 
-        string[] texts = DataViewColumns.ReadText(input, "input", Options.TextColumn, cancellationToken);
-        int[] labels = DataViewColumns.ReadKeyLabels(input, "label", Options.LabelColumn, cancellationToken, out _);
+        // Text KeyValues become the class names saved with the adapter; given LabelNames must then match the key count.
         string[]? names = ClassificationScorer.TextKeyValues(labelColumn.Annotations);
         var options = Options with { NumLabels = keyCount, LabelNames = names ?? Options.LabelNames };
-        if (options.LabelNames is { } given && given.Count != keyCount)
-        {
-            options = options with { LabelNames = null };
-        }
-
+        options.Validate();
+        string[] texts = DataViewColumns.ReadText(input, "input", Options.TextColumn, cancellationToken);
+        int[] labels = DataViewColumns.ReadKeyLabels(input, "label", Options.LabelColumn, cancellationToken, out _);
         var table = TextTable.FromColumns((options.TextColumn, texts), (options.LabelColumn, labels));
         var model = new LoraTextClassificationEstimator(options).Fit(table, progress, cancellationToken);
         return new LoraTextClassificationPredictionTransformer(model, labelColumn.Annotations);
