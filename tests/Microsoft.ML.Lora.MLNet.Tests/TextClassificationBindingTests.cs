@@ -194,6 +194,38 @@ public sealed class TextClassificationBindingTests(TextClassificationBindingFixt
         Assert.StartsWith("label column 'Label', row 2: key value 0", error.Message);
     }
 
+    [Fact]
+    public void NonTextKeyValuesAreCopiedSoMapKeyToValueGivesTheOriginalNumbers()
+    {
+        // Labels 10, 20, 30 (Int32): MapValueToKey's KeyValues are numbers, which PredictedLabel carries over as is.
+        var ml = fixture.Ml;
+        int[] values = [10, 20, 30];
+        var rows = TopicRows.Make(12, seed: 5).Select((r, i) => new NumberRow { Text = r.Text, Label = values[i % 3] }).ToArray();
+        var options = fixture.Options with { Training = fixture.Options.Training with { MaxSteps = 2 } };
+        var model = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.LoraTextClassification(options))
+            .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"))
+            .Fit(ml.Data.LoadFromEnumerable(rows));
+        using var classifier = (LoraTextClassificationPredictionTransformer)model.ElementAt(1);
+
+        var output = model.Transform(ml.Data.LoadFromEnumerable(rows));
+        Assert.Equal(NumberDataViewType.Int32, output.Schema["PredictedLabel"].Type);
+        Assert.False(output.Schema["Score"].Annotations.Schema.GetColumnOrNull("SlotNames").HasValue);
+        var predicted = output.GetColumn<int>("PredictedLabel").ToArray();
+        var scores = output.GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < rows.Length; i++)
+        {
+            Assert.Equal(values[Array.IndexOf(scores[i], scores[i].Max())], predicted[i]);
+        }
+    }
+
+    public sealed class NumberRow
+    {
+        public string Text { get; set; } = "";
+
+        public int Label { get; set; }
+    }
+
     private static string[] SlotNames(DataViewSchema.Column column) => TextVector(column, "SlotNames");
 
     private static string[] KeyValues(DataViewSchema.Column column) => TextVector(column, "KeyValues");
