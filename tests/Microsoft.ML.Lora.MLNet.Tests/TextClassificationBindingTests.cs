@@ -226,6 +226,25 @@ public sealed class TextClassificationBindingTests(TextClassificationBindingFixt
         public int Label { get; set; }
     }
 
+    [Fact]
+    public void CancellingDuringFitStopsTraining()
+    {
+        var ml = fixture.Ml;
+        using var cancel = new CancellationTokenSource();
+        var progress = new RecordingProgress<Training.TrainingProgress>(p =>
+        {
+            if (p.Step == 3)
+            {
+                cancel.Cancel();
+            }
+        });
+        var trainer = ml.MulticlassClassification.Trainers.LoraTextClassification(fixture.Options, progress, cancel.Token);
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(fixture.Train).Transform(fixture.Train);
+
+        Assert.ThrowsAny<OperationCanceledException>(() => trainer.Fit(keyed));
+        Assert.Equal(3, progress.Reports.Count);
+    }
+
     private static string[] SlotNames(DataViewSchema.Column column) => TextVector(column, "SlotNames");
 
     private static string[] KeyValues(DataViewSchema.Column column) => TextVector(column, "KeyValues");
