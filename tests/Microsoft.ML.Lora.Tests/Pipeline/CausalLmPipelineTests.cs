@@ -198,6 +198,16 @@ public sealed class CausalLmPipelineTests(CausalLmPipelineFixture fixture) : ICl
         trained.SaveAdapter(temp.File("adapter"));
         using var loaded = LoraCausalLmTransformer.Load(temp.File("adapter"), options);
         Assert.Equal(trained.Generate(AllPrompts), loaded.Generate(AllPrompts));
+
+        // The export dequantizes the NF4 weights and merges the adapter: ONNX Runtime gives our logits.
+        trained.ExportOnnx(temp.File("qlora.onnx"));
+        var batch = BatchOf(trained.Tokenizer);
+        var outputs = OnnxRuntimeChecker.Run(temp.File("qlora.onnx"), new Dictionary<string, OnnxInput>
+        {
+            ["input_ids"] = OnnxInput.Int64(batch.InputIds.Select(i => (long)i).ToArray(), batch.B, batch.T),
+            ["attention_mask"] = OnnxInput.Int64(Enumerable.Repeat(1L, batch.InputIds.Length).ToArray(), batch.B, batch.T),
+        });
+        ReferenceModelTests.AssertClose(Logits(trained.Model, batch), outputs["logits"].AsFloats(), OnnxTolerance, "ONNX Runtime logits of the QLoRA model");
     }
 
     private static CausalLmBatch BatchOf(Tokenizer tokenizer)

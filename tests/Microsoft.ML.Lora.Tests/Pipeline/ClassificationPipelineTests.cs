@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Tensors;
 using Microsoft.ML.Lora.Tests.Models;
 using Microsoft.ML.Lora.Tests.Onnx;
 using Microsoft.ML.Lora.Training;
@@ -153,6 +154,23 @@ public sealed class ClassificationPipelineTests(ClassificationPipelineFixture fi
 
         var mismatch = Assert.Throws<ArgumentException>(() => LoraTextClassificationTransformer.Load(temp.File("adapter"), options with { NumLabels = 2 }));
         Assert.Contains("trained with 3 classes", mismatch.Message);
+    }
+
+    [Fact]
+    public void QloraClassifierTrainsItsHeadAndLoadsBackOntoTheQuantizedBase()
+    {
+        var options = fixture.Options with { Quantize = LoraQuantization.Nf4, Training = fixture.Options.Training with { MaxSteps = 40 } };
+        using var trained = new LoraTextClassificationEstimator(options).Fit(fixture.Train);
+
+        Assert.Equal(DType.NF4, trained.Model.Layers[0].Mlp.UpProj.Weight.Value.DType);
+        Assert.Equal(DType.F32, trained.Model.LmHead.Weight.Value.DType);
+        var losses = trained.TrainingResult!.StepLosses;
+        Assert.True(losses[^1] < 0.5 * losses[0], $"QLoRA loss {losses[0]:F3} → {losses[^1]:F3}");
+
+        using var temp = new TempFolder();
+        trained.SaveAdapter(temp.File("adapter"));
+        using var loaded = LoraTextClassificationTransformer.Load(temp.File("adapter"), options);
+        AssertSamePredictions(trained, loaded, SaveLoadTolerance, "QLoRA loaded");
     }
 
     [Fact]
