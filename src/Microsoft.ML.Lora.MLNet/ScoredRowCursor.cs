@@ -1,0 +1,127 @@
+using Microsoft.ML.Data;
+namespace Microsoft.ML.Lora.MLNet;
+
+/// <summary>
+/// Cursor of a <see cref="ScoredDataView"/>. A second cursor over the input, holding only the text column,
+/// runs ahead to gather a batch of texts; the main cursor delivers the passed-through columns of the current
+/// row, whose outputs are the batch's results in order.
+/// </summary>
+internal sealed class ScoredRowCursor : DataViewRowCursor
+{
+    private readonly DataViewSchema inputSchema;
+    private readonly TextBatchScorer scorer;
+    private readonly DataViewRowCursor main;
+    private readonly DataViewRowCursor? ahead;
+    private readonly ValueGetter<ReadOnlyMemory<char>>? aheadText;
+    private readonly bool[] outputActive;
+    private readonly Delegate?[] outputGetters;
+    private object[] results = [];
+    private int index = -1;
+
+    public ScoredRowCursor(DataViewSchema schema, IDataView input, TextBatchScorer scorer, IReadOnlyList<DataViewSchema.Column> inputNeeded, bool[] outputActive)
+    {
+        Schema = schema;
+        inputSchema = input.Schema;
+        this.scorer = scorer;
+        this.outputActive = outputActive;
+        main = input.GetRowCursor(inputNeeded);
+        outputGetters = new Delegate?[outputActive.Length];
+        if (outputActive.Any(static a => a))
+        {
+            var text = ColumnChecks.Text(inputSchema, scorer.InputKind, scorer.InputColumn);
+            ahead = input.GetRowCursor([text]);
+            aheadText = ahead.GetGetter<ReadOnlyMemory<char>>(text);
+            for (int i = 0; i < outputActive.Length; i++)
+            {
+                outputGetters[i] = outputActive[i] ? scorer.MakeGetter(i, Current) : null;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public override DataViewSchema Schema { get; }
+
+    /// <inheritdoc/>
+    public override long Position => main.Position;
+
+    /// <inheritdoc/>
+    public override long Batch => main.Batch;
+
+    /// <inheritdoc/>
+    public override ValueGetter<DataViewRowId> GetIdGetter() => main.GetIdGetter();
+
+    /// <inheritdoc/>
+    public override bool IsColumnActive(DataViewSchema.Column column) =>
+        column.Index < inputSchema.Count ? main.IsColumnActive(inputSchema[column.Index]) : outputActive[column.Index - inputSchema.Count];
+
+    /// <inheritdoc/>
+    public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+    {
+        if (column.Index < inputSchema.Count)
+        {
+            return main.GetGetter<TValue>(inputSchema[column.Index]);
+        }
+
+        var getter = outputGetters[column.Index - inputSchema.Count]
+            ?? throw new InvalidOperationException($"column '{column.Name}' was not requested when the cursor was made");
+        return TextBatchScorer.Cast<TValue>(getter, column);
+    }
+
+    /// <inheritdoc/>
+    public override bool MoveNext()
+    {
+        if (!main.MoveNext())
+        {
+            return false;
+        }
+
+        if (ahead is not null && ++index >= results.Length)
+        {
+            FillBatch();
+        }
+
+        return true;
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            main.Dispose();
+            ahead?.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private void FillBatch()
+    {
+        var texts = new List<string>(scorer.BatchSize);
+        ReadOnlyMemory<char> text = default;
+        while (texts.Count < scorer.BatchSize && ahead!.MoveNext())
+        {
+            aheadText!(ref text);
+            texts.Add(text.ToString());
+        }
+
+        if (texts.Count == 0)
+        {
+            throw new InvalidOperationException(
+                $"the input data view gave a second cursor fewer rows than the first (column '{scorer.InputColumn}'); the input must give the same rows to every cursor");
+        }
+
+        results = scorer.Score(texts);
+        index = 0;
+    }
+
+    private object Current()
+    {
+        if (Position < 0)
+        {
+            throw new InvalidOperationException("no current row: call MoveNext first, and read values only while it returns true");
+        }
+
+        return results[index];
+    }
+}
