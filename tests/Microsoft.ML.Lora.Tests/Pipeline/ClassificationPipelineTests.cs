@@ -12,8 +12,8 @@ public sealed class ClassificationPipelineTests(ClassificationPipelineFixture fi
 {
     // Held-out accuracy bar on the balanced two-topic task, where chance is 0.5. A model guessing at chance
     // reaches 0.9 on 40 rows with probability below 1e-6 (binomial tail), so passing means it learned.
-    // Eight data/training seeds gave 0.95–1.00 (ClassificationSeedSweep), so 0.9 is not a lucky draw.
-    private const double RequiredAccuracy = 0.9;
+    // Eight data/training seeds gave 0.95–1.00; ClassificationSeedSweep checks three more, so 0.9 is not a lucky draw.
+    internal const double RequiredAccuracy = 0.9;
 
     // Saving and loading copies F32 values exactly and runs the same kernels: any difference is a bug.
     private const float SaveLoadTolerance = 0f;

@@ -1,23 +1,20 @@
-using Xunit.Abstractions;
-
 namespace Microsoft.ML.Lora.Tests.Pipeline;
 
 /// <summary>
-/// Held-out accuracy over several data and training seeds, to choose the classification test's settings so
-/// that they are robust, not lucky. A measurement, not a check: run it by hand by removing Skip.
-/// Last run (8 seeds, 160 rows, 120 steps): held-out accuracy 0.95–1.00.
+/// The accuracy margin of the classification test must hold for other data and training seeds too, so
+/// that the main test is robust rather than lucky. Measured over 8 seeds (160 rows, 120 steps):
+/// held-out accuracy 0.95–1.00; three of them run here to keep the suite fast.
 /// </summary>
-public sealed class ClassificationSeedSweep(ITestOutputHelper output)
+public sealed class ClassificationSeedSweep
 {
-    [Fact(Skip = "a measurement run by hand (remove Skip); it asserts nothing")]
-    public void HeldOutAccuracyOverSeeds()
+    [Theory]
+    [InlineData(2)]
+    [InlineData(5)]
+    [InlineData(8)]
+    public void HeldOutAccuracyBeatsChanceForOtherSeeds(int seed)
     {
-
-        for (int seed = 1; seed <= 8; seed++)
-        {
-            using var run = new ClassificationPipelineFixture(dataSeed: seed * 7, trainingSeed: seed);
-            var losses = run.Transformer.TrainingResult!.StepLosses;
-            output.WriteLine($"seed {seed}: train {ClassificationPipelineFixture.Accuracy(run.Transformer, run.Train):F3} held-out {ClassificationPipelineFixture.Accuracy(run.Transformer, run.Test):F3} loss {losses[0]:F3} → {losses[^1]:F3}");
-        }
+        using var run = new ClassificationPipelineFixture(dataSeed: seed * 7, trainingSeed: seed);
+        double accuracy = ClassificationPipelineFixture.Accuracy(run.Transformer, run.Test);
+        Assert.True(accuracy >= ClassificationPipelineTests.RequiredAccuracy, $"seed {seed}: held-out accuracy {accuracy:F3} < {ClassificationPipelineTests.RequiredAccuracy} (chance 0.5)");
     }
 }
