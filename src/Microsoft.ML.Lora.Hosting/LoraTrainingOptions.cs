@@ -34,6 +34,9 @@ public sealed class LoraTrainingOptions
     /// <summary>Checkpoint interval in optimizer steps for requests that give none; 0 = only at shutdown. Default 50.</summary>
     public int CheckpointEverySteps { get; set; } = 50;
 
+    /// <summary>Checkpoints kept per job (the newest); older ones are deleted as new ones are written. Default 2.</summary>
+    public int CheckpointsToKeep { get; set; } = 2;
+
     /// <summary>Longest generation a <c>POST /generate</c> may ask for. Default 512 tokens.</summary>
     public int MaxGenerationTokens { get; set; } = 512;
 
@@ -67,6 +70,11 @@ public sealed class LoraTrainingOptions
         if (CheckpointEverySteps < 0)
         {
             throw new ArgumentException($"LoraTrainingOptions.CheckpointEverySteps = {CheckpointEverySteps} is invalid: expected ≥ 0", nameof(CheckpointEverySteps));
+        }
+
+        if (CheckpointsToKeep < 1)
+        {
+            throw new ArgumentException($"LoraTrainingOptions.CheckpointsToKeep = {CheckpointsToKeep} is invalid: expected at least 1 (the one a restart resumes from)", nameof(CheckpointsToKeep));
         }
 
         if (MaxGenerationTokens < 1)

@@ -63,7 +63,7 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
 
         try
         {
-            trainer.Train(rows, null, new JobProgressRecorder(store, jobId), token);
+            trainer.Train(rows, null, new JobProgressRecorder(store, jobId, checkpoints, options.Value.CheckpointsToKeep), token);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested && !userCancel.IsCancellationRequested)
         {
