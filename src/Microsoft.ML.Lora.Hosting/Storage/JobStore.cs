@@ -74,9 +74,10 @@ internal sealed class JobStore : IDisposable
     public JobRecord Insert(string requestJson, JobPaths paths)
     {
         string id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
-        string now = Now();
         lock (gate)
         {
+            // Taken inside the lock so that creation times follow the table's order.
+            string now = Now();
             using var tx = Begin();
             NonQuery("INSERT INTO jobs (id, state, created_at, request, model_dir, dataset_path, output_dir) VALUES ($id, $state, $now, $request, $model, $dataset, $output)",
                 ("$id", id), ("$state", JobState.Queued.ToWire()), ("$now", now), ("$request", requestJson),
