@@ -57,13 +57,12 @@ internal static class LoraTrainingEndpoints
                 return ApiResults.FieldErrors(errors);
             }
 
-            if (store.OutputInUse(ok.Paths.OutputDirectory))
+            if (store.Insert(json, ok.Paths) is not { } job)
             {
                 errors.Add("output", $"'{body.Output}' is the output of a job that has not finished; choose a new name");
                 return ApiResults.FieldErrors(errors);
             }
 
-            var job = store.Insert(json, ok.Paths);
             runner.Notify();
             return Results.Json(job, HostingJson.Options, statusCode: StatusCodes.Status201Created);
         }

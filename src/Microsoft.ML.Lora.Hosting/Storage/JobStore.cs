@@ -72,12 +72,20 @@ internal sealed class JobStore : IDisposable
     /// <summary>Absolute path of the database file.</summary>
     public string DatabasePath { get; }
 
-    /// <summary>Stores a new queued job and its first state event.</summary>
-    public JobRecord Insert(string requestJson, JobPaths paths)
+    /// <summary>
+    /// Stores a new queued job and its first state event; returns null (storing nothing) when a job that
+    /// has not finished already writes to the same output folder. Check and insert are one step under the lock.
+    /// </summary>
+    public JobRecord? Insert(string requestJson, JobPaths paths)
     {
         string id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         lock (gate)
         {
+            if (OutputInUse(paths.OutputDirectory))
+            {
+                return null;
+            }
+
             // Taken inside the lock so that creation times follow the table's order.
             string now = Now();
             using var tx = Begin();
@@ -128,15 +136,6 @@ internal sealed class JobStore : IDisposable
             using var command = Command("SELECT model_dir, dataset_path, output_dir FROM jobs WHERE id = $id", ("$id", id));
             using var reader = command.ExecuteReader();
             return reader.Read() ? new JobPaths(reader.GetString(0), reader.GetString(1), reader.GetString(2)) : null;
-        }
-    }
-
-    /// <summary>True when a job that has not finished writes to <paramref name="outputDirectory"/>.</summary>
-    public bool OutputInUse(string outputDirectory)
-    {
-        lock (gate)
-        {
-            return Convert.ToInt64(Scalar("SELECT COUNT(*) FROM jobs WHERE output_dir = $out AND state IN ('queued', 'running')", ("$out", outputDirectory)), CultureInfo.InvariantCulture) > 0;
         }
     }
 
@@ -236,6 +235,10 @@ internal sealed class JobStore : IDisposable
             connection.Dispose();
         }
     }
+
+    // Callers hold the lock.
+    private bool OutputInUse(string outputDirectory) =>
+        Convert.ToInt64(Scalar("SELECT COUNT(*) FROM jobs WHERE output_dir = $out AND state IN ('queued', 'running')", ("$out", outputDirectory)), CultureInfo.InvariantCulture) > 0;
 
     private int Count() => Convert.ToInt32(Scalar("SELECT COUNT(*) FROM jobs"), CultureInfo.InvariantCulture);
 
