@@ -32,4 +32,20 @@ public sealed class OptionsTests
         var e = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<LoraTrainingOptions>>().Value);
         Assert.Contains("MaxConcurrentJobs = 0", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ASecondServiceOnTheSameDataDirectoryIsRefused()
+    {
+        await using var host = await ServiceHost.StartAsync();
+        var second = LoraTrainingServer.Create(o => o.DataDirectory = host.DataDirectory, "http://127.0.0.1:0");
+        await using (second)
+        {
+            var e = await Assert.ThrowsAnyAsync<Exception>(() => second.StartAsync());
+            Assert.Contains("in use by another training service", e.ToString(), StringComparison.Ordinal);
+        }
+
+        // The first one is unaffected.
+        using var health = await host.Client.GetAsync("/health");
+        Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
+    }
 }

@@ -48,6 +48,7 @@ internal sealed class JobStore : IDisposable
     private readonly SqliteConnection connection;
     private readonly JobEventHub hub;
     private readonly Lock gate = new();
+    private readonly FileStream ownership;
     private SqliteTransaction? transaction;
 
     public JobStore(IOptions<LoraTrainingOptions> options, JobEventHub hub, ILogger<JobStore> logger)
@@ -57,6 +58,7 @@ internal sealed class JobStore : IDisposable
         settings.Validate();
         Directory.CreateDirectory(settings.DataDirectory);
         DatabasePath = Path.GetFullPath(Path.Combine(settings.DataDirectory, "jobs.db"));
+        ownership = ClaimDataDirectory(settings.DataDirectory);
         connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
         connection.Open();
         Execute("PRAGMA journal_mode=WAL;");
@@ -233,6 +235,22 @@ internal sealed class JobStore : IDisposable
         lock (gate)
         {
             connection.Dispose();
+            ownership.Dispose();
+        }
+    }
+
+    // Two services on one data directory would both run its jobs: the first holds an exclusive lock on
+    // service.lock (released by the OS when the process dies, even by a kill), the second is refused.
+    private static FileStream ClaimDataDirectory(string dataDirectory)
+    {
+        string path = Path.GetFullPath(Path.Combine(dataDirectory, "service.lock"));
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException($"data directory '{Path.GetDirectoryName(path)}' is in use by another training service ({path} is locked); give each service its own data directory", e);
         }
     }
 
