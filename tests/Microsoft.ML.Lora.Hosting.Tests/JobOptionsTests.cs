@@ -42,6 +42,26 @@ public sealed class JobOptionsTests
         Assert.Equal(2 * 2 * model.Config.NumHiddenLayers, Adapters(host));
     }
 
+    [Fact]
+    public async Task AJobThatCannotTrainFailsWithTheLibrarysMessageAndWritesNothing()
+    {
+        await using var host = await ServiceHost.StartAsync();
+        string id = await host.SubmitAsync(new { model = "tiny", dataset = "a.jsonl", output = "never", lora = new { targets = new[] { "no_such_proj" } } });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var events = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", cts.Token);
+        Assert.Equal("failed", events[^1].State);
+        string error = events[^1].Data.GetProperty("error").GetString()!;
+        Assert.Contains("no_such_proj", error, StringComparison.Ordinal);
+        var job = await host.GetJobAsync(id);
+        Assert.Equal("failed", job.GetProperty("state").GetString());
+        Assert.Equal(error, job.GetProperty("error").GetString());
+        Assert.False(Directory.Exists(Path.Combine(host.OutputRoot, "never")));
+
+        // The service goes on: the next job trains.
+        string next = await host.SubmitAsync(new { model = "tiny", dataset = "a.jsonl", output = "next", training = new { maxSteps = 1 } });
+        Assert.Equal("succeeded", (await host.WaitForTerminalAsync(next)).GetProperty("state").GetString());
+    }
+
     // Tensors in the saved adapter: A and B for q_proj and v_proj of every layer, nothing else.
     private static int Adapters(ServiceHost host)
     {
