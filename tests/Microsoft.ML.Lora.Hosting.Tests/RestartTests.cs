@@ -6,7 +6,7 @@ namespace Microsoft.ML.Lora.Hosting.Tests;
 /// <summary>A graceful stop mid-job checkpoints it; the next host on the same data directory resumes and finishes it exactly.</summary>
 public sealed class RestartTests
 {
-    internal const int Steps = 100;
+    internal const int Steps = 60;
 
     internal static object LongJob(string output, int checkpointEvery) => new
     {
@@ -14,8 +14,8 @@ public sealed class RestartTests
         dataset = "a.jsonl",
         output,
         lora = new { rank = 2, dropout = 0.1 },
-        // Four micro-batches per step: enough work per step that a stop lands mid-run even on a fast machine.
-        training = new { learningRate = 1e-3, maxSteps = Steps, batchSize = 2, gradientAccumulationSteps = 4, seed = 3, checkpointEvery },
+        // Two micro-batches per step: enough work per step that a stop lands mid-run even on a fast machine.
+        training = new { learningRate = 1e-3, maxSteps = Steps, batchSize = 2, gradientAccumulationSteps = 2, seed = 3, checkpointEvery },
     };
 
     // Both restart tests build identical data directories (ServiceHost.CreateData), so one reference run serves both.
@@ -35,7 +35,7 @@ public sealed class RestartTests
                 Path.Combine(dataDirectory, "models", "tiny"),
                 Path.Combine(dataDirectory, "datasets", "a.jsonl"),
                 new LoraOptions { Rank = 2, Dropout = 0.1 },
-                new TrainingOptions { LearningRate = 1e-3, MaxSteps = Steps, BatchSize = 2, GradientAccumulationSteps = 4, Seed = 3 },
+                new TrainingOptions { LearningRate = 1e-3, MaxSteps = Steps, BatchSize = 2, GradientAccumulationSteps = 2, Seed = 3 },
                 reference);
             return File.ReadAllBytes(Path.Combine(reference, "adapter_model.safetensors"));
         }
