@@ -21,6 +21,7 @@ public static class Program
             GenerateCommand.Create(output, error),
             TokenizeCommand.Create(output, error),
             ExportOnnxCommand.Create(output, error),
+            ServeCommand.Create(output, error),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
     }

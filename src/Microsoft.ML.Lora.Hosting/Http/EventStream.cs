@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.ML.Lora.Hosting.Jobs;
+using Microsoft.ML.Lora.Hosting.Running;
+using Microsoft.ML.Lora.Hosting.Storage;
+
+namespace Microsoft.ML.Lora.Hosting.Http;
+
+/// <summary>
+/// <c>GET /jobs/{id}/events</c> as server-sent events: every stored event after <c>Last-Event-ID</c>
+/// (all on a first connect), then the live ones, ending after the terminal state event. The live feed is
+/// subscribed before the replay is read, and sequence numbers already sent are skipped, so no event is
+/// lost or repeated between the two.
+/// </summary>
+internal static class EventStream
+{
+    private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
+
+    public static async Task WriteAsync(HttpContext context, string jobId, JobStore store, JobEventHub hub)
+    {
+        var cancellationToken = context.RequestAborted;
+        long last = LastEventId(context.Request);
+        using var live = hub.Subscribe(jobId);
+        var response = context.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+
+        try
+        {
+            foreach (var e in store.Events(jobId, last))
+            {
+                await WriteEventAsync(response, e, cancellationToken).ConfigureAwait(false);
+                last = e.Sequence;
+                if (IsTerminal(e))
+                {
+                    return;
+                }
+            }
+
+            var reader = live.Reader;
+            while (true)
+            {
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                wait.CancelAfter(KeepAlive);
+                bool ready;
+                try
+                {
+                    ready = await reader.WaitToReadAsync(wait.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    await response.WriteAsync(": keep-alive\n\n", cancellationToken).ConfigureAwait(false);
+                    await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (!ready)
+                {
+                    return;
+                }
+
+                while (reader.TryRead(out var e))
+                {
+                    if (e.Sequence <= last)
+                    {
+                        continue;
+                    }
+
+                    await WriteEventAsync(response, e, cancellationToken).ConfigureAwait(false);
+                    last = e.Sequence;
+                    if (IsTerminal(e))
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+    }
+
+    /// <summary>True for a state event whose state is succeeded, failed or cancelled.</summary>
+    public static bool IsTerminal(JobEvent e)
+    {
+        if (e.Type != JobEvent.StateType)
+        {
+            return false;
+        }
+
+        using var data = JsonDocument.Parse(e.Data);
+        return data.RootElement.TryGetProperty("state", out var state) && state.ValueKind == JsonValueKind.String && JobStates.Parse(state.GetString()!).IsTerminal();
+    }
+
+    private static long LastEventId(HttpRequest request)
+    {
+        string? text = request.Headers["Last-Event-ID"].FirstOrDefault() ?? request.Query["lastEventId"].FirstOrDefault();
+        return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long id) ? id : 0;
+    }
+
+    private static async Task WriteEventAsync(HttpResponse response, JobEvent e, CancellationToken cancellationToken)
+    {
+        var text = new StringBuilder()
+            .Append("id: ").Append(e.Sequence.ToString(CultureInfo.InvariantCulture)).Append('\n')
+            .Append("event: ").Append(e.Type).Append('\n')
+            .Append("data: ").Append(e.Data).Append("\n\n")
+            .ToString();
+        await response.WriteAsync(text, cancellationToken).ConfigureAwait(false);
+        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+}

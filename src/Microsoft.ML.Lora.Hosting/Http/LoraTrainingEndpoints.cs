@@ -1,0 +1,183 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Microsoft.ML.Lora.Hosting.Exports;
+using Microsoft.ML.Lora.Hosting.Generation;
+using Microsoft.ML.Lora.Hosting.Jobs;
+using Microsoft.ML.Lora.Hosting.Running;
+using Microsoft.ML.Lora.Hosting.Storage;
+
+namespace Microsoft.ML.Lora.Hosting.Http;
+
+/// <summary>The HTTP API of the service (minimal APIs), every route behind <see cref="TokenAuthFilter"/>.</summary>
+internal static class LoraTrainingEndpoints
+{
+    public static RouteGroupBuilder Map(IEndpointRouteBuilder endpoints)
+    {
+        var api = endpoints.MapGroup(string.Empty);
+        api.AddEndpointFilter<TokenAuthFilter>();
+
+        api.MapGet("/", DashboardPage.Serve);
+        api.MapGet("/dashboard", DashboardPage.Serve);
+        api.MapGet("/health", Health);
+        api.MapPost("/jobs", Submit);
+        api.MapGet("/jobs", (JobStore store) => ApiResults.Json(store.List()));
+        api.MapGet("/jobs/{id}", (string id, JobStore store) => store.Get(id) is { } job ? ApiResults.Json(job) : NotFound(id));
+        api.MapPost("/jobs/{id}/cancel", Cancel);
+        api.MapGet("/jobs/{id}/events", Events);
+        api.MapGet("/jobs/{id}/adapter", Adapter);
+        api.MapPost("/jobs/{id}/export-onnx", ExportOnnx);
+        api.MapGet("/jobs/{id}/onnx", Onnx);
+        api.MapPost("/generate", Generate);
+        return api;
+    }
+
+    private static async Task<IResult> Health(HealthCheckService health, CancellationToken cancellationToken)
+    {
+        var report = await health.CheckHealthAsync(cancellationToken).ConfigureAwait(false);
+        var body = new
+        {
+            status = report.Status.ToString(),
+            checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
+        };
+        return ApiResults.Json(body, report.Status == HealthStatus.Unhealthy ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK);
+    }
+
+    private static async Task<IResult> Submit(HttpRequest request, JobStore store, TrainingJobRunner runner, IOptions<LoraTrainingOptions> options)
+    {
+        try
+        {
+            var (body, json) = await RequestBody<JobRequest>.ReadAsync(request, optional: false, request.HttpContext.RequestAborted).ConfigureAwait(false);
+            var errors = new FieldErrors();
+            var validated = JobRequestValidator.Validate(body, options.Value, errors);
+            if (validated is not { } ok)
+            {
+                return ApiResults.FieldErrors(errors);
+            }
+
+            if (store.OutputInUse(ok.Paths.OutputDirectory))
+            {
+                errors.Add("output", $"'{body.Output}' is the output of a job that has not finished; choose a new name");
+                return ApiResults.FieldErrors(errors);
+            }
+
+            var job = store.Insert(json, ok.Paths);
+            runner.Notify();
+            return Results.Json(job, HostingJson.Options, statusCode: StatusCodes.Status201Created);
+        }
+        catch (PathEscapeException e)
+        {
+            return Results.Json(new { error = e.Message, field = e.Field }, HostingJson.Options, statusCode: StatusCodes.Status403Forbidden);
+        }
+        catch (ApiException e)
+        {
+            return ApiResults.From(e);
+        }
+    }
+
+    private static IResult Cancel(string id, JobStore store, TrainingJobRunner runner)
+    {
+        var job = store.Get(id);
+        if (job is null)
+        {
+            return NotFound(id);
+        }
+
+        if (job.State.IsTerminal() || !runner.Cancel(id))
+        {
+            return Results.Json(store.Get(id), HostingJson.Options, statusCode: StatusCodes.Status409Conflict);
+        }
+
+        return Results.Json(store.Get(id), HostingJson.Options, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    private static async Task Events(HttpContext context, string id, JobStore store, JobEventHub hub)
+    {
+        if (store.Get(id) is null)
+        {
+            await NotFound(id).ExecuteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        await EventStream.WriteAsync(context, id, store, hub).ConfigureAwait(false);
+    }
+
+    private static IResult Adapter(string id, JobStore store)
+    {
+        var job = store.Get(id);
+        if (job is null)
+        {
+            return NotFound(id);
+        }
+
+        string output = store.GetPaths(id)!.OutputDirectory;
+        if (job.State != JobState.Succeeded || !File.Exists(Path.Combine(output, "adapter_model.safetensors")))
+        {
+            return ApiResults.Error(StatusCodes.Status404NotFound, $"job '{id}' is {job.State.ToWire()}; its adapter exists once it has succeeded");
+        }
+
+        return ZipResults.Folder(output, $"adapter-{id}.zip");
+    }
+
+    private static async Task<IResult> ExportOnnx(string id, HttpRequest request, JobOnnxExporter exporter)
+    {
+        try
+        {
+            var (body, _) = await RequestBody<OnnxExportRequest>.ReadAsync(request, optional: true, request.HttpContext.RequestAborted).ConfigureAwait(false);
+            string folder = await exporter.ExportAsync(id, body.ExternalData ?? false, request.HttpContext.RequestAborted).ConfigureAwait(false);
+            long bytes = Directory.GetFiles(folder).Sum(f => new FileInfo(f).Length);
+            return ApiResults.Json(new { download = $"/jobs/{id}/onnx", bytes });
+        }
+        catch (ApiException e)
+        {
+            return ApiResults.From(e);
+        }
+    }
+
+    private static IResult Onnx(string id, JobStore store, JobOnnxExporter exporter)
+    {
+        if (store.Get(id) is null)
+        {
+            return NotFound(id);
+        }
+
+        string folder = exporter.ExportDirectory(id);
+        string file = Path.Combine(folder, JobOnnxExporter.FileName);
+        if (!File.Exists(file))
+        {
+            return ApiResults.Error(StatusCodes.Status404NotFound, $"job '{id}' has no ONNX export yet: POST /jobs/{id}/export-onnx first");
+        }
+
+        return Directory.GetFiles(folder).Length == 1
+            ? Results.File(file, "application/octet-stream", $"model-{id}.onnx")
+            : ZipResults.Folder(folder, $"onnx-{id}.zip");
+    }
+
+    private static async Task<IResult> Generate(HttpRequest request, AdapterGenerator generator)
+    {
+        try
+        {
+            var (body, _) = await RequestBody<GenerateRequest>.ReadAsync(request, optional: false, request.HttpContext.RequestAborted).ConfigureAwait(false);
+            return ApiResults.Json(await generator.GenerateAsync(body, request.HttpContext.RequestAborted).ConfigureAwait(false));
+        }
+        catch (PathEscapeException e)
+        {
+            return Results.Json(new { error = e.Message, field = e.Field }, HostingJson.Options, statusCode: StatusCodes.Status403Forbidden);
+        }
+        catch (ApiException e)
+        {
+            return ApiResults.From(e);
+        }
+    }
+
+    private static IResult NotFound(string id) => ApiResults.Error(StatusCodes.Status404NotFound, $"job '{id}' not found");
+}
+
+/// <summary>The optional body of <c>POST /jobs/{id}/export-onnx</c>.</summary>
+public sealed class OnnxExportRequest
+{
+    /// <summary>Write weights to <c>model.onnx.data</c> (needed past 2 GB); the download is then a zip. Default false.</summary>
+    public bool? ExternalData { get; set; }
+}

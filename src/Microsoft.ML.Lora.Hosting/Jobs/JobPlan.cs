@@ -1,0 +1,109 @@
+using System.Globalization;
+using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Text;
+using Microsoft.ML.Lora.Training;
+
+namespace Microsoft.ML.Lora.Hosting.Jobs;
+
+/// <summary>
+/// A job request turned into the library's options: every field checked, errors collected by field
+/// name (<c>training.learningRate</c>) rather than thrown one at a time.
+/// </summary>
+internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextDatasetOptions Data, string? ChatTemplateName, bool Quantize, bool DoubleQuant)
+{
+    private static readonly string[] Formats = ["auto", "text", "prompt-completion", "messages", "tokenized", "csv", "tsv"];
+    private static readonly string[] Schedules = ["constant", "linear", "cosine"];
+
+    /// <summary>The plan, or null with <paramref name="errors"/> filled.</summary>
+    public static JobPlan? Build(JobRequest request, int defaultCheckpointEvery, FieldErrors errors)
+    {
+        var lora = request.Lora ?? new LoraRequest();
+        var train = request.Training ?? new TrainingRequest();
+        var data = request.Data ?? new DataRequest();
+        var loraDefaults = new LoraOptions();
+        var trainDefaults = new TrainingOptions();
+
+        int rank = lora.Rank ?? loraDefaults.Rank;
+        double alpha = lora.Alpha ?? loraDefaults.Alpha;
+        double dropout = lora.Dropout ?? loraDefaults.Dropout;
+        errors.Require(rank >= 1, "lora.rank", $"must be ≥ 1 (got {rank})");
+        errors.Require(double.IsFinite(alpha) && alpha > 0, "lora.alpha", $"must be a finite number > 0 (got {Show(alpha)})");
+        errors.Require(dropout >= 0 && dropout < 1, "lora.dropout", $"must be in [0, 1) (got {Show(dropout)})");
+        var targets = lora.Targets ?? [LoraOptions.AllLinear];
+        errors.Require(targets.Count > 0 && targets.All(t => !string.IsNullOrWhiteSpace(t)), "lora.targets", "must list at least one module name (or \"all-linear\"), none empty");
+        errors.Require(lora.Quantize is null or "nf4", "lora.quantize", $"must be null or \"nf4\" (got '{lora.Quantize}')");
+        errors.Require(lora.DoubleQuant != true || lora.Quantize == "nf4", "lora.doubleQuant", "needs lora.quantize = \"nf4\"");
+
+        double lr = train.LearningRate ?? trainDefaults.LearningRate;
+        int epochs = train.Epochs ?? trainDefaults.Epochs;
+        int batch = train.BatchSize ?? trainDefaults.BatchSize;
+        int accum = train.GradientAccumulationSteps ?? trainDefaults.GradientAccumulationSteps;
+        int seqLen = train.MaxSequenceLength ?? trainDefaults.MaxSequenceLength;
+        int checkpointEvery = train.CheckpointEvery ?? defaultCheckpointEvery;
+        double warmup = train.WarmupRatio ?? trainDefaults.WarmupRatio;
+        double decay = train.WeightDecay ?? trainDefaults.WeightDecay;
+        string schedule = (train.Schedule ?? trainDefaults.Schedule.ToString()).ToLowerInvariant();
+        errors.Require(double.IsFinite(lr) && lr > 0, "training.learningRate", $"must be > 0 (got {Show(lr)})");
+        errors.Require(epochs >= 1, "training.epochs", $"must be ≥ 1 (got {epochs})");
+        errors.Require(train.MaxSteps is null or >= 1, "training.maxSteps", $"must be null or ≥ 1 (got {train.MaxSteps})");
+        errors.Require(batch >= 1, "training.batchSize", $"must be ≥ 1 (got {batch})");
+        errors.Require(accum >= 1, "training.gradientAccumulationSteps", $"must be ≥ 1 (got {accum})");
+        errors.Require(seqLen >= 2, "training.maxSequenceLength", $"must be ≥ 2 (got {seqLen})");
+        errors.Require(checkpointEvery >= 0, "training.checkpointEvery", $"must be ≥ 0 (got {checkpointEvery})");
+        errors.Require(warmup is >= 0 and <= 1, "training.warmupRatio", $"must be in [0, 1] (got {Show(warmup)})");
+        errors.Require(double.IsFinite(decay) && decay >= 0, "training.weightDecay", $"must be ≥ 0 (got {Show(decay)})");
+        errors.Require(Schedules.Contains(schedule), "training.schedule", $"must be constant, linear or cosine (got '{train.Schedule}')");
+
+        string format = (data.Format ?? "auto").ToLowerInvariant();
+        errors.Require(Formats.Contains(format), "data.format", $"must be one of {string.Join(", ", Formats)} (got '{data.Format}')");
+        errors.Require(data.TextColumn is null || !string.IsNullOrWhiteSpace(data.TextColumn), "data.textColumn", "must not be empty");
+        errors.Require(data.CompletionColumn is null || (!string.IsNullOrWhiteSpace(data.CompletionColumn) && data.CompletionColumn != (data.TextColumn ?? "text")), "data.completionColumn", "must be a non-empty column other than data.textColumn");
+        if (data.ChatTemplate is string name && !ChatTemplate.Names.Contains(name, StringComparer.OrdinalIgnoreCase))
+        {
+            errors.Add("data.chatTemplate", $"must be one of {string.Join(", ", ChatTemplate.Names)} (got '{name}')");
+        }
+
+        if (!errors.IsEmpty)
+        {
+            return null;
+        }
+
+        var loraOptions = new LoraOptions { Rank = rank, Alpha = alpha, Dropout = dropout, TargetModules = targets.ToArray(), UseRsLora = lora.RsLora ?? false };
+        var training = new TrainingOptions
+        {
+            LearningRate = lr,
+            Epochs = epochs,
+            MaxSteps = train.MaxSteps,
+            BatchSize = batch,
+            GradientAccumulationSteps = accum,
+            MaxSequenceLength = seqLen,
+            Seed = train.Seed ?? trainDefaults.Seed,
+            CheckpointEverySteps = checkpointEvery,
+            WarmupRatio = warmup,
+            WeightDecay = decay,
+            Schedule = Enum.Parse<LearningRateScheduleKind>(schedule, ignoreCase: true),
+        };
+        var dataset = new TextDatasetOptions
+        {
+            Format = ParseFormat(format),
+            TextColumn = data.TextColumn ?? "text",
+            CompletionColumn = data.CompletionColumn,
+            TrainOnPrompt = data.TrainOnPrompt ?? false,
+            SkipBadRows = data.SkipBadRows ?? false,
+        };
+        return new JobPlan(loraOptions, training, dataset, data.ChatTemplate, lora.Quantize == "nf4", lora.DoubleQuant ?? false);
+    }
+
+    private static DatasetFormat ParseFormat(string text) => text switch
+    {
+        "text" => DatasetFormat.Text,
+        "prompt-completion" => DatasetFormat.PromptCompletion,
+        "messages" => DatasetFormat.Messages,
+        "tokenized" => DatasetFormat.Tokenized,
+        "csv" => DatasetFormat.Csv,
+        "tsv" => DatasetFormat.Tsv,
+        _ => DatasetFormat.Auto,
+    };
+
+    private static string Show(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,37 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Microsoft.ML.Lora.Hosting;
+
+/// <summary>A ready web host running only the training service (what <c>lora serve</c> runs).</summary>
+public static class LoraTrainingServer
+{
+    /// <summary>The default address: loopback only, so nothing outside this machine reaches an unauthenticated service.</summary>
+    public const string DefaultUrls = "http://127.0.0.1:5117";
+
+    /// <summary>Builds a web application with the service registered and mapped, listening on <paramref name="urls"/> (';'-separated).</summary>
+    public static WebApplication Create(Action<LoraTrainingOptions> configure, string urls = DefaultUrls, string[]? args = null)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        builder.WebHost.UseUrls(urls);
+
+        // The service's own log lines (jobs started, resumed, checkpointed, failed) stay; per-request lines do not.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.AddLoraTraining(configure);
+        var app = builder.Build();
+        app.MapLoraTraining();
+        return app;
+    }
+
+    /// <summary>The addresses the started server listens on (with the real port when 0 was asked for).</summary>
+    public static IReadOnlyList<string> Addresses(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToArray() ?? [];
+    }
+}
