@@ -2,11 +2,12 @@
 //   node tests/dashboard/dashboard.mjs --url URL --job ID --steps N --screenshot FILE.png
 //        [--cancel-job ID] [--timeout-ms MS]
 // URL is the dashboard page with ?access_token=... when the host has a token. The job ID must be
-// queued or running with N total steps. The script selects the job and samples the chart's
+// queued or running with N total steps. With --cancel-job (a job that runs ahead of ID) the script
+// first selects that job, presses Cancel once it runs and waits for the page to show it cancelled, so
+// that job ID starts while the page is open. Then it selects job ID and samples the chart's
 // data-points attribute and the shown state until the job ends; it checks that the count grows
 // while the job runs and ends equal to N, that the cancel button and the download link exist and
-// that the link serves a zip, then saves a screenshot. With --cancel-job it then selects that job,
-// presses Cancel and waits for the page to show it cancelled.
+// that the link serves a zip, then saves a screenshot.
 // Prints one JSON line with what it saw on stdout. Exit 0 when every check holds; otherwise one line
 // "dashboard.mjs: error: ..." on stderr and exit 1 (a check failed), 2 (usage) or 3 (the browser or
 // playwright-core is missing).
@@ -128,6 +129,23 @@ async function main() {
 
     watching = true;
     await page.goto(o.url);
+    await page.locator(`tr[data-job-id="${o.job}"]`).waitFor({ timeout: 20000 });
+    result.stateAtLoad = await page.locator(`tr[data-job-id="${o.job}"]`).getAttribute('data-state');
+    if (o.cancelJob) {
+      await selectJob(page, o.cancelJob, 10000);
+      // Wait until it runs, so that the cancel stops a training job, not a queue entry.
+      await page.waitForFunction(() => document.getElementById('detail').dataset.state === 'running', null, { timeout: 30000 });
+      const before = await readChart(page);
+      check(!terminal.has(before.state), `job ${o.cancelJob} is already '${before.state}'; it cannot be cancelled from the page`);
+      await page.getByRole('button', { name: `Cancel job ${o.cancelJob}` }).click();
+      await page.waitForFunction(() => document.getElementById('detail').dataset.state === 'cancelled', null,
+        { timeout: Math.max(1000, deadline - Date.now()) });
+      check(await page.getByRole('button', { name: `Cancel job ${o.cancelJob}` }).isDisabled(), 'the cancel button is still enabled after cancelling');
+      const row = page.locator(`tr[data-job-id="${o.cancelJob}"]`);
+      await page.waitForFunction(id => document.querySelector(`tr[data-job-id="${id}"]`)?.dataset.state === 'cancelled', o.cancelJob, { timeout: 10000 });
+      result.cancel = { job: o.cancelJob, stateBefore: before.state, rowState: await row.getAttribute('data-state') };
+    }
+
     await selectJob(page, o.job, 20000);
 
     // Sample until the page shows a terminal state.
@@ -175,19 +193,6 @@ async function main() {
     mkdirSync(path.dirname(o.screenshot), { recursive: true });
     await page.screenshot({ path: o.screenshot, fullPage: true });
     result.screenshot = o.screenshot;
-
-    if (o.cancelJob) {
-      await selectJob(page, o.cancelJob, 10000);
-      const before = await readChart(page);
-      check(!terminal.has(before.state), `job ${o.cancelJob} is already '${before.state}'; it cannot be cancelled from the page`);
-      await page.getByRole('button', { name: `Cancel job ${o.cancelJob}` }).click();
-      await page.waitForFunction(() => document.getElementById('detail').dataset.state === 'cancelled', null,
-        { timeout: Math.max(1000, deadline - Date.now()) });
-      check(await page.getByRole('button', { name: `Cancel job ${o.cancelJob}` }).isDisabled(), 'the cancel button is still enabled after cancelling');
-      const row = page.locator(`tr[data-job-id="${o.cancelJob}"]`);
-      await page.waitForFunction(id => document.querySelector(`tr[data-job-id="${id}"]`)?.dataset.state === 'cancelled', o.cancelJob, { timeout: 10000 });
-      result.cancel = { job: o.cancelJob, stateBefore: before.state, rowState: await row.getAttribute('data-state') };
-    }
 
     check(pageErrors.length === 0, `the page reported errors: ${pageErrors.join('; ')}`);
     process.stdout.write(JSON.stringify(result) + '\n');
