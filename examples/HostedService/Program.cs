@@ -8,8 +8,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using HostedService;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -34,79 +33,32 @@ builder.Services.AddLoraTraining(options =>
 await using var app = builder.Build();
 app.MapLoraTraining();
 await app.StartAsync();
-string address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+string address = app.Addresses()[0];
 Console.WriteLine($"service:   {address} (data in {dataDir})");
 Console.WriteLine($"dashboard: {address}/?access_token={token}");
 
+// Ctrl+C stops the host; a running job checkpoints and resumes on the next start over the same folder.
 CancellationToken stopping = app.Lifetime.ApplicationStopping;
 using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = Timeout.InfiniteTimeSpan };
 http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-
-var request = new
+int exitCode;
+try
 {
-    model = workspace.Model,
-    dataset = workspace.Dataset,
-    output = $"adapter-{DateTime.UtcNow:yyyyMMdd-HHmmss}",
-    lora = new { rank = 4, alpha = 8 },
-    training = new { maxSteps = 30, learningRate = 1e-2, batchSize = 4, seed = 1 },
-};
-using HttpResponseMessage submitted = await http.PostAsJsonAsync("jobs", request, stopping);
-if (!submitted.IsSuccessStatusCode)
-{
-    Console.Error.WriteLine($"POST /jobs answered {(int)submitted.StatusCode}: {await submitted.Content.ReadAsStringAsync(stopping)}");
-    await app.StopAsync();
-    return 1;
-}
-
-string id = (await submitted.Content.ReadFromJsonAsync<JsonElement>(stopping)).GetProperty("id").GetString()!;
-Console.WriteLine($"job {id} submitted: {request.training.maxSteps} steps of LoRA r={request.lora.rank} on {workspace.Model}");
-
-string finalState = "unknown";
-await foreach (ServerSentEvent e in ServerSentEvents.ReadAsync(http, $"jobs/{id}/events", stopping))
-{
-    using JsonDocument data = JsonDocument.Parse(e.Data);
-    JsonElement d = data.RootElement;
-    if (e.Event == "step")
+    exitCode = await JobClient.RunAsync(http, workspace, dataDir, stopping);
+    if (wait)
     {
-        string eta = d.TryGetProperty("etaSeconds", out JsonElement etaValue) && etaValue.ValueKind == JsonValueKind.Number ? $"{etaValue.GetDouble():0.0}s" : "-";
-        Console.WriteLine($"  step {d.GetProperty("step").GetInt32(),3}/{d.GetProperty("totalSteps").GetInt32()}  loss {d.GetProperty("loss").GetDouble():0.0000}  " +
-            $"lr {d.GetProperty("learningRate").GetDouble():0.00e+0}  {d.GetProperty("tokensPerSecond").GetDouble(),7:0} tok/s  eta {eta}");
-    }
-    else if (e.Event == "state")
-    {
-        finalState = d.GetProperty("state").GetString()!;
-        string error = d.TryGetProperty("error", out JsonElement err) && err.ValueKind == JsonValueKind.String ? $": {err.GetString()}" : "";
-        Console.WriteLine($"job {id} {finalState}{error}");
-        if (finalState is "succeeded" or "failed" or "cancelled")
-        {
-            break;
-        }
+        Console.WriteLine("serving until Ctrl+C");
+        await app.WaitForShutdownAsync();
     }
 }
-
-if (finalState == "succeeded")
+catch (OperationCanceledException) when (stopping.IsCancellationRequested)
 {
-    string zip = Path.Combine(dataDir, $"{id}-adapter.zip");
-    await using (Stream body = await http.GetStreamAsync($"jobs/{id}/adapter", stopping))
-    await using (FileStream file = File.Create(zip))
-    {
-        await body.CopyToAsync(file, stopping);
-    }
-
-    Console.WriteLine($"adapter:   {zip} ({new FileInfo(zip).Length} bytes, PEFT layout)");
+    Console.WriteLine($"stopped; an unfinished job resumes when the service starts again on {dataDir}");
+    exitCode = 130;
 }
 
-if (wait)
-{
-    Console.WriteLine("serving until Ctrl+C");
-    await app.WaitForShutdownAsync();
-}
-else
-{
-    await app.StopAsync();
-}
-
-return finalState == "succeeded" ? 0 : 1;
+await app.StopAsync();
+return exitCode;
 
 string? Arg(string name)
 {
