@@ -1,0 +1,78 @@
+using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Training;
+
+namespace Microsoft.ML.Lora.Hosting.Tests;
+
+/// <summary>A graceful stop mid-job checkpoints it; the next host on the same data directory resumes and finishes it exactly.</summary>
+public sealed class RestartTests
+{
+    internal const int Steps = 150;
+
+    internal static object LongJob(string output, int checkpointEvery) => new
+    {
+        model = "tiny",
+        dataset = "a.jsonl",
+        output,
+        lora = new { rank = 2, dropout = 0.1 },
+        training = new { learningRate = 1e-3, maxSteps = Steps, batchSize = 2, seed = 3, checkpointEvery },
+    };
+
+    // Both restart tests build identical data directories (ServiceHost.CreateData), so one reference run serves both.
+    private static readonly Lazy<byte[]> Reference = new(TrainReference);
+
+    /// <summary>The adapter of <see cref="LongJob"/> trained without interruption, in-process.</summary>
+    internal static byte[] UninterruptedAdapter() => Reference.Value;
+
+    private static byte[] TrainReference()
+    {
+        string dataDirectory = Path.Combine(Path.GetTempPath(), "lora-reference-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            ServiceHost.CreateData(dataDirectory);
+            string reference = Path.Combine(dataDirectory, "reference");
+            InProcessTraining.Train(
+                Path.Combine(dataDirectory, "models", "tiny"),
+                Path.Combine(dataDirectory, "datasets", "a.jsonl"),
+                new LoraOptions { Rank = 2, Dropout = 0.1 },
+                new TrainingOptions { LearningRate = 1e-3, MaxSteps = Steps, BatchSize = 2, Seed = 3 },
+                reference);
+            return File.ReadAllBytes(Path.Combine(reference, "adapter_model.safetensors"));
+        }
+        finally
+        {
+            Directory.Delete(dataDirectory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task GracefulStopCheckpointsTheRunningJobAndTheNextHostResumesIt()
+    {
+        await using var host = await ServiceHost.StartAsync();
+        string id = await host.SubmitAsync(LongJob("resumed", checkpointEvery: 0));
+        string queued = await host.SubmitAsync(new { model = "tiny", dataset = "b.jsonl", output = "after", training = new { maxSteps = 2 } });
+        await host.WaitForAsync(id, j => j.GetProperty("step").GetInt32() >= 5);
+
+        await host.StopServerAsync();
+        string checkpoints = Path.Combine(host.DataDirectory, "jobs", id, "checkpoints");
+        string latest = Checkpoint.FindLatest(checkpoints) ?? throw new Xunit.Sdk.XunitException("no checkpoint written on shutdown");
+        int saved = int.Parse(Path.GetFileName(latest)["checkpoint-".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(saved, 5, Steps - 1);
+
+        await host.RestartAsync();
+        var job = await host.WaitForTerminalAsync(id);
+        Assert.Equal("succeeded", job.GetProperty("state").GetString());
+        Assert.Equal(Steps, job.GetProperty("step").GetInt32());
+        Assert.Equal("succeeded", (await host.WaitForTerminalAsync(queued)).GetProperty("state").GetString());
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var events = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", cts.Token);
+        Assert.Equal(["queued", "running", "running", "succeeded"], events.Where(e => e.Type == "state").Select(e => e.State));
+        int resumedAt = events.FindLastIndex(e => e.State == "running");
+        var before = events.Take(resumedAt).Where(e => e.Type == "step").Select(e => e.Step).ToList();
+        var after = events.Skip(resumedAt).Where(e => e.Type == "step").Select(e => e.Step).ToList();
+        Assert.Equal(Enumerable.Range(1, saved), before);
+        Assert.Equal(Enumerable.Range(saved + 1, Steps - saved), after);
+
+        Assert.Equal(UninterruptedAdapter(), File.ReadAllBytes(Path.Combine(host.OutputRoot, "resumed", "adapter_model.safetensors")));
+    }
+}
