@@ -137,13 +137,16 @@ async function main() {
       await page.waitForFunction(() => document.getElementById('detail').dataset.state === 'running', null, { timeout: 30000 });
       const before = await readChart(page);
       check(!terminal.has(before.state), `job ${o.cancelJob} is already '${before.state}'; it cannot be cancelled from the page`);
+      let confirmation = null;
+      page.once('dialog', d => { confirmation = d.message(); d.accept(); });
       await page.getByRole('button', { name: `Cancel job ${o.cancelJob}` }).click();
       await page.waitForFunction(() => document.getElementById('detail').dataset.state === 'cancelled', null,
         { timeout: Math.max(1000, deadline - Date.now()) });
       check(await page.getByRole('button', { name: `Cancel job ${o.cancelJob}` }).isDisabled(), 'the cancel button is still enabled after cancelling');
       const row = page.locator(`tr[data-job-id="${o.cancelJob}"]`);
       await page.waitForFunction(id => document.querySelector(`tr[data-job-id="${id}"]`)?.dataset.state === 'cancelled', o.cancelJob, { timeout: 10000 });
-      result.cancel = { job: o.cancelJob, stateBefore: before.state, rowState: await row.getAttribute('data-state') };
+      check(confirmation && confirmation.includes(o.cancelJob), `pressing Cancel asked no confirmation naming the job (dialog: ${confirmation})`);
+      result.cancel = { job: o.cancelJob, stateBefore: before.state, rowState: await row.getAttribute('data-state'), confirmation };
     }
 
     await selectJob(page, o.job, 20000);
