@@ -7,7 +7,7 @@
 // that job ID starts while the page is open. Then it selects job ID and samples the chart's
 // data-points attribute and the shown state until the job ends; it checks that the count grows
 // while the job runs and ends equal to N, that the cancel button and the download link exist and
-// that the link serves a zip, then saves a screenshot.
+// that the link serves a zip, then saves a screenshot (and one mid-run, FILE-running.png).
 // Prints one JSON line with what it saw on stdout. Exit 0 when every check holds; otherwise one line
 // "dashboard.mjs: error: ..." on stderr and exit 1 (a check failed), 2 (usage) or 3 (the browser or
 // playwright-core is missing).
@@ -160,6 +160,12 @@ async function main() {
       check(s.job === o.job, `the page switched to job '${s.job}' while ${o.job} was watched`);
       samples.push({ ms: Date.now() - t0, points: s.points, state: s.state });
       if (terminal.has(s.state)) break;
+      if (!result.runningScreenshot && s.state === 'running' && s.points >= o.steps / 3) {
+        // A second picture mid-run: the chart partly drawn, the job still running.
+        result.runningScreenshot = o.screenshot.replace(/(\.png)?$/, '-running.png');
+        mkdirSync(path.dirname(o.screenshot), { recursive: true });
+        await page.screenshot({ path: result.runningScreenshot, fullPage: true });
+      }
       await sleep(sampleMs);
     }
     // Growth while running: two samples, both showing 'running', the later with more points.
