@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Xunit.Abstractions;
 
@@ -8,7 +9,8 @@ namespace Microsoft.ML.Lora.Hosting.Tests.Dashboard;
 /// The dashboard in headless Chromium against the real host on loopback. A long job runs first and the
 /// page's cancel button stops it; the job queued behind it then starts while the page watches it: the
 /// chart's point count grows while it runs and ends equal to its steps, and the download link serves the
-/// adapter zip. Saves a screenshot.
+/// adapter zip. Saves a screenshot. A job killed with its `lora serve` process and trained again by the next
+/// one replays its early steps twice; the chart still has one point per step.
 /// </summary>
 public sealed class DashboardBrowserTests(ITestOutputHelper output)
 {
@@ -98,14 +100,67 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task ChartOfAJobRerunAfterAProcessKillHasOnePointPerStep()
+    {
+        DashboardDriver.EnsureInstalled();
+        const int steps = 30;
+        string data = Path.Combine(Path.GetTempPath(), "lora-dashboard-kill-" + Guid.NewGuid().ToString("N"));
+        ServiceHost.CreateData(data);
+        try
+        {
+            string id;
+            using (var first = await ServeProcess.StartAsync(data))
+            {
+                // No checkpoint before the kill (checkpointEvery 0: only at a graceful stop), so the next
+                // process trains the job again from step 1 and its event log holds those steps twice.
+                using HttpResponseMessage submitted = await first.Client.PostAsJsonAsync("/jobs", Job("rerun", steps, checkpointEvery: 0));
+                string text = await submitted.Content.ReadAsStringAsync();
+                Assert.True(submitted.StatusCode == HttpStatusCode.Created, text);
+                id = JsonDocument.Parse(text).RootElement.GetProperty("id").GetString()!;
+                var deadline = DateTime.UtcNow.AddSeconds(60);
+                while (JsonDocument.Parse(await first.Client.GetStringAsync($"/jobs/{id}")).RootElement.GetProperty("step").GetInt32() < 5)
+                {
+                    Assert.True(DateTime.UtcNow < deadline, first.Log);
+                    await Task.Delay(10);
+                }
+
+                first.Kill();
+            }
+
+            using var second = await ServeProcess.StartAsync(data);
+            string screenshot = Path.Combine(AppContext.BaseDirectory, "artifacts", "dashboard-rerun.png");
+            Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+            File.Delete(screenshot);
+            JsonElement report = DashboardDriver.Run(
+                ["--url", second.Client.BaseAddress!.ToString(), "--job", id, "--steps", steps.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                 "--screenshot", screenshot, "--final-only"],
+                DriverTimeout);
+            output.WriteLine(report.ToString());
+
+            // The stream replayed more step events than the job has steps; the chart keeps one point per step.
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var events = await SseClient.ReadAllAsync(second.Client, $"/jobs/{id}/events", cts.Token);
+            int stepEvents = events.Count(e => e.Type == "step");
+            Assert.True(stepEvents >= steps + 5, $"expected the steps before the kill to be replayed too: {stepEvents} step events for {steps} steps");
+            Assert.Equal(steps, events.Where(e => e.Type == "step").Select(e => e.Step).Distinct().Count());
+            Assert.Equal("succeeded", report.GetProperty("finalState").GetString());
+            Assert.Equal(steps, report.GetProperty("finalPoints").GetInt32());
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
     // Four micro-batches of the whole tiny dataset per step: a step of tens of milliseconds, so the
     // driver's 100 ms samples see the chart grow many times.
-    private static object Job(string output, int steps) => new
+    private static object Job(string output, int steps, int? checkpointEvery = null) => new
     {
         model = "tiny",
         dataset = "a.jsonl",
         output,
         lora = new { rank = 4 },
-        training = new { maxSteps = steps, learningRate = 1e-2, batchSize = 8, gradientAccumulationSteps = 4, seed = 1 },
+        training = new { maxSteps = steps, learningRate = 1e-2, batchSize = 8, gradientAccumulationSteps = 4, seed = 1, checkpointEvery },
     };
 }
