@@ -12,7 +12,7 @@ public static class LoraTrainingEndpointRouteBuilderExtensions
     /// <c>GET /jobs/{id}/events</c> (server-sent events), <c>GET /jobs/{id}/adapter</c> (zip),
     /// <c>POST /jobs/{id}/export-onnx</c>, <c>GET /jobs/{id}/onnx</c>, <c>POST /generate</c>, <c>GET /health</c>
     /// and the dashboard at <c>/</c> and <c>/dashboard</c>; every route requires the token when one is configured.
-    /// Needs <see cref="LoraTrainingServiceCollectionExtensions.AddLoraTraining"/>.
+    /// Needs <c>services.AddLoraTraining(...)</c>.
     /// </summary>
     /// <returns>The route group, for further conventions (e.g. a policy of the host's own).</returns>
     public static RouteGroupBuilder MapLoraTraining(this IEndpointRouteBuilder endpoints)

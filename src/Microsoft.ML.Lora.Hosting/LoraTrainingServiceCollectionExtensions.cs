@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.Lora.Hosting.Exports;
@@ -28,11 +29,8 @@ public static class LoraTrainingServiceCollectionExtensions
             options.Configure(configure);
         }
 
-        options.Validate(o =>
-        {
-            o.Validate();
-            return true;
-        });
+        options.ValidateOnStart();
+        services.AddSingleton<IValidateOptions<LoraTrainingOptions>, OptionsValidator>();
         services.AddSingleton<JobEventHub>();
         services.AddSingleton<JobStore>();
         services.AddSingleton<TrainingJobExecutor>();
@@ -44,6 +42,34 @@ public static class LoraTrainingServiceCollectionExtensions
         services.AddHealthChecks().AddCheck<TrainingHealthCheck>("training");
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelLimits>();
         return services;
+    }
+
+    /// <summary>
+    /// Registers the training service with its options bound from <paramref name="configuration"/> (e.g. the
+    /// <c>LoraTraining</c> section of appsettings.json: <c>DataDirectory</c>, <c>Token</c>, <c>MaxConcurrentJobs</c>, …),
+    /// then <paramref name="configure"/> applied on top.
+    /// </summary>
+    public static IServiceCollection AddLoraTraining(this IServiceCollection services, IConfiguration configuration, Action<LoraTrainingOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<LoraTrainingOptions>().Bind(configuration);
+        return services.AddLoraTraining(configure);
+    }
+
+    private sealed class OptionsValidator : IValidateOptions<LoraTrainingOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, LoraTrainingOptions options)
+        {
+            try
+            {
+                options.Validate();
+                return ValidateOptionsResult.Success;
+            }
+            catch (ArgumentException e)
+            {
+                return ValidateOptionsResult.Fail(e.Message.Split(" (Parameter", 2)[0]);
+            }
+        }
     }
 
     private sealed class KestrelLimits(IOptions<LoraTrainingOptions> options) : IConfigureOptions<KestrelServerOptions>

@@ -28,7 +28,18 @@ public sealed class ConcurrencyTests
             var events = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", cts.Token);
             return (Id: id, Steps: steps, Events: events);
         }).ToArray();
-        var results = await Task.WhenAll(clients).WaitAsync(cts.Token);
+        // Meanwhile, never more jobs train at once than configured.
+        var all = Task.WhenAll(clients);
+        int mostRunning = 0;
+        while (!all.IsCompleted)
+        {
+            using var snapshot = JsonDocument.Parse(await host.Client.GetStringAsync("/jobs", cts.Token));
+            mostRunning = Math.Max(mostRunning, snapshot.RootElement.EnumerateArray().Count(j => j.GetProperty("state").GetString() == "running"));
+            await Task.WhenAny(all, Task.Delay(5, cts.Token));
+        }
+
+        var results = await all.WaitAsync(cts.Token);
+        Assert.InRange(mostRunning, 1, 2);
 
         foreach (var (id, steps, events) in results)
         {

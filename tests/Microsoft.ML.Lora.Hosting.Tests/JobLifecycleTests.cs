@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Net;
 using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Onnx;
 using Microsoft.ML.Lora.Training;
 
 namespace Microsoft.ML.Lora.Hosting.Tests;
@@ -70,6 +71,28 @@ public sealed class JobLifecycleTests
         Assert.Equal(evaluation, adapted);
         Assert.True(adapted < baseLoss - 0.05, $"training must have changed the model: base {baseLoss}, adapted {adapted}");
 
+        // ONNX: nothing before the export; then the merged model, byte for byte what the library exports.
+        using (var none = await host.Client.GetAsync($"/jobs/{id}/onnx"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        }
+
+        using (var export = await host.Client.PostAsync($"/jobs/{id}/export-onnx", null))
+        {
+            Assert.True(export.StatusCode == HttpStatusCode.OK, await export.Content.ReadAsStringAsync());
+        }
+
+        byte[] onnx = await host.Client.GetByteArrayAsync($"/jobs/{id}/onnx");
+        string expectedOnnx = Path.Combine(host.DataDirectory, "expected.onnx");
+        using (var merged = LlamaForCausalLM.Load(host.ModelDirectory))
+        {
+            merged.LoadAdapter(downloaded);
+            merged.MergeAndUnload();
+            LlamaOnnxExporter.Export(merged, expectedOnnx);
+        }
+
+        Assert.Equal(File.ReadAllBytes(expectedOnnx), onnx);
+
         // A second client that saw the first three events gets only the rest.
         using var cts2 = new CancellationTokenSource(Limit);
         var rest = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", cts2.Token, lastEventId: 3);
@@ -114,6 +137,11 @@ public sealed class JobLifecycleTests
         using (var adapter = await host.Client.GetAsync($"/jobs/{running}/adapter"))
         {
             Assert.Equal(HttpStatusCode.NotFound, adapter.StatusCode);
+        }
+
+        using (var export = await host.Client.PostAsync($"/jobs/{running}/export-onnx", null))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, export.StatusCode);
         }
 
         using (var missing = await host.Client.PostAsync("/jobs/nosuchjob/cancel", null))

@@ -53,10 +53,16 @@ public sealed class RequestGuardTests
         Assert.Equal(HttpStatusCode.BadRequest, taken.StatusCode);
         Assert.Contains("\"output\"", await taken.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
-        await host.SubmitAsync(new { model = "tiny", dataset = "a.jsonl", output = "twice", training = new { maxSteps = 1_000_000 } });
-        using var twice = await host.PostJsonAsync("/jobs", new { model = "tiny", dataset = "a.jsonl", output = "twice" });
-        Assert.Equal(HttpStatusCode.BadRequest, twice.StatusCode);
-        Assert.Contains("has not finished", await twice.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // Ten submissions racing for one output folder: exactly one wins.
+        var racing = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => host.PostJsonAsync("/jobs", new { model = "tiny", dataset = "a.jsonl", output = "twice", training = new { maxSteps = 1_000_000 } })));
+        Assert.Single(racing, r => r.StatusCode == HttpStatusCode.Created);
+        Assert.All(racing.Where(r => r.StatusCode != HttpStatusCode.Created), r => Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode));
+        var loser = racing.First(r => r.StatusCode == HttpStatusCode.BadRequest);
+        Assert.Contains("has not finished", await loser.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        foreach (var r in racing)
+        {
+            r.Dispose();
+        }
     }
 
     [Fact]

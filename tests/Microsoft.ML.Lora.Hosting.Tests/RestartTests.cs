@@ -52,7 +52,15 @@ public sealed class RestartTests
         string queued = await host.SubmitAsync(new { model = "tiny", dataset = "b.jsonl", output = "after", training = new { maxSteps = 2 } });
         await host.WaitForAsync(id, j => j.GetProperty("step").GetInt32() >= 5);
 
+        // A client following the job's events does not hold the shutdown up: its stream ends when the host stops.
+        using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var watcher = SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", watching.Token);
+        await host.WaitForAsync(id, j => j.GetProperty("step").GetInt32() >= 6);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         await host.StopServerAsync();
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"stopping took {clock.Elapsed}");
+        var seen = await watcher.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("running", seen.Last(e => e.Type == "state").State);
         string checkpoints = Path.Combine(host.DataDirectory, "jobs", id, "checkpoints");
         string latest = Checkpoint.FindLatest(checkpoints) ?? throw new Xunit.Sdk.XunitException("no checkpoint written on shutdown");
         int saved = int.Parse(Path.GetFileName(latest)["checkpoint-".Length..], System.Globalization.CultureInfo.InvariantCulture);

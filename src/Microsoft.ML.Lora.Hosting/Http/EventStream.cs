@@ -18,9 +18,16 @@ internal static class EventStream
 {
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
-    public static async Task WriteAsync(HttpContext context, string jobId, JobStore store, JobEventHub hub)
+    /// <param name="context">The request.</param>
+    /// <param name="jobId">The job.</param>
+    /// <param name="store">Stored events.</param>
+    /// <param name="hub">Live events.</param>
+    /// <param name="stopping">The host is stopping: the stream ends at once, so open streams never hold up the shutdown
+    /// (and with it the checkpoint of the running job) until the shutdown timeout.</param>
+    public static async Task WriteAsync(HttpContext context, string jobId, JobStore store, JobEventHub hub, CancellationToken stopping)
     {
-        var cancellationToken = context.RequestAborted;
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
+        var cancellationToken = ended.Token;
         long last = LastEventId(context.Request);
         using var live = hub.Subscribe(jobId);
         var response = context.Response;
@@ -81,7 +88,7 @@ internal static class EventStream
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // The client went away.
+            // The client went away, or the host is stopping (the client reconnects with Last-Event-ID).
         }
     }
 

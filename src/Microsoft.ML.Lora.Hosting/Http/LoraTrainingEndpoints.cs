@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.Lora.Hosting.Exports;
 using Microsoft.ML.Lora.Hosting.Generation;
@@ -57,13 +58,12 @@ internal static class LoraTrainingEndpoints
                 return ApiResults.FieldErrors(errors);
             }
 
-            if (store.OutputInUse(ok.Paths.OutputDirectory))
+            if (store.Insert(json, ok.Paths) is not { } job)
             {
                 errors.Add("output", $"'{body.Output}' is the output of a job that has not finished; choose a new name");
                 return ApiResults.FieldErrors(errors);
             }
 
-            var job = store.Insert(json, ok.Paths);
             runner.Notify();
             return Results.Json(job, HostingJson.Options, statusCode: StatusCodes.Status201Created);
         }
@@ -93,7 +93,7 @@ internal static class LoraTrainingEndpoints
         return Results.Json(store.Get(id), HostingJson.Options, statusCode: StatusCodes.Status202Accepted);
     }
 
-    private static async Task Events(HttpContext context, string id, JobStore store, JobEventHub hub)
+    private static async Task Events(HttpContext context, string id, JobStore store, JobEventHub hub, IHostApplicationLifetime lifetime)
     {
         if (store.Get(id) is null)
         {
@@ -101,7 +101,7 @@ internal static class LoraTrainingEndpoints
             return;
         }
 
-        await EventStream.WriteAsync(context, id, store, hub).ConfigureAwait(false);
+        await EventStream.WriteAsync(context, id, store, hub, lifetime.ApplicationStopping).ConfigureAwait(false);
     }
 
     private static IResult Adapter(string id, JobStore store)

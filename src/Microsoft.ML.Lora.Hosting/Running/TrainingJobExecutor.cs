@@ -19,6 +19,8 @@ namespace Microsoft.ML.Lora.Hosting.Running;
 /// </summary>
 internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingOptions> options, ILogger<TrainingJobExecutor> logger)
 {
+    private static readonly string[] AdapterFiles = ["adapter_config.json", "adapter_model.safetensors"];
+
     /// <summary>Folder of the job's own files (checkpoints, ONNX export).</summary>
     public string JobDirectory(string jobId) => Path.GetFullPath(Path.Combine(options.Value.DataDirectory, "jobs", jobId));
 
@@ -122,7 +124,13 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
             model.SaveAdapter(temp, baseModelNameOrPath: baseModel, options: lora);
             if (Directory.Exists(output))
             {
-                // An empty folder made in advance, or the adapter of a run that was killed between writing it and recording success.
+                // An empty folder made in advance, or the adapter of a run that was killed between writing it
+                // and recording success, is replaced; anything else is someone's data and stays.
+                if (Directory.EnumerateFileSystemEntries(output).Any(e => !AdapterFiles.Contains(Path.GetFileName(e))))
+                {
+                    throw new IOException($"output folder '{output}' received other files while the job ran; the adapter is not written over them");
+                }
+
                 Directory.Delete(output, recursive: true);
             }
 

@@ -48,6 +48,7 @@ internal sealed class JobStore : IDisposable
     private readonly SqliteConnection connection;
     private readonly JobEventHub hub;
     private readonly Lock gate = new();
+    private readonly FileStream ownership;
     private SqliteTransaction? transaction;
 
     public JobStore(IOptions<LoraTrainingOptions> options, JobEventHub hub, ILogger<JobStore> logger)
@@ -57,6 +58,7 @@ internal sealed class JobStore : IDisposable
         settings.Validate();
         Directory.CreateDirectory(settings.DataDirectory);
         DatabasePath = Path.GetFullPath(Path.Combine(settings.DataDirectory, "jobs.db"));
+        ownership = ClaimDataDirectory(settings.DataDirectory);
         connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
         connection.Open();
         Execute("PRAGMA journal_mode=WAL;");
@@ -72,12 +74,20 @@ internal sealed class JobStore : IDisposable
     /// <summary>Absolute path of the database file.</summary>
     public string DatabasePath { get; }
 
-    /// <summary>Stores a new queued job and its first state event.</summary>
-    public JobRecord Insert(string requestJson, JobPaths paths)
+    /// <summary>
+    /// Stores a new queued job and its first state event; returns null (storing nothing) when a job that
+    /// has not finished already writes to the same output folder. Check and insert are one step under the lock.
+    /// </summary>
+    public JobRecord? Insert(string requestJson, JobPaths paths)
     {
         string id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         lock (gate)
         {
+            if (OutputInUse(paths.OutputDirectory))
+            {
+                return null;
+            }
+
             // Taken inside the lock so that creation times follow the table's order.
             string now = Now();
             using var tx = Begin();
@@ -128,15 +138,6 @@ internal sealed class JobStore : IDisposable
             using var command = Command("SELECT model_dir, dataset_path, output_dir FROM jobs WHERE id = $id", ("$id", id));
             using var reader = command.ExecuteReader();
             return reader.Read() ? new JobPaths(reader.GetString(0), reader.GetString(1), reader.GetString(2)) : null;
-        }
-    }
-
-    /// <summary>True when a job that has not finished writes to <paramref name="outputDirectory"/>.</summary>
-    public bool OutputInUse(string outputDirectory)
-    {
-        lock (gate)
-        {
-            return Convert.ToInt64(Scalar("SELECT COUNT(*) FROM jobs WHERE output_dir = $out AND state IN ('queued', 'running')", ("$out", outputDirectory)), CultureInfo.InvariantCulture) > 0;
         }
     }
 
@@ -234,8 +235,28 @@ internal sealed class JobStore : IDisposable
         lock (gate)
         {
             connection.Dispose();
+            ownership.Dispose();
         }
     }
+
+    // Two services on one data directory would both run its jobs: the first holds an exclusive lock on
+    // service.lock (released by the OS when the process dies, even by a kill), the second is refused.
+    private static FileStream ClaimDataDirectory(string dataDirectory)
+    {
+        string path = Path.GetFullPath(Path.Combine(dataDirectory, "service.lock"));
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException($"data directory '{Path.GetDirectoryName(path)}' is in use by another training service ({path} is locked); give each service its own data directory", e);
+        }
+    }
+
+    // Callers hold the lock.
+    private bool OutputInUse(string outputDirectory) =>
+        Convert.ToInt64(Scalar("SELECT COUNT(*) FROM jobs WHERE output_dir = $out AND state IN ('queued', 'running')", ("$out", outputDirectory)), CultureInfo.InvariantCulture) > 0;
 
     private int Count() => Convert.ToInt32(Scalar("SELECT COUNT(*) FROM jobs"), CultureInfo.InvariantCulture);
 
