@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Net.Http.Json;
 using System.Text.Json;
 
@@ -41,7 +42,11 @@ internal static class JobClient
             await body.CopyToAsync(file, cancellationToken);
         }
 
-        Console.WriteLine($"adapter:   {zip} ({new FileInfo(zip).Length} bytes, PEFT layout)");
+        using (ZipArchive archive = ZipFile.OpenRead(zip))
+        {
+            Console.WriteLine($"adapter:   {zip} ({new FileInfo(zip).Length} bytes: {string.Join(", ", archive.Entries.Select(e => e.FullName).Order())})");
+        }
+
         return 0;
     }
 
