@@ -1,6 +1,6 @@
 // Drives the training dashboard in Debian's headless Chromium through playwright-core and checks it.
 //   node tests/dashboard/dashboard.mjs --url URL --job ID --steps N --screenshot FILE.png
-//        [--cancel-job ID] [--final-only] [--timeout-ms MS]
+//        [--cancel-job ID] [--final-only] [--through-restart] [--timeout-ms MS]
 // URL is the dashboard page with ?access_token=... when the host has a token. The job ID must be
 // queued or running with N total steps. With --cancel-job (a job that runs ahead of ID) the script
 // first selects that job, presses Cancel once it runs and waits for the page to show it cancelled, so
@@ -9,6 +9,8 @@
 // while the job runs and ends equal to N, that the cancel button and the download link exist and
 // that the link serves a zip, then saves a screenshot (and one mid-run, FILE-running.png).
 // --final-only skips the growth check (and the mid-run picture), for a job that may end before the page opens.
+// When it starts sampling the script prints {"watching": ID} on stdout, so that a caller may restart the
+// host meanwhile; --through-restart then tolerates the refused connections while the host is down.
 // Prints one JSON line with what it saw on stdout. Exit 0 when every check holds; otherwise one line
 // "dashboard.mjs: error: ..." on stderr and exit 1 (a check failed), 2 (usage) or 3 (the browser or
 // playwright-core is missing).
@@ -27,8 +29,8 @@ const installHint = 'run eng/install-deps.sh (it installs Debian chromium and pl
 const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const terminal = new Set(['succeeded', 'failed', 'cancelled']);
-// Sampling period of the chart's point count: short against a step of the test's job (tens of ms at least).
-const sampleMs = 100;
+// Sampling period of the chart's point count: short against the few seconds the test's job runs.
+const sampleMs = 50;
 
 class UsageError extends Error {}
 class MissingError extends Error {}
@@ -48,6 +50,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
     if (key === '--final-only') { o.finalOnly = true; continue; }
+    if (key === '--through-restart') { o.throughRestart = true; continue; }
     const value = argv[i + 1];
     if (value === undefined) throw new UsageError(`${key} needs a value`);
     switch (key) {
@@ -79,6 +82,10 @@ function loadPlaywright() {
 }
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+// The samples where the point count or the state differs from the sample before, and the last one.
+const changes = samples => samples.filter((s, i) => i === 0 || i === samples.length - 1
+  || s.points !== samples[i - 1].points || s.state !== samples[i - 1].state);
 
 async function readChart(page) {
   return page.evaluate(() => ({
@@ -116,7 +123,11 @@ async function main() {
     const page = context.pages()[0] ?? await context.newPage();
     let watching = false; // errors count from the page load with the token on
     page.on('pageerror', e => pageErrors.push(e.message));
-    page.on('console', m => { if (watching && m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+    // While a caller restarts the host, the page's requests are refused for a moment; nothing else is an expected error.
+    const restartNoise = /net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING)|Failed to fetch/;
+    page.on('console', m => {
+      if (watching && m.type() === 'error' && !(o.throughRestart && restartNoise.test(m.text()))) pageErrors.push(`console: ${m.text()}`);
+    });
 
     const url = new URL(o.url);
     if (url.searchParams.has('access_token')) {
@@ -156,6 +167,7 @@ async function main() {
     // Sample until the page shows a terminal state.
     const samples = [];
     const t0 = Date.now();
+    process.stdout.write(JSON.stringify({ watching: o.job }) + '\n');
     for (;;) {
       check(Date.now() < deadline, `job ${o.job} did not finish within ${o.timeoutMs} ms; last sample ${JSON.stringify(samples.at(-1))}`);
       const s = await readChart(page);
@@ -175,16 +187,16 @@ async function main() {
     const first = running[0];
     const later = running.find(s => s.points > (first?.points ?? Infinity));
     if (!o.finalOnly) {
-      check(first && later, `the chart never grew while job ${o.job} was shown running (samples: ${JSON.stringify(samples.filter((_, i) => i % 5 === 0))}); ` +
+      check(first && later, `the chart never grew while job ${o.job} was shown running (samples where something changed: ${JSON.stringify(changes(samples))}); ` +
         'give the job more steps or a slower step');
     }
-    result.growth = { first: first ?? null, later: later ?? null, samples: samples.length, runningSamples: running.length };
+    result.growth = { first: first ?? null, later: later ?? null, samples: samples.length, runningSamples: running.length, changes: changes(samples) };
 
     const final = await readChart(page);
     result.finalState = final.state;
     result.finalPoints = final.points;
-    check(final.state === 'succeeded', `job ${o.job} ended '${final.state}', expected 'succeeded' (message: ${await page.locator('#message').textContent()})`);
-    check(final.points === o.steps, `the chart of job ${o.job} has ${final.points} points after it succeeded, expected ${o.steps} (one per step)`);
+    check(final.state === 'succeeded', `job ${o.job} ended '${final.state}', expected 'succeeded' (message: ${await page.locator('#message').textContent()}; samples: ${JSON.stringify(changes(samples))})`);
+    check(final.points === o.steps, `the chart of job ${o.job} has ${final.points} points after it succeeded, expected ${o.steps} (one per step; samples: ${JSON.stringify(changes(samples))})`);
     const label = await page.locator('#chart').getAttribute('aria-label');
     check(label.includes(`over ${o.steps} steps`), `the chart's aria-label does not describe ${o.steps} steps: '${label}'`);
 

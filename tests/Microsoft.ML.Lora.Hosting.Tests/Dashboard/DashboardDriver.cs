@@ -39,8 +39,11 @@ internal static class DashboardDriver
         }
     }
 
-    /// <summary>Runs the script with <paramref name="arguments"/>; returns its JSON report, or throws with its stderr.</summary>
-    public static JsonElement Run(IEnumerable<string> arguments, TimeSpan timeout)
+    /// <summary>
+    /// Runs the script with <paramref name="arguments"/>; returns its JSON report (the last line of stdout), or
+    /// throws with its stderr. <paramref name="onLine"/> sees every earlier stdout line as it comes.
+    /// </summary>
+    public static async Task<JsonElement> RunAsync(IEnumerable<string> arguments, TimeSpan timeout, Func<string, Task>? onLine = null)
     {
         EnsureInstalled();
         var psi = new ProcessStartInfo("node")
@@ -67,26 +70,38 @@ internal static class DashboardDriver
         }
 
         using (process)
+        using (var cts = new CancellationTokenSource(timeout))
         {
-            Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-            Task<string> stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(timeout))
+            Task<string> stderr = process.StandardError.ReadToEndAsync(cts.Token);
+            var lines = new List<string>();
+            try
+            {
+                while (await process.StandardOutput.ReadLineAsync(cts.Token) is { } line)
+                {
+                    lines.Add(line);
+                    if (onLine is not null)
+                    {
+                        await onLine(line);
+                    }
+                }
+
+                await process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException) when (cts.IsCancellationRequested)
             {
                 process.Kill(entireProcessTree: true);
-                process.WaitForExit();
-                throw new TimeoutException($"dashboard.mjs timed out after {timeout.TotalSeconds:0} s; stderr: {stderr.Result.Trim()}");
+                await process.WaitForExitAsync();
+                throw new TimeoutException($"dashboard.mjs timed out after {timeout.TotalSeconds:0} s; stdout: {string.Join(" | ", lines)}");
             }
 
-            process.WaitForExit();
-            string err = stderr.Result.Trim();
-            string output = stdout.Result.Trim();
+            string err = (await stderr).Trim();
             if (process.ExitCode != 0)
             {
-                string hint = process.ExitCode == 3 ? "" : $" (stdout: {output})";
-                throw new InvalidOperationException($"dashboard.mjs exited {process.ExitCode}: {(err.Length > 0 ? err : "(no stderr)")}{hint}");
+                string shown = process.ExitCode == 3 ? "" : $" (stdout: {string.Join(" | ", lines)})";
+                throw new InvalidOperationException($"dashboard.mjs exited {process.ExitCode}: {(err.Length > 0 ? err : "(no stderr)")}{shown}");
             }
 
-            string last = output.Split('\n').Last();
+            string last = lines.LastOrDefault(l => l.Length > 0) ?? throw new InvalidOperationException($"dashboard.mjs printed no report; stderr: {err}");
             using JsonDocument doc = JsonDocument.Parse(last);
             return doc.RootElement.Clone();
         }
