@@ -49,9 +49,10 @@ internal static class ServeCommand
                     MaxConcurrentJobs = parse.GetValue(concurrency),
                     CheckpointEverySteps = parse.GetValue(checkpointEvery),
                     MaxRequestBodyBytes = parse.GetValue(maxBody),
+                    Urls = listen,
                 };
                 settings.Validate();
-                app = LoraTrainingServer.Create(o => Copy(settings, o), listen);
+                app = LoraTrainingServer.Create(o => Copy(settings, o));
                 return 0;
             });
             if (app is null)
@@ -105,5 +106,6 @@ internal static class ServeCommand
         to.MaxConcurrentJobs = from.MaxConcurrentJobs;
         to.CheckpointEverySteps = from.CheckpointEverySteps;
         to.MaxRequestBodyBytes = from.MaxRequestBodyBytes;
+        to.Urls = from.Urls;
     }
 }

@@ -25,6 +25,12 @@ public sealed class LoraTrainingOptions
     /// </summary>
     public string? Token { get; set; }
 
+    /// <summary>
+    /// Addresses <see cref="LoraTrainingServer"/> (and <c>lora serve</c>) listen on, ';'-separated. Default
+    /// <c>http://127.0.0.1:5117</c>: loopback only. A host of your own that calls <c>AddLoraTraining</c> binds as it configures itself.
+    /// </summary>
+    public string Urls { get; set; } = LoraTrainingServer.DefaultUrls;
+
     /// <summary>Jobs that train at the same time. Default 1 (training already uses every core).</summary>
     public int MaxConcurrentJobs { get; set; } = 1;
 

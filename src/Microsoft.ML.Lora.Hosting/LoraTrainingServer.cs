@@ -13,10 +13,20 @@ public static class LoraTrainingServer
     /// <summary>The default address: loopback only, so nothing outside this machine reaches an unauthenticated service.</summary>
     public const string DefaultUrls = "http://127.0.0.1:5117";
 
-    /// <summary>Builds a web application with the service registered and mapped, listening on <paramref name="urls"/> (';'-separated).</summary>
-    public static WebApplication Create(Action<LoraTrainingOptions> configure, string urls = DefaultUrls, string[]? args = null)
+    /// <summary>
+    /// Builds a web application with the service registered and mapped, listening on <paramref name="urls"/>
+    /// (';'-separated), or when null on the <see cref="LoraTrainingOptions.Urls"/> that <paramref name="configure"/> sets.
+    /// </summary>
+    public static WebApplication Create(Action<LoraTrainingOptions> configure, string? urls = null, string[]? args = null)
     {
         ArgumentNullException.ThrowIfNull(configure);
+        if (urls is null)
+        {
+            var probe = new LoraTrainingOptions();
+            configure(probe);
+            urls = probe.Urls;
+        }
+
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.WebHost.UseUrls(urls);
 

@@ -6,7 +6,7 @@ namespace Microsoft.ML.Lora.Hosting.Tests;
 /// <summary>A graceful stop mid-job checkpoints it; the next host on the same data directory resumes and finishes it exactly.</summary>
 public sealed class RestartTests
 {
-    internal const int Steps = 150;
+    internal const int Steps = 60;
 
     internal static object LongJob(string output, int checkpointEvery) => new
     {
@@ -14,7 +14,8 @@ public sealed class RestartTests
         dataset = "a.jsonl",
         output,
         lora = new { rank = 2, dropout = 0.1 },
-        training = new { learningRate = 1e-3, maxSteps = Steps, batchSize = 2, seed = 3, checkpointEvery },
+        // Two micro-batches per step: enough work per step that a stop lands mid-run even on a fast machine.
+        training = new { learningRate = 1e-3, maxSteps = Steps, batchSize = 2, gradientAccumulationSteps = 2, seed = 3, checkpointEvery },
     };
 
     // Both restart tests build identical data directories (ServiceHost.CreateData), so one reference run serves both.
@@ -34,7 +35,7 @@ public sealed class RestartTests
                 Path.Combine(dataDirectory, "models", "tiny"),
                 Path.Combine(dataDirectory, "datasets", "a.jsonl"),
                 new LoraOptions { Rank = 2, Dropout = 0.1 },
-                new TrainingOptions { LearningRate = 1e-3, MaxSteps = Steps, BatchSize = 2, Seed = 3 },
+                new TrainingOptions { LearningRate = 1e-3, MaxSteps = Steps, BatchSize = 2, GradientAccumulationSteps = 2, Seed = 3 },
                 reference);
             return File.ReadAllBytes(Path.Combine(reference, "adapter_model.safetensors"));
         }
@@ -50,17 +51,23 @@ public sealed class RestartTests
         await using var host = await ServiceHost.StartAsync();
         string id = await host.SubmitAsync(LongJob("resumed", checkpointEvery: 0));
         string queued = await host.SubmitAsync(new { model = "tiny", dataset = "b.jsonl", output = "after", training = new { maxSteps = 2 } });
-        await host.WaitForAsync(id, j => j.GetProperty("step").GetInt32() >= 5);
-
-        // A client following the job's events does not hold the shutdown up: its stream ends when the host stops.
+        // A client following the job's events does not hold the shutdown up: its stream ends when the host
+        // stops. The stop comes once that client has seen step 5.
         using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var watcher = SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", watching.Token);
-        await host.WaitForAsync(id, j => j.GetProperty("step").GetInt32() >= 6);
+        var fifth = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var watcher = SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", watching.Token, received: e =>
+        {
+            if (e.Type == "step" && e.Step >= 5)
+            {
+                fifth.TrySetResult();
+            }
+        });
+        await fifth.Task.WaitAsync(TimeSpan.FromSeconds(60));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await host.StopServerAsync();
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"stopping took {clock.Elapsed}");
         var seen = await watcher.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.Equal("running", seen.Last(e => e.Type == "state").State);
+        Assert.True(seen.Last(e => e.Type == "state").State == "running", $"the job must still be running when the host stops; last event: {seen[^1]}");
         string checkpoints = Path.Combine(host.DataDirectory, "jobs", id, "checkpoints");
         string latest = Checkpoint.FindLatest(checkpoints) ?? throw new Xunit.Sdk.XunitException("no checkpoint written on shutdown");
         int saved = int.Parse(Path.GetFileName(latest)["checkpoint-".Length..], System.Globalization.CultureInfo.InvariantCulture);

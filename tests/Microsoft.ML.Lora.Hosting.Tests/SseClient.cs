@@ -13,7 +13,12 @@ internal sealed record SseEvent(long Id, string Type, JsonElement Data)
 /// <summary>Reads GET /jobs/{id}/events to its end (the server closes it after the terminal state).</summary>
 internal static class SseClient
 {
-    public static async Task<List<SseEvent>> ReadAllAsync(HttpClient client, string path, CancellationToken cancellationToken, long? lastEventId = null)
+    /// <param name="client">Client of the service.</param>
+    /// <param name="path">The events route.</param>
+    /// <param name="cancellationToken">Ends the wait.</param>
+    /// <param name="lastEventId">Sent as <c>Last-Event-ID</c>.</param>
+    /// <param name="received">Called with each event as it arrives.</param>
+    public static async Task<List<SseEvent>> ReadAllAsync(HttpClient client, string path, CancellationToken cancellationToken, long? lastEventId = null, Action<SseEvent>? received = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         if (lastEventId is long last)
@@ -35,6 +40,7 @@ internal static class SseClient
                 {
                     using var doc = JsonDocument.Parse(data);
                     events.Add(new SseEvent(id, type, doc.RootElement.Clone()));
+                    received?.Invoke(events[^1]);
                 }
 
                 type = data = null;

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.Lora.Hosting.Http;
@@ -93,10 +94,10 @@ internal sealed class AdapterGenerator(JobStore store, IOptions<LoraTrainingOpti
             throw new ApiException(400, $"job '{job.Id}' trained its adapter on another base model; omit model or name that one", "model");
         }
 
-        var lora = job.Request.TryGetProperty("lora", out var l) && l.ValueKind == System.Text.Json.JsonValueKind.Object ? l : default;
-        bool nf4 = lora.ValueKind == System.Text.Json.JsonValueKind.Object && lora.TryGetProperty("quantize", out var q) && q.ValueKind == System.Text.Json.JsonValueKind.String && q.GetString() == "nf4";
-        bool doubleQuant = nf4 && lora.TryGetProperty("doubleQuant", out var d) && d.ValueKind == System.Text.Json.JsonValueKind.True;
-        return ((paths.ModelDirectory, nf4, doubleQuant), paths.OutputDirectory);
+        // The adapter is applied over the base it trained on: NF4 (and double quantization) as the job asked.
+        var lora = job.Request.Deserialize<JobRequest>(HostingJson.Requests)?.Lora;
+        bool nf4 = lora?.Quantize == "nf4";
+        return ((paths.ModelDirectory, nf4, nf4 && lora!.DoubleQuant == true), paths.OutputDirectory);
     }
 
     private static void RequireModel(string directory, string requested)

@@ -134,6 +134,10 @@ internal static class LoraTrainingEndpoints
         {
             return ApiResults.From(e);
         }
+        catch (Exception e) when (IsDataProblem(e))
+        {
+            return ApiResults.Error(StatusCodes.Status500InternalServerError, $"export of job '{id}' failed: {e.Message}");
+        }
     }
 
     private static IResult Onnx(string id, JobStore store, JobOnnxExporter exporter)
@@ -170,7 +174,15 @@ internal static class LoraTrainingEndpoints
         {
             return ApiResults.From(e);
         }
+        catch (Exception e) when (IsDataProblem(e))
+        {
+            return ApiResults.Error(StatusCodes.Status500InternalServerError, $"generation failed: {e.Message}");
+        }
     }
+
+    // The library's errors about files on the server (a deleted adapter folder, a damaged model): a JSON
+    // answer naming the file instead of an empty 500.
+    private static bool IsDataProblem(Exception e) => e is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException;
 
     private static IResult NotFound(string id) => ApiResults.Error(StatusCodes.Status404NotFound, $"job '{id}' not found");
 }
