@@ -1,8 +1,10 @@
 // Drives the training dashboard in Debian's headless Chromium through playwright-core and checks it.
 //   node tests/dashboard/dashboard.mjs --url URL --job ID --steps N --screenshot FILE.png
-//        [--cancel-job ID] [--final-only] [--through-restart] [--timeout-ms MS]
+//        [--failed-job ID] [--cancel-job ID] [--final-only] [--through-restart] [--timeout-ms MS]
 // URL is the dashboard page with ?access_token=... when the host has a token. The job ID must be
-// queued or running with N total steps. With --cancel-job (a job that runs ahead of ID) the script
+// queued or running with N total steps. With --failed-job (a job that fails) the script first selects it
+// and checks that the page shows it failed, with the server's error, and offers neither cancel nor download.
+// With --cancel-job (a job that runs ahead of ID) the script
 // first selects that job, presses Cancel once it runs and waits for the page to show it cancelled, so
 // that job ID starts while the page is open. Then it selects job ID and samples the chart's
 // data-points attribute and the shown state until the job ends; it checks that the count grows
@@ -59,6 +61,7 @@ function parseArgs(argv) {
       case '--steps': o.steps = Number(value); break;
       case '--screenshot': o.screenshot = path.resolve(value); break;
       case '--cancel-job': o.cancelJob = value; break;
+      case '--failed-job': o.failedJob = value; break;
       case '--timeout-ms': o.timeoutMs = Number(value); break;
       default: throw new UsageError(`unknown option '${key}'`);
     }
@@ -144,6 +147,17 @@ async function main() {
     await page.goto(o.url);
     await page.locator(`tr[data-job-id="${o.job}"]`).waitFor({ timeout: 20000 });
     result.stateAtLoad = await page.locator(`tr[data-job-id="${o.job}"]`).getAttribute('data-state');
+    if (o.failedJob) {
+      await selectJob(page, o.failedJob, 10000);
+      await page.waitForFunction(() => document.getElementById('detail').dataset.state === 'failed', null, { timeout: 30000 });
+      const message = await page.locator('#message').textContent();
+      check(/^Failed: \S/.test(message), `the failed job ${o.failedJob} shows no error: message '${message}'`);
+      check(await page.getByRole('button', { name: `Cancel job ${o.failedJob}` }).isDisabled(), 'the cancel button is enabled on a failed job');
+      const link = page.getByRole('link', { name: `Download the adapter of job ${o.failedJob} as a zip file` });
+      check(await link.getAttribute('aria-disabled') === 'true', 'the download link is enabled on a failed job');
+      result.failed = { job: o.failedJob, message };
+    }
+
     if (o.cancelJob) {
       await selectJob(page, o.cancelJob, 10000);
       // Wait until it runs, so that the cancel stops a training job, not a queue entry.

@@ -34,7 +34,10 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         DashboardDriver.EnsureInstalled();
         await using var host = await ServiceHost.StartAsync(o => o.Token = Token);
         host.UseToken(Token);
-        // One job at a time: the watched job waits behind a long one until the page cancels that.
+        // One job at a time: a job whose data has a broken row fails first; the watched job waits behind
+        // a long one until the page cancels that.
+        File.WriteAllText(Path.Combine(host.DatasetRoot, "broken.jsonl"), "{\"text\": \"fine\"}\n{\"text\": \n");
+        string failing = await host.SubmitAsync(new { model = "tiny", dataset = "broken.jsonl", output = "failed", training = new { maxSteps = 2 } });
         string toCancel = await host.SubmitAsync(Job("cancelled", 10_000));
         string watched = await host.SubmitAsync(Job("watched", Steps));
 
@@ -45,12 +48,16 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         File.Delete(runningScreenshot);
         JsonElement report = await DashboardDriver.RunAsync(
             ["--url", $"{host.BaseAddress}?access_token={Token}", "--job", watched, "--steps", Steps.ToString(System.Globalization.CultureInfo.InvariantCulture),
-             "--screenshot", screenshot, "--cancel-job", toCancel],
+             "--screenshot", screenshot, "--failed-job", failing, "--cancel-job", toCancel],
             DriverTimeout);
         output.WriteLine($"dashboard screenshots: {screenshot}, {runningScreenshot}");
         output.WriteLine(report.ToString());
         Console.WriteLine($"dashboard screenshots: {screenshot}, {runningScreenshot}");
 
+        // The page shows the failure with the server's own error text.
+        JsonElement failed = await host.GetJobAsync(failing);
+        Assert.Equal("failed", failed.GetProperty("state").GetString());
+        Assert.Equal($"Failed: {failed.GetProperty("error").GetString()}", report.GetProperty("failed").GetProperty("message").GetString());
         Assert.Equal("queued", report.GetProperty("stateAtLoad").GetString());
         Assert.Equal("running", report.GetProperty("cancel").GetProperty("stateBefore").GetString());
         JsonElement growth = report.GetProperty("growth");
