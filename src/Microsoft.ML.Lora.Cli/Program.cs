@@ -23,6 +23,15 @@ public static class Program
             ExportOnnxCommand.Create(output, error),
             ServeCommand.Create(output, error),
         };
-        return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        var parse = root.Parse(args);
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        if (parse.CommandResult.Command.Name == "serve")
+        {
+            // The web host handles Ctrl+C and SIGTERM itself and gives running jobs its shutdown timeout to
+            // checkpoint; the parser's own handler would end the process after 2 seconds.
+            configuration.ProcessTerminationTimeout = null;
+        }
+
+        return parse.Invoke(configuration);
     }
 }

@@ -40,7 +40,18 @@ public sealed class JobOptionsTests
         Assert.Equal(result.StepLosses, events.Where(e => e.Type == "step").Select(e => e.Data.GetProperty("loss").GetDouble()));
         Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "adapter_model.safetensors")), File.ReadAllBytes(Path.Combine(host.OutputRoot, "qlora", "adapter_model.safetensors")));
         Assert.Equal(2 * 2 * model.Config.NumHiddenLayers, Adapters(host));
+
+        // Generation applies the adapter over the NF4 base it trained on: the same tokens as the trained model.
+        var tokenizer = Tokenizer.Load(host.ModelDirectory);
+        var expected = Generator.Generate(model, tokenizer.Encode("hello", addSpecialTokens: true), new GenerationOptions { MaxNewTokens = 8, StopTokenIds = [TinyTextModelEos] }).ToArray();
+        using var response = await host.PostJsonAsync("/generate", new { adapter = id, prompt = "hello", maxNewTokens = 8 });
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        using var doc = System.Text.Json.JsonDocument.Parse(text);
+        Assert.Equal(expected, doc.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()));
     }
+
+    private const int TinyTextModelEos = Microsoft.ML.Lora.Tests.Text.TinyTextModel.Eos;
 
     [Fact]
     public async Task AJobThatCannotTrainFailsWithTheLibrarysMessageAndWritesNothing()

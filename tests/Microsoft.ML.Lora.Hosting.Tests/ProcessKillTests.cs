@@ -80,6 +80,32 @@ public sealed class ProcessKillTests
         }
     }
 
+    [Fact]
+    public async Task SigtermStopsTheServerAfterCheckpointingTheRunningJob()
+    {
+        string data = Path.Combine(Path.GetTempPath(), "lora-term-" + Guid.NewGuid().ToString("N"));
+        ServiceHost.CreateData(data);
+        try
+        {
+            using var serve = await ServeProcess.StartAsync(data);
+            string id = await Submit(serve.Client, new { model = "tiny", dataset = "a.jsonl", output = "o", training = new { maxSteps = 1_000_000, checkpointEvery = 0 } });
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((await Job(serve.Client, id)).GetProperty("step").GetInt32() < 3)
+            {
+                Assert.True(DateTime.UtcNow < deadline, serve.Log);
+                await Task.Delay(10);
+            }
+
+            Assert.Equal(0, serve.Terminate(TimeSpan.FromSeconds(30)));
+            Assert.NotNull(Checkpoint.FindLatest(Path.Combine(data, "jobs", id, "checkpoints")));
+            Assert.Contains("resumes on the next start", serve.Log, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
     private static async Task<string> Submit(HttpClient client, object body)
     {
         using var response = await client.PostAsJsonAsync("/jobs", body);

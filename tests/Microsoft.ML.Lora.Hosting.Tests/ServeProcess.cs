@@ -55,6 +55,19 @@ internal sealed class ServeProcess : IDisposable
         process.WaitForExit();
     }
 
+    /// <summary>SIGTERM, as a service manager stops a service; returns the exit code.</summary>
+    public int Terminate(TimeSpan timeout)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            kill.WaitForExit();
+        }
+
+        Assert.True(process.WaitForExit(timeout), $"lora serve did not exit within {timeout} of SIGTERM:\n{Log}");
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+
     public void Dispose()
     {
         if (!process.HasExited)
