@@ -1,4 +1,3 @@
-using Microsoft.ML.Data;
 using Microsoft.ML.Lora.Training;
 
 namespace Microsoft.ML.Lora.MLNet;

@@ -8,15 +8,9 @@ namespace Microsoft.ML.Lora;
 /// loads the base model, attaches an adapter, trains it on the table's prompt/completion (or chat) rows and
 /// returns a <see cref="LoraCausalLmTransformer"/> that generates text.
 /// </summary>
-public sealed class LoraCausalLmEstimator : LoraEstimatorBase<LoraCausalLmOptions, LoraCausalLmTransformer>
+/// <param name="options">The options, validated when the estimator is made (an invalid one throws <see cref="ArgumentException"/> naming it).</param>
+public sealed class LoraCausalLmEstimator(LoraCausalLmOptions options) : LoraEstimatorBase<LoraCausalLmOptions, LoraCausalLmTransformer>(options)
 {
-    /// <summary>An estimator with <paramref name="options"/> (validated here).</summary>
-    /// <exception cref="ArgumentException">An invalid option; the message names it.</exception>
-    public LoraCausalLmEstimator(LoraCausalLmOptions options)
-        : base(options)
-    {
-    }
-
     /// <summary>
     /// Trains an adapter on <paramref name="data"/>. The table's columns are checked before the model is
     /// loaded. Loss falls on the completion tokens and EOS (or the assistant turns), unless

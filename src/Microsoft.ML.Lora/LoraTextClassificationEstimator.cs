@@ -10,15 +10,9 @@ namespace Microsoft.ML.Lora;
 /// <c>…ForSequenceClassification</c>), adapts the body with LoRA, trains the head fully, and returns a
 /// <see cref="LoraTextClassificationTransformer"/> that predicts.
 /// </summary>
-public sealed class LoraTextClassificationEstimator : LoraEstimatorBase<LoraTextClassificationOptions, LoraTextClassificationTransformer>
+/// <param name="options">The options, validated when the estimator is made (an invalid one throws <see cref="ArgumentException"/> naming it).</param>
+public sealed class LoraTextClassificationEstimator(LoraTextClassificationOptions options) : LoraEstimatorBase<LoraTextClassificationOptions, LoraTextClassificationTransformer>(options)
 {
-    /// <summary>An estimator with <paramref name="options"/> (validated here).</summary>
-    /// <exception cref="ArgumentException">An invalid option; the message names it.</exception>
-    public LoraTextClassificationEstimator(LoraTextClassificationOptions options)
-        : base(options)
-    {
-    }
-
     /// <summary>
     /// Trains on <paramref name="data"/>: TextColumn (string) and LabelColumn (int 0…K−1, or string class
     /// names). The columns are checked before the model is loaded; the loss is the cross-entropy of the
