@@ -2,14 +2,10 @@
 // prompt/completion rows, Transform generates, then the adapter is saved, loaded back, merged and exported.
 //   dotnet run --project examples/CausalLmSft              (a tiny model made on the spot)
 //   dotnet run --project examples/CausalLmSft -- MODEL_DIR OUT_DIR   (a Hugging Face model folder)
-using Microsoft.ML.Lora;
-using Microsoft.ML.Lora.Examples;
-using Microsoft.ML.Lora.Lora;
+// Microsoft.ML.Lora, its .Lora and .Training namespaces and the Shared/ helpers come as global usings (examples/Directory.Build.props).
 using Microsoft.ML.Lora.Models;
-using Microsoft.ML.Lora.Training;
 
-string output = TinyModel.OutputFolder(args.Length > 1 ? args[1] : Path.Combine("artifacts", "examples", "causal-lm-sft"), isDefault: args.Length <= 1);
-string modelPath = args.Length > 0 ? args[0] : TinyModel.Create(Path.Combine(output, "tiny-model"));
+var (output, modelPath) = ExampleFolders.FromArgs(args, "causal-lm-sft");
 
 var data = TextTable.FromRows(new[]
 {
@@ -52,15 +48,3 @@ Console.WriteLine($"exported {onnx}: inputs input_ids, attention_mask; output lo
 
 /// <summary>One prompt and the completion to learn.</summary>
 internal sealed record Pair(string Prompt, string Completion);
-
-/// <summary>Prints every 20th training step.</summary>
-internal sealed class ConsoleProgress : IProgress<TrainingProgress>
-{
-    public void Report(TrainingProgress value)
-    {
-        if (value.Step % 20 == 0 || value.Step == value.TotalSteps)
-        {
-            Console.WriteLine($"step {value.Step}/{value.TotalSteps} loss {value.Loss:F4}");
-        }
-    }
-}

@@ -3,16 +3,12 @@
 // PredictionEngine generate, then the adapter is saved, merged and exported to ONNX.
 //   dotnet run --project examples/MLNetCausalLm -p:MLNetAssemblies=DIR                         (a tiny model made on the spot)
 //   dotnet run --project examples/MLNetCausalLm -p:MLNetAssemblies=DIR -- MODEL_DIR OUT_DIR   (a Hugging Face model folder)
+// Microsoft.ML.Lora, its .Lora and .Training namespaces and the Shared/ helpers come as global usings (examples/Directory.Build.props).
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.Lora;
-using Microsoft.ML.Lora.Examples;
-using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
-using Microsoft.ML.Lora.Training;
 
-string output = TinyModel.OutputFolder(args.Length > 1 ? args[1] : Path.Combine("artifacts", "examples", "mlnet-causal-lm"), isDefault: args.Length <= 1);
-string modelPath = args.Length > 0 ? args[0] : TinyModel.Create(Path.Combine(output, "tiny-model"));
+var (output, modelPath) = ExampleFolders.FromArgs(args, "mlnet-causal-lm");
 
 var ml = new MLContext(seed: 1);
 IDataView data = ml.Data.LoadFromEnumerable(new[]
@@ -67,16 +63,4 @@ internal sealed class Pair
 internal sealed class Generation
 {
     public string GeneratedText { get; set; } = "";
-}
-
-/// <summary>Prints every 20th training step.</summary>
-internal sealed class ConsoleProgress : IProgress<TrainingProgress>
-{
-    public void Report(TrainingProgress value)
-    {
-        if (value.Step % 20 == 0 || value.Step == value.TotalSteps)
-        {
-            Console.WriteLine($"step {value.Step}/{value.TotalSteps} loss {value.Loss:F4}");
-        }
-    }
 }

@@ -3,16 +3,12 @@
 // and the adapter saved and exported to ONNX (an ML.NET model zip cannot hold the LoRA step).
 //   dotnet run --project examples/MLNetTextClassification -p:MLNetAssemblies=DIR                         (a tiny model made on the spot)
 //   dotnet run --project examples/MLNetTextClassification -p:MLNetAssemblies=DIR -- MODEL_DIR OUT_DIR   (a Hugging Face model folder)
+// Microsoft.ML.Lora, its .Lora and .Training namespaces and the Shared/ helpers come as global usings (examples/Directory.Build.props).
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.Lora;
-using Microsoft.ML.Lora.Examples;
-using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.MLNet;
-using Microsoft.ML.Lora.Training;
 
-string output = TinyModel.OutputFolder(args.Length > 1 ? args[1] : Path.Combine("artifacts", "examples", "mlnet-text-classification"), isDefault: args.Length <= 1);
-string modelPath = args.Length > 0 ? args[0] : TinyModel.Create(Path.Combine(output, "tiny-model"));
+var (output, modelPath) = ExampleFolders.FromArgs(args, "mlnet-text-classification");
 
 // A small topic task with three classes: the class is the topic of one keyword among filler words.
 string[] classes = ["fruit", "tree", "weather"];
@@ -97,16 +93,4 @@ internal sealed class TopicPrediction
     public string PredictedLabel { get; set; } = "";
 
     public float[] Score { get; set; } = [];
-}
-
-/// <summary>Prints every 20th training step.</summary>
-internal sealed class ConsoleProgress : IProgress<TrainingProgress>
-{
-    public void Report(TrainingProgress value)
-    {
-        if (value.Step % 20 == 0 || value.Step == value.TotalSteps)
-        {
-            Console.WriteLine($"step {value.Step}/{value.TotalSteps} loss {value.Loss:F4}");
-        }
-    }
 }

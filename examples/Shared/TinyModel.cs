@@ -48,21 +48,4 @@ internal static class TinyModel
         File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"add_bos_token\": false}");
         return directory;
     }
-
-    /// <summary>A fresh output folder: <paramref name="path"/> emptied when it is the example's own default, else required to be new.</summary>
-    public static string OutputFolder(string path, bool isDefault)
-    {
-        if (Directory.Exists(path))
-        {
-            if (!isDefault)
-            {
-                throw new IOException($"output folder '{path}' exists; choose a new one");
-            }
-
-            Directory.Delete(path, recursive: true);
-        }
-
-        Directory.CreateDirectory(path);
-        return path;
-    }
 }

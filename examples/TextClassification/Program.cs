@@ -2,13 +2,9 @@
 // then the adapter is saved, loaded back, exported to ONNX and merged.
 //   dotnet run --project examples/TextClassification              (a tiny model made on the spot)
 //   dotnet run --project examples/TextClassification -- MODEL_DIR OUT_DIR   (a Hugging Face model folder)
-using Microsoft.ML.Lora;
-using Microsoft.ML.Lora.Examples;
-using Microsoft.ML.Lora.Lora;
-using Microsoft.ML.Lora.Training;
+// Microsoft.ML.Lora, its .Lora and .Training namespaces and the Shared/ helpers come as global usings (examples/Directory.Build.props).
 
-string output = TinyModel.OutputFolder(args.Length > 1 ? args[1] : Path.Combine("artifacts", "examples", "text-classification"), isDefault: args.Length <= 1);
-string modelPath = args.Length > 0 ? args[0] : TinyModel.Create(Path.Combine(output, "tiny-model"));
+var (output, modelPath) = ExampleFolders.FromArgs(args, "text-classification");
 
 // A small topic task: the class is the topic of one keyword among filler words.
 string[][] keywords = [["cat", "dog", "cow", "hen"], ["car", "bus", "van", "jet"]];
@@ -63,15 +59,3 @@ Console.WriteLine($"merged into the base weights; predictions identical: {merged
 
 /// <summary>One labelled text.</summary>
 internal sealed record TopicRow(string Text, string Label);
-
-/// <summary>Prints every 20th training step.</summary>
-internal sealed class ConsoleProgress : IProgress<TrainingProgress>
-{
-    public void Report(TrainingProgress value)
-    {
-        if (value.Step % 20 == 0 || value.Step == value.TotalSteps)
-        {
-            Console.WriteLine($"step {value.Step}/{value.TotalSteps} loss {value.Loss:F4}");
-        }
-    }
-}

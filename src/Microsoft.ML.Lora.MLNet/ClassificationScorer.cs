@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Lora.Models;
 
 namespace Microsoft.ML.Lora.MLNet;
 
@@ -67,8 +68,8 @@ internal sealed class ClassificationScorer : TextBatchScorer
     /// <inheritdoc/>
     public override Delegate MakeGetter(int output, Func<object> current) => output switch
     {
-        // Key k stands for class k − 1; ties go to the lowest class, as the plain transformer's ArgMax does.
-        0 => (ValueGetter<uint>)((ref uint value) => value = (uint)ArgMax((float[])current()) + 1),
+        // Key k stands for class k − 1; ties go to the lowest class, as in the plain transformer's Transform.
+        0 => (ValueGetter<uint>)((ref uint value) => value = (uint)Sampler.ArgMax((float[])current()) + 1),
         _ => (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) =>
         {
             var scores = (float[])current();
@@ -102,18 +103,4 @@ internal sealed class ClassificationScorer : TextBatchScorer
 
     private static VBuffer<ReadOnlyMemory<char>> TextVector(string[] values) =>
         new(values.Length, values.Select(static v => v.AsMemory()).ToArray());
-
-    private static int ArgMax(float[] scores)
-    {
-        int best = 0;
-        for (int i = 1; i < scores.Length; i++)
-        {
-            if (scores[i] > scores[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
-    }
 }

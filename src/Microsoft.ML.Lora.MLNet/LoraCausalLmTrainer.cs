@@ -1,29 +1,24 @@
-using Microsoft.ML.Data;
 using Microsoft.ML.Lora.Training;
 
 namespace Microsoft.ML.Lora.MLNet;
 
 /// <summary>
-/// ML.NET estimator for supervised fine-tuning (SFT) of a causal LM with LoRA or QLoRA. <see cref="Fit"/>
+/// ML.NET estimator for supervised fine-tuning (SFT) of a causal LM with LoRA or QLoRA. <see cref="LoraTrainerBase{TOptions, TTransformer}.Fit"/>
 /// reads the prompt and completion text columns (<see cref="LoraCausalLmOptions.PromptColumn"/>,
 /// <see cref="LoraCausalLmOptions.CompletionColumn"/>, String) and trains with <see cref="LoraCausalLmEstimator"/>;
 /// the transformer adds <see cref="LoraCausalLmOptions.OutputColumn"/> (String), the text generated after each
 /// prompt. Made by <c>mlContext.Transforms.Text.LoraCausalLm(options)</c>.
 /// </summary>
-public sealed class LoraCausalLmTrainer : IEstimator<LoraCausalLmPredictionTransformer>
+public sealed class LoraCausalLmTrainer : LoraTrainerBase<LoraCausalLmOptions, LoraCausalLmPredictionTransformer>
 {
-    private readonly IProgress<TrainingProgress>? progress;
-    private readonly CancellationToken cancellationToken;
-
     /// <summary>A trainer with <paramref name="options"/> (validated here).</summary>
     /// <param name="options">Model, adapter, training, generation and column options. MessagesColumn must be null: ML.NET has no column type for chat messages.</param>
     /// <param name="progress">Receives one report per optimizer step during Fit.</param>
     /// <param name="cancellationToken">Cancels Fit (between micro-batches).</param>
     /// <exception cref="ArgumentException">An invalid option, or MessagesColumn set; the message names it.</exception>
     public LoraCausalLmTrainer(LoraCausalLmOptions options, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+        : base(options, progress, cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
         if (options.MessagesColumn is not null)
         {
             throw new ArgumentException(
@@ -31,35 +26,24 @@ public sealed class LoraCausalLmTrainer : IEstimator<LoraCausalLmPredictionTrans
                 "render each conversation to prompt/completion text (e.g. with the model's chat template) or use LoraCausalLmEstimator on a TextTable",
                 nameof(options));
         }
-
-        Options = options;
-        this.progress = progress;
-        this.cancellationToken = cancellationToken;
     }
-
-    /// <summary>The options.</summary>
-    public LoraCausalLmOptions Options { get; }
 
     /// <summary>Reads the prompt and completion columns through a row cursor and trains an adapter on them.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">A column is missing or not String; the message names it (ML.NET's wording).</exception>
-    public LoraCausalLmPredictionTransformer Fit(IDataView input)
+    private protected override LoraCausalLmPredictionTransformer FitCore(IDataView input)
     {
-        ArgumentNullException.ThrowIfNull(input);
         ColumnChecks.Text(input.Schema, "prompt", Options.PromptColumn);
         ColumnChecks.Text(input.Schema, "completion", Options.CompletionColumn);
-        string[] prompts = DataViewColumns.ReadText(input, "prompt", Options.PromptColumn, cancellationToken);
-        string[] completions = DataViewColumns.ReadText(input, "completion", Options.CompletionColumn, cancellationToken);
+        string[] prompts = DataViewColumns.ReadText(input, "prompt", Options.PromptColumn, CancellationToken);
+        string[] completions = DataViewColumns.ReadText(input, "completion", Options.CompletionColumn, CancellationToken);
         var table = TextTable.FromColumns((Options.PromptColumn, prompts), (Options.CompletionColumn, completions));
-        return new LoraCausalLmPredictionTransformer(new LoraCausalLmEstimator(Options).Fit(table, progress, cancellationToken));
+        return new LoraCausalLmPredictionTransformer(new LoraCausalLmEstimator(Options).Fit(table, Progress, CancellationToken));
     }
 
-    /// <summary>The input shape plus the generated-text column, after checking the prompt and completion columns.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">A column is missing or not String; the message names it.</exception>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    /// <summary>The generated-text column, after checking the prompt and completion columns.</summary>
+    private protected override SchemaShape.Column[] OutputColumns(SchemaShape inputSchema)
     {
-        ArgumentNullException.ThrowIfNull(inputSchema);
         ColumnChecks.Text(inputSchema, "prompt", Options.PromptColumn);
         ColumnChecks.Text(inputSchema, "completion", Options.CompletionColumn);
-        return ShapeColumns.Append(inputSchema, ShapeColumns.ScalarText(Options.OutputColumn));
+        return [ShapeColumns.ScalarText(Options.OutputColumn)];
     }
 }

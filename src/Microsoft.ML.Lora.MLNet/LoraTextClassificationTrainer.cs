@@ -5,42 +5,29 @@ namespace Microsoft.ML.Lora.MLNet;
 
 /// <summary>
 /// ML.NET estimator that fine-tunes a Llama-family model for text classification with LoRA or QLoRA
-/// (Hugging Face's ForSequenceClassification shape). <see cref="Fit"/> reads the text column
+/// (Hugging Face's ForSequenceClassification shape). <see cref="LoraTrainerBase{TOptions, TTransformer}.Fit"/> reads the text column
 /// (<see cref="LoraTextClassificationOptions.TextColumn"/>, String) and the key-typed label column
 /// (<see cref="LoraTextClassificationOptions.LabelColumn"/>, as <c>MapValueToKey</c> makes it: key k is class k − 1)
 /// and trains with <see cref="LoraTextClassificationEstimator"/>. Made by
 /// <c>mlContext.MulticlassClassification.Trainers.LoraTextClassification(options)</c>.
 /// </summary>
-public sealed class LoraTextClassificationTrainer : IEstimator<LoraTextClassificationPredictionTransformer>
+public sealed class LoraTextClassificationTrainer : LoraTrainerBase<LoraTextClassificationOptions, LoraTextClassificationPredictionTransformer>
 {
-    private readonly IProgress<TrainingProgress>? progress;
-    private readonly CancellationToken cancellationToken;
-
     /// <summary>A trainer with <paramref name="options"/> (validated here).</summary>
     /// <param name="options">Model, adapter, training and column options. NumLabels, when set, must equal the label's key count; LabelNames are taken from the label's KeyValues when those are text.</param>
     /// <param name="progress">Receives one report per optimizer step during Fit.</param>
     /// <param name="cancellationToken">Cancels Fit (between micro-batches).</param>
     /// <exception cref="ArgumentException">An invalid option; the message names it.</exception>
     public LoraTextClassificationTrainer(LoraTextClassificationOptions options, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+        : base(options, progress, cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        Options = options;
-        this.progress = progress;
-        this.cancellationToken = cancellationToken;
     }
-
-    /// <summary>The options.</summary>
-    public LoraTextClassificationOptions Options { get; }
 
     /// <summary>
     /// Reads the text and key-label columns through a row cursor and trains an adapter on them.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">A column is missing or of the wrong type; the message names it (ML.NET's wording).</exception>
-    /// <exception cref="InvalidOperationException">A row's label is the missing key (0); the message names the row.</exception>
-    public LoraTextClassificationPredictionTransformer Fit(IDataView input)
+    private protected override LoraTextClassificationPredictionTransformer FitCore(IDataView input)
     {
-        ArgumentNullException.ThrowIfNull(input);
         ColumnChecks.Text(input.Schema, "input", Options.TextColumn);
         var labelColumn = ColumnChecks.Key(input.Schema, "label", Options.LabelColumn, out int keyCount);
         if (Options.NumLabels is int k && k != keyCount)
@@ -52,21 +39,19 @@ public sealed class LoraTextClassificationTrainer : IEstimator<LoraTextClassific
         string[]? names = ClassificationScorer.TextKeyValues(labelColumn.Annotations);
         var options = Options with { NumLabels = keyCount, LabelNames = names ?? Options.LabelNames };
         options.Validate();
-        string[] texts = DataViewColumns.ReadText(input, "input", Options.TextColumn, cancellationToken);
-        int[] labels = DataViewColumns.ReadKeyLabels(input, "label", Options.LabelColumn, cancellationToken, out _);
+        string[] texts = DataViewColumns.ReadText(input, "input", Options.TextColumn, CancellationToken);
+        int[] labels = DataViewColumns.ReadKeyLabels(input, "label", Options.LabelColumn, CancellationToken, out _);
         var table = TextTable.FromColumns((options.TextColumn, texts), (options.LabelColumn, labels));
-        var model = new LoraTextClassificationEstimator(options).Fit(table, progress, cancellationToken);
+        var model = new LoraTextClassificationEstimator(options).Fit(table, Progress, CancellationToken);
         return new LoraTextClassificationPredictionTransformer(model, labelColumn.Annotations);
     }
 
     /// <summary>
-    /// The input shape plus PredictedLabel (key, with the label's KeyValues) and Score (vector of Single,
-    /// annotated as a multiclass score), after checking the text and label columns.
+    /// PredictedLabel (key, with the label's KeyValues) and Score (vector of Single, annotated as a
+    /// multiclass score), after checking the text and label columns.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">A column is missing or of the wrong type; the message names it.</exception>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    private protected override SchemaShape.Column[] OutputColumns(SchemaShape inputSchema)
     {
-        ArgumentNullException.ThrowIfNull(inputSchema);
         ColumnChecks.Text(inputSchema, "input", Options.TextColumn);
         var label = ColumnChecks.Key(inputSchema, "label", Options.LabelColumn);
         var keyValues = label.Annotations.FirstOrDefault(static a => a.Name == AnnotationNames.KeyValues);
@@ -76,9 +61,10 @@ public sealed class LoraTextClassificationTrainer : IEstimator<LoraTextClassific
         var scoreAnnotations = hasKeyValues && keyValues.ItemType is TextDataViewType
             ? kinds.Prepend(ShapeColumns.Create(AnnotationNames.SlotNames, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false))
             : kinds;
-        return ShapeColumns.Append(
-            inputSchema,
+        return
+        [
             ShapeColumns.Create(Options.PredictedLabelColumn, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, predictedAnnotations),
-            ShapeColumns.Create(Options.ScoreColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, scoreAnnotations));
+            ShapeColumns.Create(Options.ScoreColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, scoreAnnotations),
+        ];
     }
 }

@@ -1,4 +1,3 @@
-using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Text;
 using Microsoft.ML.Lora.Training;
 
@@ -9,20 +8,9 @@ namespace Microsoft.ML.Lora;
 /// loads the base model, attaches an adapter, trains it on the table's prompt/completion (or chat) rows and
 /// returns a <see cref="LoraCausalLmTransformer"/> that generates text.
 /// </summary>
-public sealed class LoraCausalLmEstimator
+/// <param name="options">The options, validated when the estimator is made (an invalid one throws <see cref="ArgumentException"/> naming it).</param>
+public sealed class LoraCausalLmEstimator(LoraCausalLmOptions options) : LoraEstimatorBase<LoraCausalLmOptions, LoraCausalLmTransformer>(options)
 {
-    /// <summary>An estimator with <paramref name="options"/> (validated here).</summary>
-    /// <exception cref="ArgumentException">An invalid option; the message names it.</exception>
-    public LoraCausalLmEstimator(LoraCausalLmOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        Options = options;
-    }
-
-    /// <summary>The options.</summary>
-    public LoraCausalLmOptions Options { get; }
-
     /// <summary>
     /// Trains an adapter on <paramref name="data"/>. The table's columns are checked before the model is
     /// loaded. Loss falls on the completion tokens and EOS (or the assistant turns), unless
@@ -32,22 +20,11 @@ public sealed class LoraCausalLmEstimator
     /// <param name="progress">Receives one report per optimizer step.</param>
     /// <param name="cancellationToken">Checked before every micro-batch; cancelling throws <see cref="OperationCanceledException"/> and frees the model.</param>
     /// <exception cref="ArgumentException">A missing column, a column of the wrong type, or an empty value; the message names the column and row.</exception>
-    public LoraCausalLmTransformer Fit(TextTable data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    public override LoraCausalLmTransformer Fit(TextTable data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         CausalLmText.CheckTrainingColumns(data, Options);
         var text = new CausalLmText(Tokenizer.Load(Options.ModelPath), Options);
         var rows = text.TrainingRows(data, cancellationToken);
-        var model = PipelineModel.LoadBase(Options.ModelPath, Options.DType, Options.Quantize);
-        return PipelineModel.Build(model, m =>
-        {
-            m.AddAdapter(Options.Lora, seed: Options.Training.Seed);
-            TrainingResult result;
-            using (var trainer = new Trainer(m, Options.Training))
-            {
-                result = trainer.Train(rows, validationRows: null, progress, cancellationToken);
-            }
-
-            return new LoraCausalLmTransformer(m, text, Options, result);
-        });
+        return Train(PipelineModel.LoadBase(Options), rows, progress, cancellationToken, (model, result) => new LoraCausalLmTransformer(model, text, Options, result));
     }
 }

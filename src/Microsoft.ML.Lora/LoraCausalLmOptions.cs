@@ -1,8 +1,5 @@
-using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
-using Microsoft.ML.Lora.Tensors;
 using Microsoft.ML.Lora.Text;
-using Microsoft.ML.Lora.Training;
 
 namespace Microsoft.ML.Lora;
 
@@ -11,23 +8,8 @@ namespace Microsoft.ML.Lora;
 /// LoRA or QLoRA on prompt/completion or chat-message rows. Immutable; <see cref="Validate"/> throws
 /// <see cref="ArgumentException"/> naming the option and the value.
 /// </summary>
-public sealed record LoraCausalLmOptions
+public sealed record LoraCausalLmOptions : LoraFineTuningOptions
 {
-    /// <summary>Hugging Face model folder (config.json, safetensors, tokenizer.json). Required.</summary>
-    public string ModelPath { get; init; } = "";
-
-    /// <summary>Storage of the frozen base weights when <see cref="Quantize"/> is None: F32 (default) or BF16 (half the memory).</summary>
-    public DType DType { get; init; } = DType.F32;
-
-    /// <summary>None (default) = LoRA; Nf4 or Nf4DoubleQuant = QLoRA.</summary>
-    public LoraQuantization Quantize { get; init; } = LoraQuantization.None;
-
-    /// <summary>The adapter: rank, α, targets (default all linear layers, r = 8, α = 32).</summary>
-    public LoraOptions Lora { get; init; } = new();
-
-    /// <summary>The training run: learning rate, epochs or steps, batch size, seed.</summary>
-    public TrainingOptions Training { get; init; } = new();
-
     /// <summary>Text column of the prompts (string). Default "Prompt". Unused when <see cref="MessagesColumn"/> is set.</summary>
     public string PromptColumn { get; init; } = "Prompt";
 
@@ -59,21 +41,21 @@ public sealed record LoraCausalLmOptions
     /// </summary>
     public int GenerationBatchSize { get; init; } = 8;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option and its value.</summary>
-    public void Validate()
+    /// <inheritdoc/>
+    public override void Validate()
     {
-        PipelineOptions.RequireModel(nameof(LoraCausalLmOptions), ModelPath, DType, Quantize, Lora, Training);
+        base.Validate();
         ArgumentNullException.ThrowIfNull(Generation, nameof(Generation));
         if (GenerationBatchSize < 1)
         {
             throw new ArgumentException($"LoraCausalLmOptions.GenerationBatchSize = {GenerationBatchSize} is invalid: expected at least 1", nameof(GenerationBatchSize));
         }
 
-        PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(OutputColumn), OutputColumn);
+        RequireColumnName(nameof(OutputColumn), OutputColumn);
         if (MessagesColumn is null)
         {
-            PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(PromptColumn), PromptColumn);
-            PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(CompletionColumn), CompletionColumn);
+            RequireColumnName(nameof(PromptColumn), PromptColumn);
+            RequireColumnName(nameof(CompletionColumn), CompletionColumn);
             if (PromptColumn == CompletionColumn)
             {
                 throw new ArgumentException($"LoraCausalLmOptions.PromptColumn and CompletionColumn are both '{PromptColumn}'; the completion needs its own column", nameof(CompletionColumn));
@@ -81,7 +63,7 @@ public sealed record LoraCausalLmOptions
         }
         else
         {
-            PipelineOptions.RequireName(nameof(LoraCausalLmOptions), nameof(MessagesColumn), MessagesColumn);
+            RequireColumnName(nameof(MessagesColumn), MessagesColumn);
         }
     }
 }

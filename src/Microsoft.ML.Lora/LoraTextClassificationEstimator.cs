@@ -1,4 +1,3 @@
-using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Text;
 using Microsoft.ML.Lora.Training;
@@ -11,20 +10,9 @@ namespace Microsoft.ML.Lora;
 /// <c>…ForSequenceClassification</c>), adapts the body with LoRA, trains the head fully, and returns a
 /// <see cref="LoraTextClassificationTransformer"/> that predicts.
 /// </summary>
-public sealed class LoraTextClassificationEstimator
+/// <param name="options">The options, validated when the estimator is made (an invalid one throws <see cref="ArgumentException"/> naming it).</param>
+public sealed class LoraTextClassificationEstimator(LoraTextClassificationOptions options) : LoraEstimatorBase<LoraTextClassificationOptions, LoraTextClassificationTransformer>(options)
 {
-    /// <summary>An estimator with <paramref name="options"/> (validated here).</summary>
-    /// <exception cref="ArgumentException">An invalid option; the message names it.</exception>
-    public LoraTextClassificationEstimator(LoraTextClassificationOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        Options = options;
-    }
-
-    /// <summary>The options.</summary>
-    public LoraTextClassificationOptions Options { get; }
-
     /// <summary>
     /// Trains on <paramref name="data"/>: TextColumn (string) and LabelColumn (int 0…K−1, or string class
     /// names). The columns are checked before the model is loaded; the loss is the cross-entropy of the
@@ -34,13 +22,12 @@ public sealed class LoraTextClassificationEstimator
     /// <param name="progress">Receives one report per optimizer step.</param>
     /// <param name="cancellationToken">Checked before every micro-batch; cancelling throws <see cref="OperationCanceledException"/> and frees the model.</param>
     /// <exception cref="ArgumentException">A missing column, a column of the wrong type, an empty text or a label out of range; the message names the column and row.</exception>
-    public LoraTextClassificationTransformer Fit(TextTable data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    public override LoraTextClassificationTransformer Fit(TextTable data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         PipelineColumns.RequireRows(data, "LoraTextClassificationEstimator.Fit");
         var texts = PipelineColumns.Texts(data, Options.TextColumn, "LoraTextClassificationOptions.TextColumn");
         var (labels, indices) = ClassificationLabels.FromColumn(data, Options);
-        var tokenizer = Tokenizer.Load(Options.ModelPath);
-        var encoder = new ClassificationText(tokenizer, Options);
+        var encoder = new ClassificationText(Tokenizer.Load(Options.ModelPath), Options);
         var rows = new List<TokenRow>(texts.Count);
         for (int i = 0; i < texts.Count; i++)
         {
@@ -48,17 +35,7 @@ public sealed class LoraTextClassificationEstimator
             rows.Add(SequenceClassification.TrainingRow(encoder.Encode(texts[i]), indices[i], i + 1));
         }
 
-        var model = PipelineModel.LoadBase(Options.ModelPath, Options.DType, Options.Quantize, (path, dtype) => LlamaForCausalLM.LoadForSequenceClassification(path, labels.Count, dtype, labels.Names, Options.Training.Seed));
-        return PipelineModel.Build(model, m =>
-        {
-            m.AddAdapter(Options.Lora, seed: Options.Training.Seed);
-            TrainingResult result;
-            using (var trainer = new Trainer(m, Options.Training))
-            {
-                result = trainer.Train(rows, validationRows: null, progress, cancellationToken);
-            }
-
-            return new LoraTextClassificationTransformer(m, encoder, Options, labels, result);
-        });
+        var model = LoraTextClassificationTransformer.LoadBase(Options, labels);
+        return Train(model, rows, progress, cancellationToken, (m, result) => new LoraTextClassificationTransformer(m, encoder, Options, labels, result));
     }
 }

@@ -1,7 +1,3 @@
-using Microsoft.ML.Lora.Lora;
-using Microsoft.ML.Lora.Tensors;
-using Microsoft.ML.Lora.Training;
-
 namespace Microsoft.ML.Lora;
 
 /// <summary>
@@ -10,23 +6,8 @@ namespace Microsoft.ML.Lora;
 /// <c>LlamaForSequenceClassification</c> shape. Immutable; <see cref="Validate"/> throws
 /// <see cref="ArgumentException"/> naming the option and the value.
 /// </summary>
-public sealed record LoraTextClassificationOptions
+public sealed record LoraTextClassificationOptions : LoraFineTuningOptions
 {
-    /// <summary>Hugging Face model folder: a causal LM (a new <c>score</c> head is added) or a sequence classifier. Required.</summary>
-    public string ModelPath { get; init; } = "";
-
-    /// <summary>Storage of the frozen base weights when <see cref="Quantize"/> is None: F32 (default) or BF16.</summary>
-    public DType DType { get; init; } = DType.F32;
-
-    /// <summary>None (default) = LoRA; Nf4 or Nf4DoubleQuant = QLoRA.</summary>
-    public LoraQuantization Quantize { get; init; } = LoraQuantization.None;
-
-    /// <summary>The adapter of the body (default all linear layers, r = 8, α = 32); the <c>score</c> head always trains fully.</summary>
-    public LoraOptions Lora { get; init; } = new();
-
-    /// <summary>The training run: learning rate, epochs or steps, batch size, seed.</summary>
-    public TrainingOptions Training { get; init; } = new();
-
     /// <summary>Input text column (string). Default "Text".</summary>
     public string TextColumn { get; init; } = "Text";
 
@@ -58,15 +39,15 @@ public sealed record LoraTextClassificationOptions
     /// <summary>Rows per forward pass when predicting. Default 8.</summary>
     public int PredictionBatchSize { get; init; } = 8;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option and its value.</summary>
-    public void Validate()
+    /// <inheritdoc/>
+    public override void Validate()
     {
         const string owner = nameof(LoraTextClassificationOptions);
-        PipelineOptions.RequireModel(owner, ModelPath, DType, Quantize, Lora, Training);
-        PipelineOptions.RequireName(owner, nameof(TextColumn), TextColumn);
-        PipelineOptions.RequireName(owner, nameof(LabelColumn), LabelColumn);
-        PipelineOptions.RequireName(owner, nameof(PredictedLabelColumn), PredictedLabelColumn);
-        PipelineOptions.RequireName(owner, nameof(ScoreColumn), ScoreColumn);
+        base.Validate();
+        RequireColumnName(nameof(TextColumn), TextColumn);
+        RequireColumnName(nameof(LabelColumn), LabelColumn);
+        RequireColumnName(nameof(PredictedLabelColumn), PredictedLabelColumn);
+        RequireColumnName(nameof(ScoreColumn), ScoreColumn);
         if (PredictedLabelColumn == ScoreColumn)
         {
             throw new ArgumentException($"{owner}.PredictedLabelColumn and ScoreColumn are both '{ScoreColumn}'; each output needs its own column", nameof(ScoreColumn));

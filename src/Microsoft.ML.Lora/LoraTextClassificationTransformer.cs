@@ -1,6 +1,4 @@
-using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
-using Microsoft.ML.Lora.Onnx;
 using Microsoft.ML.Lora.Text;
 using Microsoft.ML.Lora.Training;
 
@@ -13,28 +11,21 @@ namespace Microsoft.ML.Lora;
 /// merges it into the base weights and exports ONNX. Methods are serialized (one at a time); dispose it to
 /// free the model.
 /// </summary>
-public sealed class LoraTextClassificationTransformer : IDisposable
+public sealed class LoraTextClassificationTransformer : LoraTransformerBase
 {
-    private readonly object gate = new();
-    private readonly LlamaForCausalLM model;
     private readonly ClassificationText text;
     private readonly ClassificationLabels labels;
-    private bool disposed;
 
     internal LoraTextClassificationTransformer(LlamaForCausalLM model, ClassificationText text, LoraTextClassificationOptions options, ClassificationLabels labels, TrainingResult? trainingResult)
+        : base(model, text.Tokenizer, options, trainingResult)
     {
-        this.model = model;
         this.text = text;
         this.labels = labels;
         Options = options;
-        TrainingResult = trainingResult;
     }
 
     /// <summary>The options the step was built with.</summary>
     public LoraTextClassificationOptions Options { get; }
-
-    /// <summary>What training did (step losses, steps); null for a transformer made by <see cref="Load"/>.</summary>
-    public TrainingResult? TrainingResult { get; }
 
     /// <summary>Number of classes K: PredictedLabel is in 0…K−1 and Score has K entries.</summary>
     public int NumLabels => labels.Count;
@@ -42,18 +33,9 @@ public sealed class LoraTextClassificationTransformer : IDisposable
     /// <summary>Class names by index when the labels were strings or <see cref="LoraTextClassificationOptions.LabelNames"/> was set; else null.</summary>
     public IReadOnlyList<string>? LabelNames => labels.Names;
 
-    /// <summary>True once <see cref="Merge"/> has folded the adapter into the base weights.</summary>
-    public bool IsMerged { get; private set; }
-
-    /// <summary>The underlying classifier, for uses this class does not cover. Owned by the transformer.</summary>
-    public LlamaForCausalLM Model => model;
-
-    /// <summary>The model folder's tokenizer.</summary>
-    public Tokenizer Tokenizer => text.Tokenizer;
-
     /// <summary>
     /// Loads the base model of <paramref name="options"/> (ModelPath, DType, Quantize) as a classifier and the
-    /// adapter, head and classes saved by <see cref="SaveAdapter"/> in <paramref name="adapterDirectory"/>.
+    /// adapter, head and classes saved by <see cref="LoraTransformerBase.SaveAdapter"/> in <paramref name="adapterDirectory"/>.
     /// NumLabels and LabelNames of the options may be left null; when set they must match the saved ones.
     /// </summary>
     /// <exception cref="FileNotFoundException">The folder lacks labels.json or the adapter files.</exception>
@@ -65,12 +47,7 @@ public sealed class LoraTextClassificationTransformer : IDisposable
         options.Validate();
         var labels = ClassificationLabels.Read(adapterDirectory, options);
         var text = new ClassificationText(Tokenizer.Load(options.ModelPath), options);
-        var model = PipelineModel.LoadBase(options.ModelPath, options.DType, options.Quantize, (path, dtype) => LlamaForCausalLM.LoadForSequenceClassification(path, labels.Count, dtype, labels.Names, options.Training.Seed));
-        return PipelineModel.Build(model, m =>
-        {
-            m.LoadAdapter(adapterDirectory);
-            return new LoraTextClassificationTransformer(m, text, options, labels, null);
-        });
+        return PipelineModel.WithSavedAdapter(LoadBase(options, labels), adapterDirectory, model => new LoraTextClassificationTransformer(model, text, options, labels, null));
     }
 
     /// <summary>
@@ -82,7 +59,7 @@ public sealed class LoraTextClassificationTransformer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(data);
         var scores = PredictScores(PipelineColumns.Texts(data, Options.TextColumn, "LoraTextClassificationOptions.TextColumn"), cancellationToken);
-        var predicted = scores.Select(ArgMax).ToArray();
+        var predicted = scores.Select(static s => Sampler.ArgMax(s)).ToArray();
         return data.WithColumn(Options.PredictedLabelColumn, predicted).WithColumn(Options.ScoreColumn, scores);
     }
 
@@ -108,89 +85,19 @@ public sealed class LoraTextClassificationTransformer : IDisposable
             ids.Add(text.Encode(string.IsNullOrEmpty(texts[i]) ? throw new ArgumentException($"text {i} is {(texts[i] is null ? "null" : "empty")}", nameof(texts)) : texts[i]));
         }
 
-        lock (gate)
-        {
-            ThrowIfDisposed();
-            return SequenceClassification.Logits(model, ids, Options.PredictionBatchSize, cancellationToken);
-        }
+        return Locked(model => SequenceClassification.Logits(model, ids, Options.PredictionBatchSize, cancellationToken));
     }
 
     /// <summary>Token ids of <paramref name="input"/> as the classifier sees it (BOS added, truncated), e.g. to feed an exported ONNX model.</summary>
     public int[] Encode(string input) => text.Encode(input);
 
-    /// <summary>
-    /// Writes the adapter as a PEFT folder (<c>adapter_config.json</c> with task_type SEQ_CLS and
-    /// modules_to_save score, <c>adapter_model.safetensors</c>) plus <c>labels.json</c> (num_labels, id2label)
-    /// to <paramref name="directory"/>, which must be new or empty; the folder appears whole or not at all.
-    /// </summary>
-    /// <exception cref="InvalidOperationException">The adapter was merged.</exception>
-    public void SaveAdapter(string directory)
-    {
-        lock (gate)
-        {
-            ThrowIfDisposed();
-            PipelineModel.RequireAdapter(IsMerged, nameof(SaveAdapter));
-            AdapterFolder.Save(model, directory, Options.ModelPath, new Dictionary<string, string> { [ClassificationLabels.FileName] = labels.ToJson() });
-        }
-    }
+    /// <summary>The base model of <paramref name="options"/> as a classifier of <paramref name="labels"/>' classes (a new <c>score</c> head when the folder is a causal LM).</summary>
+    internal static LlamaForCausalLM LoadBase(LoraTextClassificationOptions options, ClassificationLabels labels) =>
+        PipelineModel.LoadBase(options, (path, dtype) => LlamaForCausalLM.LoadForSequenceClassification(path, labels.Count, dtype, labels.Names, options.Training.Seed));
 
-    /// <summary>
-    /// Folds the adapter into the base weights (W ← W + s·B·A, checked finite) and removes it; the trained
-    /// head stays. NF4 or BF16 base weights become F32. The adapter can no longer be saved separately.
-    /// </summary>
-    public void Merge()
-    {
-        lock (gate)
-        {
-            ThrowIfDisposed();
-            if (!IsMerged)
-            {
-                model.MergeAndUnload();
-                IsMerged = true;
-            }
-        }
-    }
-
-    /// <summary>
-    /// Exports the classifier with its adapter merged (the transformer is not changed) as ONNX: inputs
-    /// <c>input_ids</c> and <c>attention_mask</c> (right-padded), output <c>logits</c> [B, K] at each row's last
-    /// real token (apply softmax for <see cref="PredictScores"/>'s probabilities).
-    /// </summary>
-    public void ExportOnnx(string path, OnnxExportOptions? options = null)
-    {
-        lock (gate)
-        {
-            ThrowIfDisposed();
-            LlamaOnnxExporter.Export(model, path, options);
-        }
-    }
-
-    /// <inheritdoc/>
-    public void Dispose()
-    {
-        lock (gate)
-        {
-            if (!disposed)
-            {
-                disposed = true;
-                model.Dispose();
-            }
-        }
-    }
-
-    private static int ArgMax(float[] values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
-    }
+    /// <summary><c>labels.json</c> (num_labels, id2label), saved next to the PEFT files (task_type SEQ_CLS, modules_to_save score).</summary>
+    private protected override IReadOnlyDictionary<string, string> AdapterFiles() =>
+        new Dictionary<string, string> { [ClassificationLabels.FileName] = labels.ToJson() };
 
     // Max-subtracted, so large logits cannot overflow exp.
     private static void Softmax(float[] row)
@@ -207,6 +114,4 @@ public sealed class LoraTextClassificationTransformer : IDisposable
             row[i] = (float)(Math.Exp(row[i] - max) / sum);
         }
     }
-
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(disposed, this);
 }

@@ -7,15 +7,15 @@ namespace Microsoft.ML.Lora;
 /// <summary>Loading the frozen base of a pipeline step and attaching its adapter.</summary>
 internal static class PipelineModel
 {
-    /// <summary>Loads <paramref name="modelPath"/> in <paramref name="dtype"/>, then quantizes it to NF4 when asked (QLoRA).</summary>
-    public static LlamaForCausalLM LoadBase(string modelPath, DType dtype, LoraQuantization quantize, Func<string, DType, LlamaForCausalLM>? load = null)
+    /// <summary>Loads the options' ModelPath in their DType, then quantizes it to NF4 when asked (QLoRA).</summary>
+    public static LlamaForCausalLM LoadBase(LoraFineTuningOptions options, Func<string, DType, LlamaForCausalLM>? load = null)
     {
-        var model = (load ?? ((path, d) => LlamaForCausalLM.Load(path, d)))(modelPath, dtype);
+        var model = (load ?? ((path, d) => LlamaForCausalLM.Load(path, d)))(options.ModelPath, options.DType);
         try
         {
-            if (quantize != LoraQuantization.None)
+            if (options.Quantize != LoraQuantization.None)
             {
-                model.QuantizeNf4(doubleQuant: quantize == LoraQuantization.Nf4DoubleQuant);
+                model.QuantizeNf4(doubleQuant: options.Quantize == LoraQuantization.Nf4DoubleQuant);
             }
 
             return model;
@@ -41,12 +41,14 @@ internal static class PipelineModel
         }
     }
 
-    /// <summary>Throws when the adapter was merged away, so it can no longer be saved separately.</summary>
-    public static void RequireAdapter(bool merged, string operation)
-    {
-        if (merged)
+    /// <summary>
+    /// Attaches the adapter saved in <paramref name="adapterDirectory"/> to a new base model and runs
+    /// <paramref name="build"/>; disposes the model when either throws.
+    /// </summary>
+    public static T WithSavedAdapter<T>(LlamaForCausalLM model, string adapterDirectory, Func<LlamaForCausalLM, T> build) =>
+        Build(model, m =>
         {
-            throw new InvalidOperationException($"{operation}: the adapter was merged into the base weights by Merge(); save the adapter before merging, or export the merged model with ExportOnnx");
-        }
-    }
+            m.LoadAdapter(adapterDirectory);
+            return build(m);
+        });
 }
