@@ -91,15 +91,7 @@ internal sealed class DataOptions
         }
     }
 
-    private static DatasetFormat ParseFormat(string text) => text.ToLowerInvariant() switch
-    {
-        "auto" => DatasetFormat.Auto,
-        "text" => DatasetFormat.Text,
-        "prompt-completion" => DatasetFormat.PromptCompletion,
-        "messages" => DatasetFormat.Messages,
-        "tokenized" => DatasetFormat.Tokenized,
-        "csv" => DatasetFormat.Csv,
-        "tsv" => DatasetFormat.Tsv,
-        _ => throw new ArgumentException($"--format '{text}' is unknown: expected auto, text, prompt-completion, messages, tokenized, csv or tsv"),
-    };
+    private static DatasetFormat ParseFormat(string text) => DatasetFormats.TryParse(text, out var format)
+        ? format
+        : throw new ArgumentException($"--format '{text}' is unknown: expected {string.Join(", ", DatasetFormats.Names)}");
 }

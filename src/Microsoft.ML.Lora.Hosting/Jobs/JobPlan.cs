@@ -11,7 +11,6 @@ namespace Microsoft.ML.Lora.Hosting.Jobs;
 /// </summary>
 internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextDatasetOptions Data, string? ChatTemplateName, bool Quantize, bool DoubleQuant)
 {
-    private static readonly string[] Formats = ["auto", "text", "prompt-completion", "messages", "tokenized", "csv", "tsv"];
     private static readonly string[] Schedules = ["constant", "linear", "cosine"];
 
     /// <summary>The plan, or null with <paramref name="errors"/> filled.</summary>
@@ -54,8 +53,8 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
         errors.Require(double.IsFinite(decay) && decay >= 0, "training.weightDecay", $"must be ≥ 0 (got {Show(decay)})");
         errors.Require(Schedules.Contains(schedule), "training.schedule", $"must be constant, linear or cosine (got '{train.Schedule}')");
 
-        string format = (data.Format ?? "auto").ToLowerInvariant();
-        errors.Require(Formats.Contains(format), "data.format", $"must be one of {string.Join(", ", Formats)} (got '{data.Format}')");
+        bool knownFormat = DatasetFormats.TryParse(data.Format ?? "auto", out var format);
+        errors.Require(knownFormat, "data.format", $"must be one of {string.Join(", ", DatasetFormats.Names)} (got '{data.Format}')");
         errors.Require(data.TextColumn is null || !string.IsNullOrWhiteSpace(data.TextColumn), "data.textColumn", "must not be empty");
         errors.Require(data.CompletionColumn is null || (!string.IsNullOrWhiteSpace(data.CompletionColumn) && data.CompletionColumn != (data.TextColumn ?? "text")), "data.completionColumn", "must be a non-empty column other than data.textColumn");
         if (data.ChatTemplate is string name && !ChatTemplate.Names.Contains(name, StringComparer.OrdinalIgnoreCase))
@@ -85,7 +84,7 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
         };
         var dataset = new TextDatasetOptions
         {
-            Format = ParseFormat(format),
+            Format = format,
             TextColumn = data.TextColumn ?? "text",
             CompletionColumn = data.CompletionColumn,
             TrainOnPrompt = data.TrainOnPrompt ?? false,
@@ -94,16 +93,6 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
         return new JobPlan(loraOptions, training, dataset, data.ChatTemplate, lora.Quantize == "nf4", lora.DoubleQuant ?? false);
     }
 
-    private static DatasetFormat ParseFormat(string text) => text switch
-    {
-        "text" => DatasetFormat.Text,
-        "prompt-completion" => DatasetFormat.PromptCompletion,
-        "messages" => DatasetFormat.Messages,
-        "tokenized" => DatasetFormat.Tokenized,
-        "csv" => DatasetFormat.Csv,
-        "tsv" => DatasetFormat.Tsv,
-        _ => DatasetFormat.Auto,
-    };
 
     private static string Show(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 }
