@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a tiny built-in example: fine-tune a LoRA adapter on the tiny Llama of tests/fixtures,
-# evaluate the model with it, merge it into the base and evaluate the merged model.
+# evaluate the model with it, merge it into the base and evaluate the merged model; then the pipeline
+# API fine-tunes a text classifier (examples/TextClassification).
 # Outputs go to artifacts/example (recreated on every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +20,6 @@ run eval --model "$model" --data "$data" --adapter "$out/adapter"
 run merge --model "$model" --adapter "$out/adapter" --out "$out/merged"
 run eval --model "$out/merged" --data "$data"
 run train --model "$model" --data "$data" --out "$out/qlora" --quantize nf4 --double-quant --rank 4 --lr 1e-2 --max-steps 20 --batch-size 2
+# The same library as an estimator/transformer pair: LoRA text classification on a tiny model.
+echo "\$ dotnet run --project examples/TextClassification -c Release"
+dotnet run --project examples/TextClassification -c Release
