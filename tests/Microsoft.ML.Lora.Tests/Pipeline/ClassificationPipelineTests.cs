@@ -157,6 +157,78 @@ public sealed class ClassificationPipelineTests(ClassificationPipelineFixture fi
     }
 
     [Fact]
+    public void StringLabelsTrainExactlyAsTheirSortedClassIndices()
+    {
+        // Row order gives the names by occurrence (vehicle before animal); the classes are the sorted names.
+        string[] names = ["vehicle", "animal"];
+        var (texts, labels) = SyntheticTopics.Rows(32, 2, seed: 9);
+        var options = fixture.Options with { Training = fixture.Options.Training with { MaxSteps = 6 } };
+        using var byName = new LoraTextClassificationEstimator(options).Fit(TextTable.FromColumns(("Text", texts), ("Label", labels.Select(l => names[l]).ToArray())));
+        int[] sortedIndex = labels.Select(l => l == 0 ? 1 : 0).ToArray();
+        using var byIndex = new LoraTextClassificationEstimator(options).Fit(TextTable.FromColumns(("Text", texts), ("Label", sortedIndex)));
+
+        // Training is deterministic for a fixed seed, so class k of the named run is class k of the indexed run.
+        Assert.Equal(["animal", "vehicle"], byName.LabelNames);
+        Assert.Equal(byIndex.TrainingResult!.StepLosses, byName.TrainingResult!.StepLosses);
+        Assert.Equal(byIndex.PredictLogits(texts), byName.PredictLogits(texts));
+    }
+
+    [Fact]
+    public void MaxSequenceLengthKeepsTheFirstTokensOfEveryText()
+    {
+        using var temp = new TempFolder();
+        fixture.Transformer.SaveAdapter(temp.File("adapter"));
+        const int MaxTokens = 4;
+        using var cut = LoraTextClassificationTransformer.Load(temp.File("adapter"), fixture.Options with { MaxSequenceLength = MaxTokens });
+
+        string text = "the quick brown fox jumps over the lazy dog";
+        int[] full = fixture.Transformer.Encode(text);
+        Assert.True(full.Length > MaxTokens + 2, "the text should be longer than the limit");
+        Assert.Equal(full[..MaxTokens], cut.Encode(text));
+
+        // Only the first MaxTokens tokens count: another tail gives the same logits, as does the prefix alone.
+        string prefix = text[..(MaxTokens - (full.Length - text.Length))];
+        string otherTail = prefix + "zzz qqq";
+        Assert.Equal(full[..MaxTokens], fixture.Transformer.Encode(prefix));
+        Assert.Equal(full[..MaxTokens], cut.Encode(otherTail));
+
+        // One row per call, so every forward pass has the same shape and the logits are bit-identical.
+        var logits = cut.PredictLogits([text])[0];
+        Assert.Equal(logits, cut.PredictLogits([otherTail])[0]);
+        Assert.Equal(fixture.Transformer.PredictLogits([prefix])[0], logits);
+        Assert.NotEqual(fixture.Transformer.PredictLogits([text])[0], logits);
+    }
+
+    [Fact]
+    public void ScoresAreProbabilitiesEvenWhenTheLogitsAreHuge()
+    {
+        using var temp = new TempFolder();
+        fixture.Transformer.SaveAdapter(temp.File("adapter"));
+        using var loud = LoraTextClassificationTransformer.Load(temp.File("adapter"), fixture.Options);
+
+        // Logits in the thousands: exp overflows unless the softmax subtracts the row's maximum first.
+        var head = loud.Model.LmHead.Weight.Value.AsF32();
+        for (int i = 0; i < head.Length; i++)
+        {
+            head[i] *= 1e5f;
+        }
+
+        var texts = fixture.Test.GetColumn<string>("Text").Take(4).ToList();
+        var logits = loud.PredictLogits(texts);
+        var scores = loud.PredictScores(texts);
+        Assert.Contains(logits, row => row.Max() - row.Min() > 1000);
+        Assert.Contains(logits, row => Math.Abs(row.Max()) > 1000);
+        for (int r = 0; r < texts.Count; r++)
+        {
+            double max = logits[r].Max(), sum = logits[r].Sum(l => Math.Exp(l - max));
+            for (int k = 0; k < logits[r].Length; k++)
+            {
+                Assert.Equal(Math.Exp(logits[r][k] - max) / sum, scores[r][k], 1e-6);
+            }
+        }
+    }
+
+    [Fact]
     public void QloraClassifierTrainsItsHeadAndLoadsBackOntoTheQuantizedBase()
     {
         var options = fixture.Options with { Quantize = LoraQuantization.Nf4, Training = fixture.Options.Training with { MaxSteps = 40 } };
