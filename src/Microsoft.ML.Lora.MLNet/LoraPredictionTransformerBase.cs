@@ -33,6 +33,7 @@ public abstract class LoraPredictionTransformerBase<TModel> : ITransformer, IDis
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => scorer.OutputSchema(inputSchema);
 
     /// <inheritdoc/>
+    /// <remarks>A cursor that reads an added column throws <see cref="InvalidOperationException"/> naming the column and the input row when a row's text is empty.</remarks>
     /// <exception cref="ArgumentOutOfRangeException">The input text column is missing or not String; the message names it.</exception>
     public IDataView Transform(IDataView input) => new ScoredDataView(input, scorer);
 

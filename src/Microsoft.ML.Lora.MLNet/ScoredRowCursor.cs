@@ -111,7 +111,8 @@ internal sealed class ScoredRowCursor : DataViewRowCursor
                 $"the input data view gave a second cursor fewer rows than the first (column '{scorer.InputColumn}'); the input must give the same rows to every cursor");
         }
 
-        results = scorer.Score(texts);
+        // The main cursor has just moved to the batch's first row.
+        results = scorer.ScoreRows(texts, main.Position);
         index = 0;
     }
 

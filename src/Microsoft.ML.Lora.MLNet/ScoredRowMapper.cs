@@ -101,7 +101,7 @@ internal sealed class ScoredRowMapper : IRowToRowMapper
             {
                 ReadOnlyMemory<char> value = default;
                 text!(ref value);
-                result = mapper.scorer.Score([value.ToString()])[0];
+                result = mapper.scorer.ScoreRows([value.ToString()], input.Position)[0];
                 scoredPosition = input.Position;
             }
 

@@ -32,6 +32,26 @@ internal abstract class TextBatchScorer
     /// <summary>One result object per text, in order.</summary>
     public abstract object[] Score(IReadOnlyList<string> texts);
 
+    /// <summary>
+    /// <see cref="Score"/> of the input rows <paramref name="firstRow"/>, <paramref name="firstRow"/> + 1, …, after
+    /// checking that each has text: an empty (or missing) value is an error naming the column and the input row,
+    /// as the plain transformers' Transform refuses it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A text is empty.</exception>
+    public object[] ScoreRows(IReadOnlyList<string> texts, long firstRow)
+    {
+        for (int i = 0; i < texts.Count; i++)
+        {
+            if (string.IsNullOrEmpty(texts[i]))
+            {
+                throw new InvalidOperationException(
+                    $"{InputKind} column '{InputColumn}', row {firstRow + i}: the text is empty (or missing); every row needs text. Filter such rows out first, e.g. with mlContext.Data.FilterByCustomPredicate.");
+            }
+        }
+
+        return Score(texts);
+    }
+
     /// <summary>A <c>ValueGetter&lt;T&gt;</c> for output <paramref name="output"/> that reads the current row's result.</summary>
     public abstract Delegate MakeGetter(int output, Func<object> current);
 

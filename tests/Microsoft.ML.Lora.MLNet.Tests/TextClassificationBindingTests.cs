@@ -94,6 +94,55 @@ public sealed class TextClassificationBindingTests(TextClassificationBindingFixt
         }
     }
 
+    public sealed class TextOnly
+    {
+        public string Text { get; set; } = "";
+    }
+
+    public sealed class KeyPrediction
+    {
+        [KeyType(3)]
+        public uint PredictedLabel { get; set; }
+
+        public float[] Score { get; set; } = [];
+    }
+
+    [Fact]
+    public void PredictionEngineOfTheClassifierAloneNeedsOnlyTheTextColumn()
+    {
+        // Without the label's MapValueToKey in front, an input class with Text alone is enough.
+        var engine = fixture.Ml.Model.CreatePredictionEngine<TextOnly, KeyPrediction>(fixture.Classifier);
+        var texts = TopicRows.Make(4, seed: 11).Select(r => r.Text).ToArray();
+        var expected = fixture.Classifier.Model.PredictScores(texts);
+
+        Assert.Equal(TopicRows.Classes, KeyValues(engine.OutputSchema["PredictedLabel"]));
+        for (int i = 0; i < texts.Length; i++)
+        {
+            var prediction = engine.Predict(new TextOnly { Text = texts[i] });
+            Assert.Equal((uint)Array.IndexOf(expected[i], expected[i].Max()) + 1, prediction.PredictedLabel);
+            Assert.Equal(expected[i].Length, prediction.Score.Length);
+            for (int c = 0; c < expected[i].Length; c++)
+            {
+                Assert.Equal(expected[i][c], prediction.Score[c], SingleVersusBatchTolerance);
+            }
+        }
+    }
+
+    [Fact]
+    public void AnEmptyTextIsAnErrorNamingTheColumnAndTheRowOfTheInput()
+    {
+        // Row 19 is the fourth row of the second batch of 16: the message gives the input's row number.
+        var rows = TopicRows.Make(24, seed: 12).Select(r => new TextOnly { Text = r.Text }).ToArray();
+        rows[19].Text = "";
+        var output = fixture.Classifier.Transform(fixture.Ml.Data.LoadFromEnumerable(rows));
+
+        var error = Assert.Throws<InvalidOperationException>(() => output.GetColumn<float[]>("Score").ToArray());
+        Assert.StartsWith("input column 'Text', row 19: the text is empty", error.Message);
+
+        var engine = fixture.Ml.Model.CreatePredictionEngine<TextOnly, KeyPrediction>(fixture.Classifier);
+        Assert.StartsWith("input column 'Text'", Assert.Throws<InvalidOperationException>(() => engine.Predict(new TextOnly { Text = "" })).Message);
+    }
+
     [Fact]
     public void MLNetModelSaveThrowsAndPointsToSaveAdapter()
     {
