@@ -129,12 +129,15 @@ public sealed class TextClassificationBindingTests(TextClassificationBindingFixt
     }
 
     [Fact]
-    public void AnEmptyTextIsAnErrorNamingTheColumnAndTheRowOfTheInput()
+    public void TransformIsLazyAndAnEmptyTextIsAnErrorNamingTheColumnAndTheRowOfTheInput()
     {
         // Row 19 is the fourth row of the second batch of 16: the message gives the input's row number.
         var rows = TopicRows.Make(24, seed: 12).Select(r => new TextOnly { Text = r.Text }).ToArray();
         rows[19].Text = "";
+
+        // Scoring would meet the empty text: Transform, and reading the input columns alone, score nothing.
         var output = fixture.Classifier.Transform(fixture.Ml.Data.LoadFromEnumerable(rows));
+        Assert.Equal(rows.Select(r => r.Text), output.GetColumn<string>("Text"));
 
         var error = Assert.Throws<InvalidOperationException>(() => output.GetColumn<float[]>("Score").ToArray());
         Assert.StartsWith("input column 'Text', row 19: the text is empty", error.Message);
