@@ -48,6 +48,11 @@ public sealed record LoraTextClassificationOptions : LoraFineTuningOptions
         RequireColumnName(nameof(LabelColumn), LabelColumn);
         RequireColumnName(nameof(PredictedLabelColumn), PredictedLabelColumn);
         RequireColumnName(nameof(ScoreColumn), ScoreColumn);
+        if (TextColumn == LabelColumn)
+        {
+            throw new ArgumentException($"{owner}.TextColumn and LabelColumn are both '{TextColumn}'; the label needs its own column", nameof(LabelColumn));
+        }
+
         if (PredictedLabelColumn == ScoreColumn)
         {
             throw new ArgumentException($"{owner}.PredictedLabelColumn and ScoreColumn are both '{ScoreColumn}'; each output needs its own column", nameof(ScoreColumn));

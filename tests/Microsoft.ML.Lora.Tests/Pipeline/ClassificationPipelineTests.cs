@@ -281,6 +281,9 @@ public sealed class ClassificationPipelineTests(ClassificationPipelineFixture fi
             .Fit(TextTable.FromColumns(("Text", new[] { "a", "b" }), ("Label", new[] { "pos", "neutral" }))));
         Assert.Contains("row 1: label 'neutral' is not one of LabelNames [neg, pos]", unknownName.Message);
 
+        var sameColumn = Assert.Throws<ArgumentException>(() => new LoraTextClassificationEstimator(estimator.Options with { LabelColumn = "Text" }));
+        Assert.Contains("TextColumn and LabelColumn are both 'Text'", sameColumn.Message);
+
         var transform = Assert.Throws<ArgumentException>(() => fixture.Transformer.Transform(TextTable.FromColumns(("Text", new[] { 1 }))));
         Assert.Contains("column 'Text' (LoraTextClassificationOptions.TextColumn) holds Int32; expected String", transform.Message);
     }
