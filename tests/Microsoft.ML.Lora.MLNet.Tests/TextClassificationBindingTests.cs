@@ -271,6 +271,29 @@ public sealed class TextClassificationBindingTests(TextClassificationBindingFixt
         }
     }
 
+    [Fact]
+    public void EveryKeyIsAClassEvenWhenTheTrainingRowsLackOne()
+    {
+        // Keys fitted on 10, 20, 30; the training rows hold only 10 and 20 (numeric KeyValues, so no class names).
+        var ml = fixture.Ml;
+        int[] values = [10, 20, 30];
+        var rows = TopicRows.Make(12, seed: 6).Select((r, i) => new NumberRow { Text = r.Text, Label = values[i % 3] }).ToArray();
+        var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(rows));
+        var train = keys.Transform(ml.Data.LoadFromEnumerable(rows.Where(r => r.Label != 30)));
+        var options = fixture.Options with { Training = fixture.Options.Training with { MaxSteps = 2 } };
+
+        using var classifier = ml.MulticlassClassification.Trainers.LoraTextClassification(options).Fit(train);
+
+        Assert.Equal(3, classifier.NumLabels);
+        var output = classifier.Transform(train);
+        Assert.Equal(new KeyDataViewType(typeof(uint), 3), output.Schema["PredictedLabel"].Type);
+        Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, 3), output.Schema["Score"].Type);
+        VBuffer<int> keyValues = default;
+        output.Schema["PredictedLabel"].Annotations.GetValue("KeyValues", ref keyValues);
+        Assert.Equal(values, keyValues.DenseValues());
+        Assert.Equal(3, ml.MulticlassClassification.Evaluate(output).ConfusionMatrix.NumberOfClasses);
+    }
+
     public sealed class NumberRow
     {
         public string Text { get; set; } = "";
