@@ -294,6 +294,28 @@ public sealed class TextClassificationBindingTests(TextClassificationBindingFixt
         Assert.Equal(3, ml.MulticlassClassification.Evaluate(output).ConfusionMatrix.NumberOfClasses);
     }
 
+    [Fact]
+    public void KeyKTrainsAsClassKMinusOneOfThePlainEstimator()
+    {
+        // MapValueToKey numbers the labels by first occurrence (tree = 1, weather = 2, fruit = 3 here); the
+        // binding must train exactly what the plain estimator trains on the 0-based indices key − 1.
+        var ml = fixture.Ml;
+        var rows = TopicRows.Make(12, seed: 8).Skip(1).ToArray();
+        var options = fixture.Options with { Training = fixture.Options.Training with { MaxSteps = 3 } };
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(rows)).Transform(ml.Data.LoadFromEnumerable(rows));
+        using var binding = ml.MulticlassClassification.Trainers.LoraTextClassification(options).Fit(keyed);
+
+        string[] keyOrder = ["tree", "weather", "fruit"];
+        int[] indices = rows.Select(r => Array.IndexOf(keyOrder, r.Label)).ToArray();
+        var texts = rows.Select(r => r.Text).ToArray();
+        using var plain = new LoraTextClassificationEstimator(options with { LabelNames = keyOrder })
+            .Fit(TextTable.FromColumns(("Text", texts), ("Label", indices)));
+
+        Assert.Equal(keyOrder, binding.Model.LabelNames);
+        Assert.Equal(plain.TrainingResult!.StepLosses, binding.Model.TrainingResult!.StepLosses);
+        Assert.Equal(plain.PredictLogits(texts), binding.Model.PredictLogits(texts));
+    }
+
     public sealed class NumberRow
     {
         public string Text { get; set; } = "";
