@@ -87,13 +87,17 @@ internal sealed class ClassificationLabels
         throw new ArgumentException($"column '{column}' ({option}) holds {TextTable.TypeName(type)}; expected int (class indices 0…K−1) or string (class names)");
     }
 
-    /// <summary>The classes of a saved step; <paramref name="options"/> may restate them but must agree.</summary>
+    /// <summary>
+    /// The classes of a saved step; <paramref name="options"/> may restate them but must agree. A PEFT SEQ_CLS
+    /// folder without <see cref="FileName"/> (saved by PEFT itself) gives K from the rows of its <c>score</c> head
+    /// and the names from <see cref="LoraTextClassificationOptions.LabelNames"/>, if any.
+    /// </summary>
     public static ClassificationLabels Read(string adapterDirectory, LoraTextClassificationOptions options)
     {
         string path = Path.GetFullPath(Path.Combine(adapterDirectory, FileName));
         if (!File.Exists(path))
         {
-            throw new FileNotFoundException($"'{adapterDirectory}' has no {FileName}: it was not saved by LoraTextClassificationTransformer.SaveAdapter", path);
+            return FromPeftHead(adapterDirectory, options);
         }
 
         using var doc = StrictJson.Parse(File.ReadAllBytes(path), path, "labels");
@@ -129,6 +133,23 @@ internal sealed class ClassificationLabels
         }
 
         return new ClassificationLabels(k, names);
+    }
+
+    private static ClassificationLabels FromPeftHead(string adapterDirectory, LoraTextClassificationOptions options)
+    {
+        int k = Lora.PeftAdapter.NumLabels(adapterDirectory)
+            ?? throw new InvalidDataException($"'{adapterDirectory}' has no {FileName} and its {Lora.PeftAdapter.WeightsFileName} has no score head (base_model.model.{Models.SequenceClassification.HeadWeightName}): it is not a sequence-classification adapter");
+        if (options.NumLabels is int want && want != k)
+        {
+            throw new ArgumentException($"LoraTextClassificationOptions.NumLabels = {want} but the score head of the adapter in '{adapterDirectory}' has {k} rows (classes)", nameof(options));
+        }
+
+        if (options.LabelNames is { } names && names.Count != k)
+        {
+            throw new ArgumentException($"LoraTextClassificationOptions.LabelNames has {names.Count} names but the score head of the adapter in '{adapterDirectory}' has {k} rows (classes)", nameof(options));
+        }
+
+        return new ClassificationLabels(k, options.LabelNames);
     }
 
     public string ToJson()

@@ -36,9 +36,11 @@ public sealed class LoraTextClassificationTransformer : LoraTransformerBase
     /// <summary>
     /// Loads the base model of <paramref name="options"/> (ModelPath, DType, Quantize) as a classifier and the
     /// adapter, head and classes saved by <see cref="LoraTransformerBase.SaveAdapter"/> in <paramref name="adapterDirectory"/>.
-    /// NumLabels and LabelNames of the options may be left null; when set they must match the saved ones.
+    /// NumLabels and LabelNames of the options may be left null; when set they must match the saved ones. A PEFT
+    /// SEQ_CLS adapter folder saved elsewhere (no labels.json) loads too: K is the row count of its <c>score</c>
+    /// head, and the class names are the options' LabelNames (or none).
     /// </summary>
-    /// <exception cref="FileNotFoundException">The folder lacks labels.json or the adapter files.</exception>
+    /// <exception cref="FileNotFoundException">The folder lacks the adapter files.</exception>
     /// <exception cref="InvalidDataException">The adapter does not fit the base model; the message names file and key.</exception>
     public static LoraTextClassificationTransformer Load(string adapterDirectory, LoraTextClassificationOptions options)
     {

@@ -90,6 +90,32 @@ public sealed class ClassificationPipelineTests(ClassificationPipelineFixture fi
     }
 
     [Fact]
+    public void APeftSeqClsFolderWithoutLabelsJsonLoadsWithKFromItsScoreHead()
+    {
+        // PEFT's own save_pretrained writes only adapter_config.json and adapter_model.safetensors.
+        using var temp = new TempFolder();
+        string dir = temp.File("adapter");
+        fixture.Transformer.SaveAdapter(dir);
+        File.Delete(Path.Combine(dir, "labels.json"));
+
+        using var loaded = LoraTextClassificationTransformer.Load(dir, fixture.Options);
+        Assert.Equal(2, loaded.NumLabels);
+        Assert.Null(loaded.LabelNames);
+        AssertSamePredictions(fixture.Transformer, loaded, SaveLoadTolerance, "PEFT folder loaded");
+
+        using var named = LoraTextClassificationTransformer.Load(dir, fixture.Options with { LabelNames = ["sport", "food"] });
+        Assert.Equal(["sport", "food"], named.LabelNames);
+
+        var wrongK = Assert.Throws<ArgumentException>(() => LoraTextClassificationTransformer.Load(dir, fixture.Options with { NumLabels = 3 }));
+        Assert.Contains("NumLabels = 3 but the score head of the adapter", wrongK.Message);
+        Assert.Contains("has 2 rows", wrongK.Message);
+
+        // A causal-LM adapter folder has no score head to take K from.
+        var causal = Assert.Throws<InvalidDataException>(() => LoraTextClassificationTransformer.Load(FixturePaths.Case("peft_llama_gqa"), fixture.Options));
+        Assert.Contains("has no labels.json and its adapter_model.safetensors has no score head", causal.Message);
+    }
+
+    [Fact]
     public void MergedModelGivesIdenticalPredictedLabels()
     {
         using var temp = new TempFolder();
