@@ -50,6 +50,29 @@ public sealed class TextClassificationBindingTests(TextClassificationBindingFixt
     }
 
     [Fact]
+    public void OutputColumnsCarryMLNetsMulticlassScoreAnnotations()
+    {
+        var keyed = fixture.Model.ElementAt(0).Transform(fixture.Test);
+        var schema = fixture.Classifier.GetOutputSchema(keyed.Schema);
+
+        // What ML.NET's own multiclass scorers write: the score column set's kind and each column's role.
+        Assert.Equal("MulticlassClassification", Text(schema["Score"], "ScoreColumnKind"));
+        Assert.Equal("Score", Text(schema["Score"], "ScoreValueKind"));
+        Assert.Equal("MulticlassClassification", Text(schema["PredictedLabel"], "ScoreColumnKind"));
+        Assert.Equal("PredictedLabel", Text(schema["PredictedLabel"], "ScoreValueKind"));
+        Assert.Equal(new KeyDataViewType(typeof(uint), 3), schema["PredictedLabel"].Type);
+        Assert.Equal(TopicRows.Classes, KeyValues(schema["PredictedLabel"]));
+        Assert.Equal(schema.Select(c => c.Name), fixture.Classifier.Transform(keyed).Schema.Select(c => c.Name));
+    }
+
+    private static string Text(DataViewSchema.Column column, string kind)
+    {
+        ReadOnlyMemory<char> value = default;
+        column.Annotations.GetValue(kind, ref value);
+        return value.ToString();
+    }
+
+    [Fact]
     public void EvaluateReadsTheOutputAndAgreesWithTheScores()
     {
         var output = fixture.Model.Transform(fixture.Test);
