@@ -28,14 +28,13 @@ public sealed class LoraCausalLmTrainer : LoraTrainerBase<LoraCausalLmOptions, L
         }
     }
 
-    /// <summary>Reads the prompt and completion columns through a row cursor and trains an adapter on them.</summary>
+    /// <summary>Reads the prompt and completion columns in one row-cursor pass and trains an adapter on them.</summary>
     private protected override LoraCausalLmPredictionTransformer FitCore(IDataView input)
     {
         ColumnChecks.Text(input.Schema, "prompt", Options.PromptColumn);
         ColumnChecks.Text(input.Schema, "completion", Options.CompletionColumn);
-        string[] prompts = DataViewColumns.ReadText(input, "prompt", Options.PromptColumn, CancellationToken);
-        string[] completions = DataViewColumns.ReadText(input, "completion", Options.CompletionColumn, CancellationToken);
-        var table = TextTable.FromColumns((Options.PromptColumn, prompts), (Options.CompletionColumn, completions));
+        var (texts, _) = DataViewColumns.Read(input, [("prompt", Options.PromptColumn), ("completion", Options.CompletionColumn)], null, CancellationToken, out _);
+        var table = TextTable.FromColumns((Options.PromptColumn, texts[0]), (Options.CompletionColumn, texts[1]));
         return new LoraCausalLmPredictionTransformer(new LoraCausalLmEstimator(Options).Fit(table, Progress, CancellationToken));
     }
 

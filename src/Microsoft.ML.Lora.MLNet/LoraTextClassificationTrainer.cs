@@ -24,7 +24,7 @@ public sealed class LoraTextClassificationTrainer : LoraTrainerBase<LoraTextClas
     }
 
     /// <summary>
-    /// Reads the text and key-label columns through a row cursor and trains an adapter on them.
+    /// Reads the text and key-label columns in one row-cursor pass and trains an adapter on them.
     /// </summary>
     private protected override LoraTextClassificationPredictionTransformer FitCore(IDataView input)
     {
@@ -39,9 +39,8 @@ public sealed class LoraTextClassificationTrainer : LoraTrainerBase<LoraTextClas
         string[]? names = ClassificationScorer.TextKeyValues(labelColumn.Annotations);
         var options = Options with { NumLabels = keyCount, LabelNames = names ?? Options.LabelNames };
         options.Validate();
-        string[] texts = DataViewColumns.ReadText(input, "input", Options.TextColumn, CancellationToken);
-        int[] labels = DataViewColumns.ReadKeyLabels(input, "label", Options.LabelColumn, CancellationToken, out _);
-        var table = TextTable.FromColumns((options.TextColumn, texts), (options.LabelColumn, labels));
+        var (texts, labels) = DataViewColumns.Read(input, [("input", Options.TextColumn)], ("label", Options.LabelColumn), CancellationToken, out _);
+        var table = TextTable.FromColumns((options.TextColumn, texts[0]), (options.LabelColumn, labels));
         var model = new LoraTextClassificationEstimator(options).Fit(table, Progress, CancellationToken);
         return new LoraTextClassificationPredictionTransformer(model, labelColumn.Annotations);
     }

@@ -339,6 +339,33 @@ public sealed class TextClassificationBindingTests(TextClassificationBindingFixt
         Assert.Equal(plain.PredictLogits(texts), binding.Model.PredictLogits(texts));
     }
 
+    [Fact]
+    public void FitReadsTheTrainingRowsInOnePass()
+    {
+        // Text and label come from one cursor: an upstream pipeline runs once, and a row's values stay together.
+        var ml = fixture.Ml;
+        var source = new CountingRows<TopicRow>(TopicRows.Make(9, seed: 4));
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(TopicRows.Make(9, seed: 4))).Transform(ml.Data.LoadFromEnumerable(source));
+        var options = fixture.Options with { Training = fixture.Options.Training with { MaxSteps = 1 } };
+
+        using var classifier = ml.MulticlassClassification.Trainers.LoraTextClassification(options).Fit(keyed);
+
+        Assert.Equal(1, source.Enumerations);
+    }
+
+    private sealed class CountingRows<T>(T[] rows) : IEnumerable<T>
+    {
+        public int Enumerations { get; private set; }
+
+        public IEnumerator<T> GetEnumerator()
+        {
+            Enumerations++;
+            return ((IEnumerable<T>)rows).GetEnumerator();
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
     public sealed class NumberRow
     {
         public string Text { get; set; } = "";
