@@ -97,5 +97,10 @@ public sealed class CausalLmBindingTests(CausalLmBindingFixture fixture) : IClas
 
         var messages = Assert.Throws<ArgumentException>(() => fixture.Ml.Transforms.Text.LoraCausalLm(fixture.Options with { MessagesColumn = "Messages" }));
         Assert.Contains("MessagesColumn", messages.Message);
+
+        // An empty prompt, as the plain Transform refuses it, named by column and input row when the output is read.
+        var emptyPrompt = fixture.Transformer.Transform(fixture.Ml.Data.LoadFromEnumerable(new[] { new PromptOnly { Prompt = "hi " }, new PromptOnly { Prompt = "" } }));
+        var empty = Assert.Throws<InvalidOperationException>(() => emptyPrompt.GetColumn<string>("GeneratedText").ToArray());
+        Assert.StartsWith("prompt column 'Prompt', row 1: the text is empty", empty.Message);
     }
 }
