@@ -2,8 +2,10 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.ML.Lora.Hosting.Http;
 
 namespace Microsoft.ML.Lora.Hosting;
 
@@ -34,7 +36,11 @@ public static class LoraTrainingServer
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddLoraTraining(configure);
         var app = builder.Build();
-        app.MapLoraTraining();
+
+        // This host serves nothing else: an unknown route or method goes through the same token check as the
+        // API (401 before 404), so an unauthenticated client learns nothing about the routes either.
+        app.MapLoraTraining().MapFallback("{**path}", (HttpContext context) =>
+            ApiResults.Error(StatusCodes.Status404NotFound, $"no route {context.Request.Method} {context.Request.Path}"));
         return app;
     }
 

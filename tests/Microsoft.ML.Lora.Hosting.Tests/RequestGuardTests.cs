@@ -26,6 +26,20 @@ public sealed class RequestGuardTests
         { """{"model":"datasets-are-not-models","dataset":"a.jsonl","output":"o"}""", "model" },
         { """{"model":"tiny","dataset":"a.jsonl",""", "$" },
         { """[1, 2]""", "$" },
+        // Hostile values: numbers past their type, non-JSON NaN, wrong shapes, nesting deeper than the parser's limit.
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"rank":1e400}}""", "lora.rank" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"rank":99999999999}}""", "lora.rank" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"alpha":1e400}}""", "lora.alpha" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"targets":"q_proj"}}""", "lora.targets" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"targets":[null]}}""", "lora.targets" },
+        { """{"model":5,"dataset":"a.jsonl","output":"o"}""", "model" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","training":[]}""", "training" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","training":{"learningRate":"NaN"}}""", "training.learningRate" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","training":{"learningRate":NaN}}""", "$" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","training":{"seed":1.5}}""", "training.seed" },
+        { "{\"model\":\"tiny\",\"dataset\":\"a.jsonl\",\"output\":\"o\",\"lora\":{\"targets\":" + new string('[', 10_000) + new string(']', 10_000) + "}}", "$" },
+        { """{"model":"tiny","dataset":".","output":"o"}""", "dataset" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"./"}""", "output" },
     };
 
     [Theory]
@@ -143,10 +157,33 @@ public sealed class RequestGuardTests
             Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
         }
 
-        using (var submit = await host.Client.PostAsync("/jobs?access_token=s3cret", new StringContent("""{"model":"tiny","dataset":"a.jsonl","output":"t","training":{"maxSteps":1}}""", Encoding.UTF8, "application/json")))
+        // The query token is for what a browser cannot send a header with (page, EventSource, download link):
+        // GET only, so a token never travels in the URL of a request that changes something.
+        string submitBody = """{"model":"tiny","dataset":"a.jsonl","output":"t","training":{"maxSteps":1}}""";
+        using (var byQuery = await host.Client.PostAsync("/jobs?access_token=s3cret", new StringContent(submitBody, Encoding.UTF8, "application/json")))
+        {
+            await AssertUnauthorized(byQuery, "POST /jobs?access_token=s3cret");
+        }
+
+        // Routes that do not exist, and methods a route does not take, answer 401 too (not 404/405 to anyone).
+        foreach (var (method, path) in new[] { ("GET", "/nope"), ("GET", "/favicon.ico"), ("DELETE", "/jobs"), ("GET", "/jobs/x/cancel"), ("PUT", "/jobs/x/cancel") })
+        {
+            using var unknown = await host.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+            await AssertUnauthorized(unknown, $"{method} {path}");
+        }
+
+        host.UseToken("s3cret");
+        using (var unknown = await host.Client.GetAsync("/nope"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            Assert.Contains("/nope", JsonDocument.Parse(await unknown.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString()!, StringComparison.Ordinal);
+        }
+
+        using (var submit = await host.Client.PostAsync("/jobs", new StringContent(submitBody, Encoding.UTF8, "application/json")))
         {
             Assert.Equal(HttpStatusCode.Created, submit.StatusCode);
             string id = JsonDocument.Parse(await submit.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+            host.UseToken(null);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             var events = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events?access_token=s3cret", cts.Token);
             Assert.Equal("succeeded", events[^1].State);

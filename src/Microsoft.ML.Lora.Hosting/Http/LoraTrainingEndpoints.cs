@@ -58,9 +58,9 @@ internal static class LoraTrainingEndpoints
                 return ApiResults.FieldErrors(errors);
             }
 
-            if (store.Insert(json, ok.Paths) is not { } job)
+            if (store.Insert(json, ok.Paths, out string? conflict) is not { } job)
             {
-                errors.Add("output", $"'{body.Output}' is the output of a job that has not finished; choose a new name");
+                errors.Add("output", $"'{body.Output}' {conflict}");
                 return ApiResults.FieldErrors(errors);
             }
 
