@@ -90,6 +90,7 @@ public sealed class RequestGuardTests
         Directory.CreateSymbolicLink(Path.Combine(host.DatasetRoot, "linkdir"), outside);
         Directory.CreateDirectory(host.OutputRoot);
         Directory.CreateSymbolicLink(Path.Combine(host.OutputRoot, "escape"), outside);
+        File.CreateSymbolicLink(Path.Combine(host.DatasetRoot, "loop"), Path.Combine(host.DatasetRoot, "loop"));
 
         (object Body, string Field)[] cases =
         [
@@ -103,6 +104,7 @@ public sealed class RequestGuardTests
             (new { model = "tiny", dataset = "a.jsonl", output = "../../evil" }, "output"),
             (new { model = "tiny", dataset = "a.jsonl", output = "escape/adapter" }, "output"),
             (new { model = "tiny", dataset = "a.jsonl", output = "/tmp/evil" }, "output"),
+            (new { model = "tiny", dataset = "loop/a.jsonl", output = "o" }, "dataset"),
         ];
         foreach (var (body, field) in cases)
         {
