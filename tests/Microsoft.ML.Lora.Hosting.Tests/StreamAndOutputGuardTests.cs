@@ -178,7 +178,10 @@ public sealed class StreamAndOutputGuardTests
             Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
         }
 
-        Assert.All(ids, id => Assert.Equal("cancelled", host.WaitForTerminalAsync(id).GetAwaiter().GetResult().GetProperty("state").GetString()));
+        foreach (string id in ids)
+        {
+            Assert.Equal("cancelled", (await host.WaitForTerminalAsync(id)).GetProperty("state").GetString());
+        }
     }
 
     /// <summary>A response body whose first write waits until <see cref="Open"/>; everything written is kept.</summary>
