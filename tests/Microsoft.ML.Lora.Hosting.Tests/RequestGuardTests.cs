@@ -122,6 +122,31 @@ public sealed class RequestGuardTests
     }
 
     [Fact]
+    public async Task ADatasetSwappedForALinkWhileQueuedIsNotRead()
+    {
+        await using var host = await ServiceHost.StartAsync();
+        string blocker = await host.SubmitAsync(new { model = "tiny", dataset = "a.jsonl", output = "blocker", training = new { maxSteps = 1_000_000 } });
+        string queued = await host.SubmitAsync(new { model = "tiny", dataset = "b.jsonl", output = "swapped", training = new { maxSteps = 1 } });
+        await host.WaitForAsync(blocker, j => j.GetProperty("step").GetInt32() >= 1);
+
+        // Accepted while b.jsonl was a plain file; replaced by a link to a file outside the root before it runs.
+        string outside = Path.Combine(host.DataDirectory, "outside.jsonl");
+        ServiceHost.WriteText(outside, Enumerable.Range(0, 8).Select(i => $"private {i} private"));
+        File.Delete(Path.Combine(host.DatasetRoot, "b.jsonl"));
+        File.CreateSymbolicLink(Path.Combine(host.DatasetRoot, "b.jsonl"), outside);
+        using (var cancel = await host.Client.PostAsync($"/jobs/{blocker}/cancel", null))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        }
+
+        var job = await host.WaitForTerminalAsync(queued);
+        Assert.Equal("failed", job.GetProperty("state").GetString());
+        Assert.Contains("outside the configured root", job.GetProperty("error").GetString()!, StringComparison.Ordinal);
+        Assert.Equal(0, job.GetProperty("step").GetInt32());
+        Assert.False(Directory.Exists(Path.Combine(host.OutputRoot, "swapped")));
+    }
+
+    [Fact]
     public async Task EveryEndpointRequiresTheTokenWhenOneIsSet()
     {
         await using var host = await ServiceHost.StartAsync(o => o.Token = "s3cret");
