@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -14,8 +13,9 @@ public static class LoraTrainingServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the training service: the SQLite job store, the background runner that trains queued
-    /// jobs (and resumes interrupted ones on start), generation over trained adapters, ONNX export, a
-    /// health check, and Kestrel's request body limit. Map its HTTP API with
+    /// jobs (and resumes interrupted ones on start), generation over trained adapters, ONNX export and a
+    /// health check. The request body limit applies to the service's own routes only (the host's other
+    /// endpoints keep theirs). Map its HTTP API with
     /// <see cref="LoraTrainingEndpointRouteBuilderExtensions.MapLoraTraining"/>.
     /// </summary>
     /// <param name="services">The host's services.</param>
@@ -40,7 +40,6 @@ public static class LoraTrainingServiceCollectionExtensions
         services.AddSingleton<JobOnnxExporter>();
         services.AddSingleton<Http.TokenAuthFilter>();
         services.AddHealthChecks().AddCheck<TrainingHealthCheck>("training");
-        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelLimits>();
         return services;
     }
 
@@ -70,10 +69,5 @@ public static class LoraTrainingServiceCollectionExtensions
                 return ValidateOptionsResult.Fail(e.Message.Split(" (Parameter", 2)[0]);
             }
         }
-    }
-
-    private sealed class KestrelLimits(IOptions<LoraTrainingOptions> options) : IConfigureOptions<KestrelServerOptions>
-    {
-        public void Configure(KestrelServerOptions kestrel) => kestrel.Limits.MaxRequestBodySize = options.Value.MaxRequestBodyBytes;
     }
 }

@@ -64,6 +64,19 @@ public sealed class GenerateTests
         {
             Assert.Equal(HttpStatusCode.Forbidden, escape.StatusCode);
         }
+
+        // A prompt past the model's positions (2048 for the tiny model; the byte tokenizer makes one token per
+        // character) is refused before any work: it would otherwise hold the base for minutes.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using (var tooLong = await host.PostJsonAsync("/generate", new { model = "tiny", prompt = new string('a', 100_000), maxNewTokens = 1 }))
+        {
+            string text = await tooLong.Content.ReadAsStringAsync();
+            Assert.True(tooLong.StatusCode == HttpStatusCode.BadRequest, $"{(int)tooLong.StatusCode}: {text}");
+            Assert.Contains("\"prompt\"", text, StringComparison.Ordinal);
+            Assert.Contains("2048", text, StringComparison.Ordinal);
+        }
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"refusing the long prompt took {clock.Elapsed}");
     }
 
     private static async Task<int[]> GenerateAsync(ServiceHost host, string? adapter)

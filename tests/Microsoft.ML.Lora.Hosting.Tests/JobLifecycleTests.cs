@@ -52,6 +52,10 @@ public sealed class JobLifecycleTests
         Assert.NotEqual(System.Text.Json.JsonValueKind.Null, job.GetProperty("finishedAt").ValueKind);
         Assert.Equal("run1", job.GetProperty("request").GetProperty("output").GetString());
 
+        // The output root holds the finished adapter folder and nothing else (no temporary or partial sibling).
+        Assert.Equal(["run1"], Directory.GetFileSystemEntries(host.OutputRoot).Select(Path.GetFileName));
+        Assert.Equal(["adapter_config.json", "adapter_model.safetensors"], Directory.GetFileSystemEntries(Path.Combine(host.OutputRoot, "run1")).Select(Path.GetFileName).Order());
+
         using var zipResponse = await host.Client.GetAsync($"/jobs/{id}/adapter");
         Assert.Equal(HttpStatusCode.OK, zipResponse.StatusCode);
         Assert.Equal("application/zip", zipResponse.Content.Headers.ContentType?.MediaType);

@@ -26,6 +26,20 @@ public sealed class RequestGuardTests
         { """{"model":"datasets-are-not-models","dataset":"a.jsonl","output":"o"}""", "model" },
         { """{"model":"tiny","dataset":"a.jsonl",""", "$" },
         { """[1, 2]""", "$" },
+        // Hostile values: numbers past their type, non-JSON NaN, wrong shapes, nesting deeper than the parser's limit.
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"rank":1e400}}""", "lora.rank" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"rank":99999999999}}""", "lora.rank" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"alpha":1e400}}""", "lora.alpha" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"targets":"q_proj"}}""", "lora.targets" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","lora":{"targets":[null]}}""", "lora.targets" },
+        { """{"model":5,"dataset":"a.jsonl","output":"o"}""", "model" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","training":[]}""", "training" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","training":{"learningRate":"NaN"}}""", "training.learningRate" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","training":{"learningRate":NaN}}""", "$" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"o","training":{"seed":1.5}}""", "training.seed" },
+        { "{\"model\":\"tiny\",\"dataset\":\"a.jsonl\",\"output\":\"o\",\"lora\":{\"targets\":" + new string('[', 10_000) + new string(']', 10_000) + "}}", "$" },
+        { """{"model":"tiny","dataset":".","output":"o"}""", "dataset" },
+        { """{"model":"tiny","dataset":"a.jsonl","output":"./"}""", "output" },
     };
 
     [Theory]
@@ -76,6 +90,7 @@ public sealed class RequestGuardTests
         Directory.CreateSymbolicLink(Path.Combine(host.DatasetRoot, "linkdir"), outside);
         Directory.CreateDirectory(host.OutputRoot);
         Directory.CreateSymbolicLink(Path.Combine(host.OutputRoot, "escape"), outside);
+        File.CreateSymbolicLink(Path.Combine(host.DatasetRoot, "loop"), Path.Combine(host.DatasetRoot, "loop"));
 
         (object Body, string Field)[] cases =
         [
@@ -89,6 +104,7 @@ public sealed class RequestGuardTests
             (new { model = "tiny", dataset = "a.jsonl", output = "../../evil" }, "output"),
             (new { model = "tiny", dataset = "a.jsonl", output = "escape/adapter" }, "output"),
             (new { model = "tiny", dataset = "a.jsonl", output = "/tmp/evil" }, "output"),
+            (new { model = "tiny", dataset = "loop/a.jsonl", output = "o" }, "dataset"),
         ];
         foreach (var (body, field) in cases)
         {
@@ -103,6 +119,31 @@ public sealed class RequestGuardTests
         // An absolute path inside its root is fine.
         await host.SubmitAsync(new { model = host.ModelDirectory, dataset = Path.Combine(host.DatasetRoot, "a.jsonl"), output = "inside", training = new { maxSteps = 1 } });
         Assert.Equal(["secret.jsonl"], Directory.GetFileSystemEntries(outside).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task ADatasetSwappedForALinkWhileQueuedIsNotRead()
+    {
+        await using var host = await ServiceHost.StartAsync();
+        string blocker = await host.SubmitAsync(new { model = "tiny", dataset = "a.jsonl", output = "blocker", training = new { maxSteps = 1_000_000 } });
+        string queued = await host.SubmitAsync(new { model = "tiny", dataset = "b.jsonl", output = "swapped", training = new { maxSteps = 1 } });
+        await host.WaitForAsync(blocker, j => j.GetProperty("step").GetInt32() >= 1);
+
+        // Accepted while b.jsonl was a plain file; replaced by a link to a file outside the root before it runs.
+        string outside = Path.Combine(host.DataDirectory, "outside.jsonl");
+        ServiceHost.WriteText(outside, Enumerable.Range(0, 8).Select(i => $"private {i} private"));
+        File.Delete(Path.Combine(host.DatasetRoot, "b.jsonl"));
+        File.CreateSymbolicLink(Path.Combine(host.DatasetRoot, "b.jsonl"), outside);
+        using (var cancel = await host.Client.PostAsync($"/jobs/{blocker}/cancel", null))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        }
+
+        var job = await host.WaitForTerminalAsync(queued);
+        Assert.Equal("failed", job.GetProperty("state").GetString());
+        Assert.Contains("outside the configured root", job.GetProperty("error").GetString()!, StringComparison.Ordinal);
+        Assert.Equal(0, job.GetProperty("step").GetInt32());
+        Assert.False(Directory.Exists(Path.Combine(host.OutputRoot, "swapped")));
     }
 
     [Fact]
@@ -143,10 +184,33 @@ public sealed class RequestGuardTests
             Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
         }
 
-        using (var submit = await host.Client.PostAsync("/jobs?access_token=s3cret", new StringContent("""{"model":"tiny","dataset":"a.jsonl","output":"t","training":{"maxSteps":1}}""", Encoding.UTF8, "application/json")))
+        // The query token is for what a browser cannot send a header with (page, EventSource, download link):
+        // GET only, so a token never travels in the URL of a request that changes something.
+        string submitBody = """{"model":"tiny","dataset":"a.jsonl","output":"t","training":{"maxSteps":1}}""";
+        using (var byQuery = await host.Client.PostAsync("/jobs?access_token=s3cret", new StringContent(submitBody, Encoding.UTF8, "application/json")))
+        {
+            await AssertUnauthorized(byQuery, "POST /jobs?access_token=s3cret");
+        }
+
+        // Routes that do not exist, and methods a route does not take, answer 401 too (not 404/405 to anyone).
+        foreach (var (method, path) in new[] { ("GET", "/nope"), ("GET", "/favicon.ico"), ("DELETE", "/jobs"), ("GET", "/jobs/x/cancel"), ("PUT", "/jobs/x/cancel") })
+        {
+            using var unknown = await host.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+            await AssertUnauthorized(unknown, $"{method} {path}");
+        }
+
+        host.UseToken("s3cret");
+        using (var unknown = await host.Client.GetAsync("/nope"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            Assert.Contains("/nope", JsonDocument.Parse(await unknown.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString()!, StringComparison.Ordinal);
+        }
+
+        using (var submit = await host.Client.PostAsync("/jobs", new StringContent(submitBody, Encoding.UTF8, "application/json")))
         {
             Assert.Equal(HttpStatusCode.Created, submit.StatusCode);
             string id = JsonDocument.Parse(await submit.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+            host.UseToken(null);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             var events = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events?access_token=s3cret", cts.Token);
             Assert.Equal("succeeded", events[^1].State);

@@ -90,4 +90,27 @@ public sealed class RestartTests
 
         Assert.Equal(UninterruptedAdapter(), File.ReadAllBytes(Path.Combine(host.OutputRoot, "resumed", "adapter_model.safetensors")));
     }
+
+    [Fact]
+    public async Task AJobLeftRunningWithoutACheckpointTrainsAgainFromTheStartAndEndsTheSame()
+    {
+        await using var host = await ServiceHost.StartAsync();
+        string id = await host.SubmitAsync(LongJob("rerun", checkpointEvery: 0));
+        await host.WaitForAsync(id, j => j.GetProperty("step").GetInt32() >= 3);
+        await host.StopServerAsync();
+
+        // As after a kill before the first checkpoint: the row says running, and there is nothing to resume from.
+        string checkpoints = Path.Combine(host.DataDirectory, "jobs", id, "checkpoints");
+        Assert.NotNull(Checkpoint.FindLatest(checkpoints));
+        Directory.Delete(checkpoints, recursive: true);
+
+        await host.RestartAsync();
+        Assert.Equal("succeeded", (await host.WaitForTerminalAsync(id)).GetProperty("state").GetString());
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var events = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", cts.Token);
+        int rerunAt = events.FindLastIndex(e => e.State == "running");
+        Assert.Equal(["queued", "running", "running", "succeeded"], events.Where(e => e.Type == "state").Select(e => e.State));
+        Assert.Equal(Enumerable.Range(1, Steps), events.Skip(rerunAt).Where(e => e.Type == "step").Select(e => e.Step));
+        Assert.Equal(UninterruptedAdapter(), File.ReadAllBytes(Path.Combine(host.OutputRoot, "rerun", "adapter_model.safetensors")));
+    }
 }

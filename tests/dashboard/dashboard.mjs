@@ -103,7 +103,7 @@ async function selectJob(page, id, timeoutMs) {
   await row.waitFor({ timeout: timeoutMs });
   await row.getByRole('button', { name: `Show job ${id}` }).click();
   await page.waitForFunction(jobId => document.getElementById('job-title').textContent === jobId
-    && !document.getElementById('job-view').hidden, id, { timeout: 5000 });
+    && !document.getElementById('job-view').hidden, id, { timeout: 30000 });
 }
 
 async function main() {
@@ -145,10 +145,10 @@ async function main() {
 
     watching = true;
     await page.goto(o.url);
-    await page.locator(`tr[data-job-id="${o.job}"]`).waitFor({ timeout: 20000 });
+    await page.locator(`tr[data-job-id="${o.job}"]`).waitFor({ timeout: 30000 });
     result.stateAtLoad = await page.locator(`tr[data-job-id="${o.job}"]`).getAttribute('data-state');
     if (o.failedJob) {
-      await selectJob(page, o.failedJob, 10000);
+      await selectJob(page, o.failedJob, 30000);
       await page.waitForFunction(() => document.getElementById('detail').dataset.state === 'failed', null, { timeout: 30000 });
       const message = await page.locator('#message').textContent();
       check(/^Failed: \S/.test(message), `the failed job ${o.failedJob} shows no error: message '${message}'`);
@@ -159,7 +159,7 @@ async function main() {
     }
 
     if (o.cancelJob) {
-      await selectJob(page, o.cancelJob, 10000);
+      await selectJob(page, o.cancelJob, 30000);
       // Wait until it runs, so that the cancel stops a training job, not a queue entry.
       await page.waitForFunction(() => document.getElementById('detail').dataset.state === 'running', null, { timeout: 30000 });
       const before = await readChart(page);
@@ -171,12 +171,12 @@ async function main() {
         { timeout: Math.max(1000, deadline - Date.now()) });
       check(await page.getByRole('button', { name: `Cancel job ${o.cancelJob}` }).isDisabled(), 'the cancel button is still enabled after cancelling');
       const row = page.locator(`tr[data-job-id="${o.cancelJob}"]`);
-      await page.waitForFunction(id => document.querySelector(`tr[data-job-id="${id}"]`)?.dataset.state === 'cancelled', o.cancelJob, { timeout: 10000 });
+      await page.waitForFunction(id => document.querySelector(`tr[data-job-id="${id}"]`)?.dataset.state === 'cancelled', o.cancelJob, { timeout: 30000 });
       check(confirmation && confirmation.includes(o.cancelJob), `pressing Cancel asked no confirmation naming the job (dialog: ${confirmation})`);
       result.cancel = { job: o.cancelJob, stateBefore: before.state, rowState: await row.getAttribute('data-state'), confirmation };
     }
 
-    await selectJob(page, o.job, 20000);
+    await selectJob(page, o.job, 30000);
 
     // Sample until the page shows a terminal state.
     const samples = [];

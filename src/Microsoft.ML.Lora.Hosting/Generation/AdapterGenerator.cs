@@ -155,6 +155,15 @@ internal sealed class AdapterGenerator(JobStore store, IOptions<LoraTrainingOpti
 
         var tokenizer = loaded.Tokenizer;
         int[] ids = tokenizer.Encode(prompt, addSpecialTokens: true);
+
+        // Attention over a prompt grows with its square: a long one would hold the base (and a core) for
+        // minutes, past what the model was built for anyway.
+        int positions = model.Config.MaxPositionEmbeddings;
+        if (ids.Length + maxNew > positions)
+        {
+            throw new ApiException(400, $"{ids.Length} prompt tokens + maxNewTokens {maxNew} exceed the model's {positions} positions (max_position_embeddings)", "prompt");
+        }
+
         var generation = new GenerationOptions
         {
             MaxNewTokens = maxNew,

@@ -12,7 +12,7 @@ namespace Microsoft.ML.Lora.Hosting.Http;
 /// <c>GET /jobs/{id}/events</c> as server-sent events: every stored event after <c>Last-Event-ID</c>
 /// (all on a first connect), then the live ones, ending after the terminal state event. The live feed is
 /// subscribed before the replay is read, and sequence numbers already sent are skipped, so no event is
-/// lost or repeated between the two.
+/// lost or repeated between the two. A finished job with nothing after <c>Last-Event-ID</c> answers 204.
 /// </summary>
 internal static class EventStream
 {
@@ -30,6 +30,20 @@ internal static class EventStream
         var cancellationToken = ended.Token;
         long last = LastEventId(context.Request);
         using var live = hub.Subscribe(jobId);
+        var replay = store.Events(jobId, last);
+        if (replay.Count == 0 && store.Get(jobId) is { } job && job.State.IsTerminal())
+        {
+            // The terminal state and its event are committed together: read again in case it landed between
+            // the two reads. Nothing after Last-Event-ID of a finished job: 204, which also tells an
+            // EventSource to stop reconnecting (a stream left open here would never end).
+            replay = store.Events(jobId, last);
+            if (replay.Count == 0)
+            {
+                context.Response.StatusCode = StatusCodes.Status204NoContent;
+                return;
+            }
+        }
+
         var response = context.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
@@ -38,7 +52,7 @@ internal static class EventStream
 
         try
         {
-            foreach (var e in store.Events(jobId, last))
+            foreach (var e in replay)
             {
                 await WriteEventAsync(response, e, cancellationToken).ConfigureAwait(false);
                 last = e.Sequence;
@@ -74,14 +88,26 @@ internal static class EventStream
                 {
                     if (e.Sequence <= last)
                     {
+                        if (IsTerminal(e))
+                        {
+                            // The client already had the end (a Last-Event-ID past it): nothing more will come.
+                            return;
+                        }
+
                         continue;
                     }
 
-                    await WriteEventAsync(response, e, cancellationToken).ConfigureAwait(false);
-                    last = e.Sequence;
-                    if (IsTerminal(e))
+                    // The live feed keeps only the newest events of a client that reads slowly; what it dropped
+                    // is in the store, sent from there in order.
+                    IReadOnlyList<JobEvent> pending = e.Sequence == last + 1 ? [e] : store.Events(jobId, last);
+                    foreach (var next in pending)
                     {
-                        return;
+                        await WriteEventAsync(response, next, cancellationToken).ConfigureAwait(false);
+                        last = next.Sequence;
+                        if (IsTerminal(next))
+                        {
+                            return;
+                        }
                     }
                 }
             }

@@ -58,9 +58,9 @@ internal static class LoraTrainingEndpoints
                 return ApiResults.FieldErrors(errors);
             }
 
-            if (store.Insert(json, ok.Paths) is not { } job)
+            if (store.Insert(json, ok.Paths, out string? conflict) is not { } job)
             {
-                errors.Add("output", $"'{body.Output}' is the output of a job that has not finished; choose a new name");
+                errors.Add("output", $"'{body.Output}' {conflict}");
                 return ApiResults.FieldErrors(errors);
             }
 
@@ -90,7 +90,9 @@ internal static class LoraTrainingEndpoints
             return Results.Json(store.Get(id), HostingJson.Options, statusCode: StatusCodes.Status409Conflict);
         }
 
-        return Results.Json(store.Get(id), HostingJson.Options, statusCode: StatusCodes.Status202Accepted);
+        // A job that finished on its own while the cancel was on its way keeps its result: 409 as for any finished job.
+        var now = store.Get(id)!;
+        return Results.Json(now, HostingJson.Options, statusCode: now.State is JobState.Succeeded or JobState.Failed ? StatusCodes.Status409Conflict : StatusCodes.Status202Accepted);
     }
 
     private static async Task Events(HttpContext context, string id, JobStore store, JobEventHub hub, IHostApplicationLifetime lifetime)

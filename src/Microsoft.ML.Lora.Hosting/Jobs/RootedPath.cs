@@ -26,7 +26,17 @@ internal static class RootedPath
             throw new PathEscapeException(field, $"{field} '{requested}' is outside the configured root");
         }
 
-        string real = RealPath(candidate);
+        string real;
+        try
+        {
+            real = RealPath(candidate);
+        }
+        catch (IOException e)
+        {
+            // A link loop (or a link that cannot be read): the path cannot be shown to stay inside the root.
+            throw new PathEscapeException(field, $"{field} '{requested}' cannot be resolved inside the configured root: {e.Message}");
+        }
+
         if (!IsInside(rootFull, real))
         {
             throw new PathEscapeException(field, $"{field} '{requested}' leads outside the configured root through a symbolic link");

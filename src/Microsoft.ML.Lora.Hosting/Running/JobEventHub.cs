@@ -6,17 +6,23 @@ namespace Microsoft.ML.Lora.Hosting.Running;
 /// <summary>
 /// Fans each job's new events out to the live event-stream clients of that job. The store publishes
 /// after it has persisted an event, so a client that subscribes first and then replays the store misses
-/// nothing (it skips the sequence numbers it already sent).
+/// nothing (it skips the sequence numbers it already sent). Each client's feed holds at most
+/// <see cref="Capacity"/> events: a client that reads slower than the job trains loses the oldest ones from
+/// its feed (never from the store), sees the gap in the sequence numbers and reads them from the store, so
+/// memory per client stays bounded however long it lags.
 /// </summary>
 internal sealed class JobEventHub
 {
+    /// <summary>Events kept per client feed.</summary>
+    public const int Capacity = 256;
+
     private readonly Dictionary<string, List<Channel<JobEvent>>> subscribers = new(StringComparer.Ordinal);
     private readonly Lock gate = new();
 
     /// <summary>A live feed of <paramref name="jobId"/>'s events until disposed.</summary>
     public Subscription Subscribe(string jobId)
     {
-        var channel = Channel.CreateUnbounded<JobEvent>(new UnboundedChannelOptions { SingleReader = true });
+        var channel = Channel.CreateBounded<JobEvent>(new BoundedChannelOptions(Capacity) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
         lock (gate)
         {
             if (!subscribers.TryGetValue(jobId, out var list))

@@ -35,6 +35,11 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
     {
         var job = store.Get(jobId) ?? throw new InvalidOperationException($"job '{jobId}' is not in the store");
         var paths = store.GetPaths(jobId)!;
+
+        // Checked at submission, and again now: a file swapped for a link to elsewhere while the job waited
+        // (or roots moved by a new configuration) must not be read.
+        RequireInside(options.Value.ResolvedModelRoot, paths.ModelDirectory, "model");
+        RequireInside(options.Value.ResolvedDatasetRoot, paths.DatasetPath, "dataset");
         var request = job.Request.Deserialize<JobRequest>(HostingJson.Requests)!;
         var errors = new FieldErrors();
         var plan = JobPlan.Build(request, options.Value.CheckpointEverySteps, errors)
@@ -81,6 +86,14 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
         token.ThrowIfCancellationRequested();
         SaveAdapter(model, paths.OutputDirectory, request.Model!, plan.Lora);
         logger.LogInformation("Job {JobId}: adapter written to {Output}", jobId, paths.OutputDirectory);
+    }
+
+    private static void RequireInside(string root, string path, string field)
+    {
+        if (!RootedPath.IsInside(RootedPath.RealPath(root), RootedPath.RealPath(path)))
+        {
+            throw new InvalidDataException($"{field} '{path}' now leads outside the configured root (a symbolic link?); the job does not read it");
+        }
     }
 
     private static TextDataset LoadRows(JobPaths paths, JobPlan plan, int vocabSize, CancellationToken token)

@@ -75,15 +75,18 @@ internal sealed class JobStore : IDisposable
     public string DatabasePath { get; }
 
     /// <summary>
-    /// Stores a new queued job and its first state event; returns null (storing nothing) when a job that
-    /// has not finished already writes to the same output folder. Check and insert are one step under the lock.
+    /// Stores a new queued job and its first state event; returns null (storing nothing) with the reason in
+    /// <paramref name="conflict"/> when a job that has not finished already writes to the same output folder, or
+    /// when the folder lies inside, or contains, the output of a job that has not finished or has succeeded (its
+    /// adapter download would then carry the other job's files). Check and insert are one step under the lock.
     /// </summary>
-    public JobRecord? Insert(string requestJson, JobPaths paths)
+    public JobRecord? Insert(string requestJson, JobPaths paths, out string? conflict)
     {
         string id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         lock (gate)
         {
-            if (OutputInUse(paths.OutputDirectory))
+            conflict = OutputConflict(paths.OutputDirectory);
+            if (conflict is not null)
             {
                 return null;
             }
@@ -255,8 +258,28 @@ internal sealed class JobStore : IDisposable
     }
 
     // Callers hold the lock.
-    private bool OutputInUse(string outputDirectory) =>
-        Convert.ToInt64(Scalar("SELECT COUNT(*) FROM jobs WHERE output_dir = $out AND state IN ('queued', 'running')", ("$out", outputDirectory)), CultureInfo.InvariantCulture) > 0;
+    private string? OutputConflict(string outputDirectory)
+    {
+        using var command = Command("""
+            SELECT id, state, output_dir FROM jobs
+            WHERE (output_dir = $out AND state IN ('queued', 'running'))
+               OR (state IN ('queued', 'running', 'succeeded')
+                   AND (substr($out, 1, length(output_dir) + 1) = output_dir || $sep OR substr(output_dir, 1, length($out) + 1) = $out || $sep))
+            LIMIT 1
+            """, ("$out", outputDirectory), ("$sep", Path.DirectorySeparatorChar.ToString()));
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+        {
+            return null;
+        }
+
+        string id = reader.GetString(0), state = reader.GetString(1), other = reader.GetString(2);
+        return other == outputDirectory
+            ? "is the output of a job that has not finished; choose a new name"
+            : other.Length < outputDirectory.Length
+                ? $"lies inside the output folder of job '{id}' ({state}); choose a name outside other jobs' outputs"
+                : $"contains the output folder of job '{id}' ({state}); choose a name outside other jobs' outputs";
+    }
 
     private int Count() => Convert.ToInt32(Scalar("SELECT COUNT(*) FROM jobs"), CultureInfo.InvariantCulture);
 
