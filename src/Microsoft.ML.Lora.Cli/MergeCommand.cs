@@ -18,7 +18,7 @@ internal static class MergeCommand
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
             // Merge in F32 whatever the checkpoint's dtype: W + s·B·A rounded once, on save.
-            using var lm = LlamaForCausalLM.Load(parse.GetValue(model)!, DType.F32);
+            using var lm = ModelOptions.LoadBase(parse.GetValue(model)!, DType.F32, parse.GetValue(adapter));
             var saveType = parse.GetValue(dtype) is { } d ? DTypes.Parse(d) : lm.Config.TorchDtype == "bfloat16" ? DType.BF16 : DType.F32;
             var adapters = lm.LoadAdapter(parse.GetValue(adapter)!);
             lm.MergeAndUnload(DType.F32);

@@ -31,6 +31,17 @@ internal sealed class ModelOptions
         }
     }
 
+    /// <summary>
+    /// Loads a base model for <paramref name="adapter"/>: a sequence-classification adapter (PEFT SEQ_CLS,
+    /// with a trained <c>score</c> head) needs the base as a classifier with as many classes, as
+    /// <c>AutoModelForSequenceClassification.from_pretrained(base, num_labels=K)</c> builds it; its head
+    /// is then replaced by the adapter's.
+    /// </summary>
+    public static LlamaForCausalLM LoadBase(string directory, DType dtype, string? adapter) =>
+        adapter is not null && PeftAdapter.NumLabels(adapter) is int labels
+            ? LlamaForCausalLM.LoadForSequenceClassification(directory, labels, dtype)
+            : LlamaForCausalLM.Load(directory, dtype);
+
     /// <summary>Loads the model as the options say.</summary>
     public LlamaForCausalLM Load(ParseResult parse)
     {
@@ -45,7 +56,8 @@ internal sealed class ModelOptions
             throw new ArgumentException("--double-quant needs --quantize nf4");
         }
 
-        var model = LlamaForCausalLM.Load(parse.GetValue(Model)!, DTypes.Parse(parse.GetValue(DType)!));
+        string? adapter = parse.GetValue(Adapter);
+        var model = LoadBase(parse.GetValue(Model)!, DTypes.Parse(parse.GetValue(DType)!), adapter);
         try
         {
             if (quantize is not null)
@@ -53,7 +65,7 @@ internal sealed class ModelOptions
                 model.QuantizeNf4(parse.GetValue(DoubleQuant));
             }
 
-            if (parse.GetValue(Adapter) is { } adapter)
+            if (adapter is not null)
             {
                 model.LoadAdapter(adapter);
             }
