@@ -12,8 +12,10 @@ namespace Microsoft.ML.Lora.Benchmarks;
 /// setting. (1) rows/s of <see cref="LoraTextClassificationTransformer.PredictScores"/> with
 /// PredictionBatchSize 1, 8 and 32; (2) new tokens/s of <see cref="LoraCausalLmTransformer.Generate"/> over
 /// prompts of equal token length with GenerationBatchSize 1 and 8 (greedy, a fixed count of new tokens, no
-/// stop token). The settings run interleaved, one call each per repetition, after one warm-up call each; the
-/// median per setting is reported, and the ratios to batch 1 are the result.
+/// stop token). The settings run interleaved, one call each per repetition, after one warm-up call each. The
+/// result is the ratio to batch 1: the median over repetitions of each repetition's own ratio (paired, so a
+/// change of machine load between repetitions falls on both sides), with its quartiles; the median times are
+/// printed next to it.
 /// </summary>
 internal static class PipelineBenchmark
 {
@@ -45,7 +47,7 @@ internal static class PipelineBenchmark
             string modelPath = PipelineBenchModel.Create(Path.Combine(root, "model"));
             var config = PipelineBenchModel.Config;
             var inv = CultureInfo.InvariantCulture;
-            Console.WriteLine(string.Create(inv, $"model: random Llama layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize}, LoRA r=8 (one training step), byte-level tokenizer; threads={threads} reps={reps} (median)"));
+            Console.WriteLine(string.Create(inv, $"model: random Llama layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize}, LoRA r=8 (one training step), byte-level tokenizer; threads={threads} reps={reps}"));
             Classification(modelPath, Path.Combine(root, "classifier"), reps, inv);
             Generation(modelPath, Path.Combine(root, "causal-lm"), reps, inv);
             return 0;
@@ -76,12 +78,13 @@ internal static class PipelineBenchmark
         {
             var scores = transformers.Select(t => t.PredictScores(texts)).ToArray();
             double maxDiff = scores.Skip(1).SelectMany(s => s.Zip(scores[0], (a, b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max())).Max();
-            var seconds = Interleaved(transformers.Length, reps, i => transformers[i].PredictScores(texts));
+            var times = Interleaved(transformers.Length, reps, i => transformers[i].PredictScores(texts));
             int tokens = texts.Sum(t => transformers[0].Encode(t).Length);
             Console.WriteLine(string.Create(inv, $"== classification: PredictScores over {Texts} texts ({tokens} tokens, {texts.Min(t => t.Length)}-{texts.Max(t => t.Length)} chars), 2 classes"));
             for (int i = 0; i < transformers.Length; i++)
             {
-                Console.WriteLine(string.Create(inv, $"PredictionBatchSize {PredictionBatchSizes[i],2}: rows/s={Texts / seconds[i],8:F1}  ({seconds[i] * 1000,7:F1} ms)  x{seconds[0] / seconds[i]:F2} vs batch 1"));
+                double median = Quantile(times[i], 0.5);
+                Console.WriteLine(string.Create(inv, $"PredictionBatchSize {PredictionBatchSizes[i],2}: rows/s={Texts / median,8:F1}  ({median * 1000,7:F1} ms)  {(i == 0 ? "baseline" : Ratio(times[0], times[i]) + " vs batch 1")}"));
             }
 
             Console.WriteLine(string.Create(inv, $"max |score difference| vs batch 1: {maxDiff:G3}"));
@@ -119,11 +122,12 @@ internal static class PipelineBenchmark
         {
             var outputs = transformers.Select(t => t.Generate(prompts)).ToArray();
             bool same = outputs.Skip(1).All(o => o.SequenceEqual(outputs[0], StringComparer.Ordinal));
-            var seconds = Interleaved(transformers.Length, reps, i => transformers[i].Generate(prompts));
+            var times = Interleaved(transformers.Length, reps, i => transformers[i].Generate(prompts));
             Console.WriteLine(string.Create(inv, $"== generation: Generate over {Prompts} prompts of {PromptChars} tokens, {NewTokens} new tokens each, greedy, no stop token, KV cache"));
             for (int i = 0; i < transformers.Length; i++)
             {
-                Console.WriteLine(string.Create(inv, $"GenerationBatchSize {GenerationBatchSizes[i],2}: tokens/s={Prompts * NewTokens / seconds[i],8:F1}  ({seconds[i] * 1000,7:F1} ms)  x{seconds[0] / seconds[i]:F2} vs batch 1"));
+                double median = Quantile(times[i], 0.5);
+                Console.WriteLine(string.Create(inv, $"GenerationBatchSize {GenerationBatchSizes[i],2}: tokens/s={Prompts * NewTokens / median,8:F1}  ({median * 1000,7:F1} ms)  {(i == 0 ? "baseline" : Ratio(times[0], times[i]) + " vs batch 1")}"));
             }
 
             Console.WriteLine($"generated texts identical to batch 1: {(same ? "yes" : "NO")}");
@@ -137,22 +141,37 @@ internal static class PipelineBenchmark
         }
     }
 
-    // Median seconds per setting; each repetition times every setting once, in turn, so drifts in machine load
-    // fall on all settings alike.
-    private static double[] Interleaved(int settings, int reps, Action<int> run)
+    // Seconds of each call, per setting; each repetition times every setting once, in turn.
+    private static double[][] Interleaved(int settings, int reps, Action<int> run)
     {
-        var times = Enumerable.Range(0, settings).Select(_ => new List<double>()).ToArray();
+        var times = Enumerable.Range(0, settings).Select(_ => new double[reps]).ToArray();
         for (int r = 0; r < reps; r++)
         {
             for (int s = 0; s < settings; s++)
             {
                 var clock = Stopwatch.StartNew();
                 run(s);
-                times[s].Add(clock.Elapsed.TotalSeconds);
+                times[s][r] = clock.Elapsed.TotalSeconds;
             }
         }
 
-        return [.. times.Select(static t => t.Order().ElementAt(t.Count / 2))];
+        return times;
+    }
+
+    // Speed-up of a setting over the baseline: median of the per-repetition ratios, with their quartiles.
+    private static string Ratio(double[] baseline, double[] setting)
+    {
+        var ratios = baseline.Zip(setting, static (b, s) => b / s).ToArray();
+        return string.Create(CultureInfo.InvariantCulture, $"x{Quantile(ratios, 0.5):F2} (quartiles {Quantile(ratios, 0.25):F2}-{Quantile(ratios, 0.75):F2})");
+    }
+
+    // Linear interpolation between the order statistics.
+    private static double Quantile(double[] values, double q)
+    {
+        var sorted = values.Order().ToArray();
+        double at = q * (sorted.Length - 1);
+        int lo = (int)Math.Floor(at), hi = Math.Min(lo + 1, sorted.Length - 1);
+        return sorted[lo] + (at - lo) * (sorted[hi] - sorted[lo]);
     }
 
     private static string Sentence(Random random, int chars)

@@ -8,7 +8,7 @@ internal static class Program
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
             Console.WriteLine("usage: Microsoft.ML.Lora.Benchmarks gemm [--threads N] [--samples N] [--isa Scalar|Avx2|Avx512] [--mc N --kc N --nc N] [--only SUBSTRING[,SUBSTRING…]] [--shapes NT:MxNxK[:bf16|:nf4],…] [--no-openblas]");
-            Console.WriteLine("       Microsoft.ML.Lora.Benchmarks gemm-kernel | tokenizer | onnx | pipeline [--threads N] [--reps N]");
+            Console.WriteLine("       Microsoft.ML.Lora.Benchmarks pipeline [--threads N] [--reps N]   (other modes: gemm-kernel, tokenizer, onnx)");
             return args.Length == 0 ? 2 : 0;
         }
 
