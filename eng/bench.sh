@@ -7,6 +7,8 @@
 #      and QLoRA's peak tensor memory against LoRA over F32 weights on a wider model (hidden 2048).
 #   4. Tokenizer MB/s on real tokenizer.json files, and generation tokens/s with and without the KV cache.
 #   5. ONNX export time and size, and ONNX Runtime forward tokens/s next to our engine.
+#   6. The pipeline API's batching: PredictScores rows/s at PredictionBatchSize 1, 8, 32 and Generate
+#      tokens/s at GenerationBatchSize 1 and 8, interleaved, as ratios to batch 1 (small random Llama).
 # Never fails on time. Usage: eng/bench.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,8 @@ bash eng/install-deps.sh --bench --reference
 threads=$(nproc)
 shape=(--layers 8 --hidden 512 --heads 8 --kv-heads 4 --intermediate 1408 --vocab 8192 --seq 256 --batch 4)
 steps=5
-[ "${1:-}" = "--quick" ] && steps=2
+reps=15
+[ "${1:-}" = "--quick" ] && steps=2 && reps=7
 
 dotnet build Microsoft.ML.Lora.sln -c Release -nologo -v q >/dev/null
 echo "== GEMM: ours vs OpenBLAS, $threads threads"
@@ -44,3 +47,5 @@ echo "== generation: 64 tokens after a 128-token prompt, greedy, with and withou
 "$lora" bench "${shape[@]}" --steps 1 --warmup 0 --threads "$threads" --generate 64 | grep '^generate'
 echo "== ONNX: export time and size (F32, int4), ONNX Runtime forward tokens/s next to ours (4x256)"
 dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll onnx
+echo "== pipeline API batching: classification scoring and generation, ratios to batch 1 (same run, interleaved, median of $reps)"
+dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll pipeline --threads "$threads" --reps "$reps"
