@@ -11,10 +11,10 @@ public sealed class RestartTests
     internal static object LongJob(string output, int checkpointEvery) => new
     {
         model = "tiny",
-        dataset = "a.jsonl",
+        dataset = ServiceHost.LongRows,
         output,
         lora = new { rank = 2, dropout = 0.1 },
-        // Two micro-batches per step: enough work per step that a stop lands mid-run even on a fast machine.
+        // Two micro-batches of long rows per step: enough work per step that a stop lands mid-run even on a fast machine.
         training = new { learningRate = 1e-3, maxSteps = Steps, batchSize = 2, gradientAccumulationSteps = 2, seed = 3, checkpointEvery },
     };
 
@@ -33,7 +33,7 @@ public sealed class RestartTests
             string reference = Path.Combine(dataDirectory, "reference");
             InProcessTraining.Train(
                 Path.Combine(dataDirectory, "models", "tiny"),
-                Path.Combine(dataDirectory, "datasets", "a.jsonl"),
+                Path.Combine(dataDirectory, "datasets", ServiceHost.LongRows),
                 new LoraOptions { Rank = 2, Dropout = 0.1 },
                 new TrainingOptions { LearningRate = 1e-3, MaxSteps = Steps, BatchSize = 2, GradientAccumulationSteps = 2, Seed = 3 },
                 reference);

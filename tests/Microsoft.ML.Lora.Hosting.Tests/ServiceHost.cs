@@ -45,6 +45,9 @@ internal sealed class ServiceHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>Data set of long rows written by <see cref="CreateData"/>.</summary>
+    public const string LongRows = "long.jsonl";
+
     /// <summary>Writes the tiny model and the datasets into <paramref name="dir"/>.</summary>
     public static void CreateData(string dir)
     {
@@ -53,6 +56,9 @@ internal sealed class ServiceHost : IAsyncDisposable
         Directory.CreateDirectory(Path.Combine(dir, "datasets"));
         WriteText(Path.Combine(dir, "datasets", "a.jsonl"), Enumerable.Range(0, 8).Select(i => $"ab ab ab {i} ab ab ab abab"));
         WriteText(Path.Combine(dir, "datasets", "b.jsonl"), Enumerable.Range(0, 8).Select(i => $"xyz {i} xyz xyz xyzxyz xyz"));
+        // Long rows (about 110 tokens): a step on them takes tens of milliseconds rather than 3, so a test that
+        // stops or kills the service a few steps into a job does not race the job's end on a loaded machine.
+        WriteText(Path.Combine(dir, "datasets", LongRows), Enumerable.Range(0, 8).Select(i => string.Concat(Enumerable.Repeat($"row {i} of a long job; ", 5))));
     }
 
     public static void WriteText(string path, IEnumerable<string> texts) =>

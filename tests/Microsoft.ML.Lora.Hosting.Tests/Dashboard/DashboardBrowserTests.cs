@@ -19,13 +19,11 @@ namespace Microsoft.ML.Lora.Hosting.Tests.Dashboard;
 public sealed class DashboardBrowserTests(ITestOutputHelper output)
 {
     // Steps of the watched job: it starts while the page is open (when the job ahead of it is cancelled).
-    // The watched jobs of these tests train on long rows (LongRows), about 50 ms a step on two cores: with
+    // The watched jobs of these tests train on long rows (ServiceHost.LongRows), about 50 ms a step on two cores: with
     // the short rows of a.jsonl a step took 3 ms, and on a loaded machine the page's first sample after
     // the cancel came when half the job was done and its second after the end (seen once in four loaded
     // runs); a kill or a stop "n steps before the end" raced the job's end the same way.
     private const int Steps = 100;
-
-    private const string LongRows = "long.jsonl";
     private const string Token = "dashboard-test-token";
     private static readonly TimeSpan DriverTimeout = TimeSpan.FromMinutes(3);
 
@@ -44,8 +42,7 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         File.WriteAllText(Path.Combine(host.DatasetRoot, "broken.jsonl"), "{\"text\": \"fine\"}\n{\"text\": \n");
         string failing = await host.SubmitAsync(new { model = "tiny", dataset = "broken.jsonl", output = "failed", training = new { maxSteps = 2 } });
         string toCancel = await host.SubmitAsync(Job("cancelled", 10_000));
-        WriteLongRows(host.DatasetRoot);
-        string watched = await host.SubmitAsync(Job("watched", Steps, dataset: LongRows));
+        string watched = await host.SubmitAsync(Job("watched", Steps, dataset: ServiceHost.LongRows));
 
         string screenshot = Path.Combine(AppContext.BaseDirectory, "artifacts", "dashboard.png");
         Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
@@ -128,7 +125,6 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         const int steps = 30;
         string data = Path.Combine(Path.GetTempPath(), "lora-dashboard-kill-" + Guid.NewGuid().ToString("N"));
         ServiceHost.CreateData(data);
-        WriteLongRows(Path.Combine(data, "datasets"));
         try
         {
             string id;
@@ -136,7 +132,7 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
             {
                 // No checkpoint before the kill (checkpointEvery 0: only at a graceful stop), so the next
                 // process trains the job again from step 1 and its event log holds those steps twice.
-                id = await SubmitAsync(first.Client, Job("rerun", steps, checkpointEvery: 0, dataset: LongRows));
+                id = await SubmitAsync(first.Client, Job("rerun", steps, checkpointEvery: 0, dataset: ServiceHost.LongRows));
                 var deadline = DateTime.UtcNow.AddSeconds(60);
                 while (JsonDocument.Parse(await first.Client.GetStringAsync($"/jobs/{id}")).RootElement.GetProperty("step").GetInt32() < 5)
                 {
@@ -183,7 +179,6 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         const int stepsLeftAtStop = 40;
         string data = Path.Combine(Path.GetTempPath(), "lora-dashboard-restart-" + Guid.NewGuid().ToString("N"));
         ServiceHost.CreateData(data);
-        WriteLongRows(Path.Combine(data, "datasets"));
         // The same address before and after the restart, as a service behind a fixed URL has.
         string url = $"http://127.0.0.1:{FreeLoopbackPort()}";
         WebApplication app = await StartAsync(data, url);
@@ -193,7 +188,7 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
             // One job at a time: the watched job waits behind a long one until the page is watching.
             string blocker = await SubmitAsync(client, Job("blocker", 10_000));
-            string id = await SubmitAsync(client, Job("restarted", steps, checkpointEvery: 0, dataset: LongRows));
+            string id = await SubmitAsync(client, Job("restarted", steps, checkpointEvery: 0, dataset: ServiceHost.LongRows));
 
             int stepAtStop = -1;
             string screenshot = Path.Combine(AppContext.BaseDirectory, "artifacts", "dashboard-restart.png");
@@ -280,9 +275,6 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
 
     // Four micro-batches of the whole tiny dataset per step: a step of tens of milliseconds, so the
     // driver's 100 ms samples see the chart grow many times.
-    private static void WriteLongRows(string datasetRoot) =>
-        File.WriteAllLines(Path.Combine(datasetRoot, LongRows), Enumerable.Range(0, 8).Select(i => $$"""{"text": "{{string.Concat(Enumerable.Repeat($"row {i} of the watched job; ", 4))}}"}"""));
-
     private static object Job(string output, int steps, int? checkpointEvery = null, string dataset = "a.jsonl") => new
     {
         model = "tiny",
