@@ -48,7 +48,7 @@ internal static class BatchedGeneration
         var samplers = prompts.Select(_ => new Sampler(options)).ToArray();
         var outputs = prompts.Select(_ => new List<int>()).ToArray();
         var done = new bool[b];
-        using var cache = new KvCache(model.Config, b, prompts[0].Length + options.MaxNewTokens);
+        using var cache = new KvCache(model.Config, b, prompts[0].Length + options.MaxNewTokens, model.Backend);
         using var logits = Tensor.Empty(DType.F32, b, v);
         int[] input = [.. prompts.SelectMany(static p => p)];
         for (int produced = 0; produced < options.MaxNewTokens; produced++)

@@ -136,6 +136,14 @@ public sealed unsafe class SafeTensorEntry
 
     private static void WriteTensor(Tensor tensor, Stream stream)
     {
+        // A device tensor is copied to the host once, then written like any other.
+        if (!tensor.IsHost)
+        {
+            using var host = tensor.ToHost();
+            WriteTensor(host, stream);
+            return;
+        }
+
         // Chunks keep each span under int.MaxValue bytes for tensors over 2 GiB.
         const int Chunk = 1 << 24;
         byte* p = (byte*)tensor.Data;

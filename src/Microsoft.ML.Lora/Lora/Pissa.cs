@@ -30,7 +30,8 @@ internal static class Pissa
             throw new ArgumentOutOfRangeException(nameof(rank), rank, $"{linear.Name}: PiSSA rank {rank} exceeds min(out, in) = {Math.Min(m, n)}");
         }
 
-        var w = linear.Weight.Value.AsF32();
+        using var hostWeight = linear.Weight.Value.IsHost ? null : linear.Weight.Value.ToHost();
+        var w = (hostWeight ?? linear.Weight.Value).AsF32();
         var (u, s, v) = TopSingular(w, m, n, rank, random);
         var a = Tensor.Empty(DType.F32, rank, n);
         var b = Tensor.Empty(DType.F32, m, rank);
@@ -63,6 +64,11 @@ internal static class Pissa
 
                 w[(i * n) + j] = (float)(w[(i * n) + j] - (scale * dot));
             }
+        }
+
+        if (hostWeight is not null)
+        {
+            linear.Weight.Value.Backend.CopyFromHost(hostWeight, linear.Weight.Value);
         }
 
         return (a, b);

@@ -30,7 +30,7 @@ public static class Generator
     private static IEnumerable<int> WithCache(LlamaForCausalLM model, IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken)
     {
         var sampler = new Sampler(options);
-        using var cache = new KvCache(model.Config, 1, prompt.Count + options.MaxNewTokens);
+        using var cache = new KvCache(model.Config, 1, prompt.Count + options.MaxNewTokens, model.Backend);
         using var logits = Tensor.Empty(DType.F32, 1, model.Config.VocabSize);
         int[] input = [.. prompt];
         for (int produced = 0; produced < options.MaxNewTokens; produced++)

@@ -11,9 +11,10 @@ public sealed class KvCache : IDisposable
     private readonly Tensor[] keys;
     private readonly Tensor[] values;
 
-    /// <summary>A cache for <paramref name="batch"/> rows of up to <paramref name="maxTokens"/> tokens.</summary>
-    public KvCache(LlamaConfig config, int batch, int maxTokens)
+    /// <summary>A cache for <paramref name="batch"/> rows of up to <paramref name="maxTokens"/> tokens on <paramref name="backend"/> (the model's; default native).</summary>
+    public KvCache(LlamaConfig config, int batch, int maxTokens, Backend? backend = null)
     {
+        backend ??= Backend.Native;
         if (batch < 1 || maxTokens < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(maxTokens), $"a KV cache needs batch ≥ 1 and maxTokens ≥ 1; got {batch} and {maxTokens}");
@@ -25,8 +26,8 @@ public sealed class KvCache : IDisposable
         values = new Tensor[config.NumHiddenLayers];
         for (int i = 0; i < keys.Length; i++)
         {
-            keys[i] = Tensor.Empty(DType.F32, batch, maxTokens, config.NumKeyValueHeads, config.HeadDim);
-            values[i] = Tensor.Empty(DType.F32, batch, maxTokens, config.NumKeyValueHeads, config.HeadDim);
+            keys[i] = backend.Empty(DType.F32, batch, maxTokens, config.NumKeyValueHeads, config.HeadDim);
+            values[i] = backend.Empty(DType.F32, batch, maxTokens, config.NumKeyValueHeads, config.HeadDim);
         }
     }
 

@@ -13,7 +13,7 @@ namespace Microsoft.ML.Lora.Models;
 /// Parameter names are Hugging Face's keys. Forward/backward per module; weight gradients only for
 /// trainable parameters (all start frozen).
 /// </summary>
-public sealed unsafe class LlamaForCausalLM : IDisposable
+public sealed class LlamaForCausalLM : IDisposable
 {
     private RopeTable? rope;
 
@@ -73,6 +73,43 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
     /// classifier <c>score</c> (NumLabels,C).
     /// </summary>
     public Linear LmHead { get; } = null!;
+
+    /// <summary>Where the model's parameters live and its operations run (<see cref="Backend.Native"/> unless moved with <see cref="To"/>).</summary>
+    public Backend Backend => EmbedTokens.Value.Backend;
+
+    /// <summary>
+    /// Moves every parameter (base weights, norms, adapters, gradients) to <paramref name="backend"/>, one
+    /// transfer each; frozen weights keep their dtype (NF4 stays packed). Optimizers made before the move
+    /// must be made again. Returns this model.
+    /// </summary>
+    public LlamaForCausalLM To(Backend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        if (ReferenceEquals(backend, Backend))
+        {
+            return this;
+        }
+
+        foreach (var layer in Layers)
+        {
+            layer.ReleaseActivations();
+        }
+
+        EmbedTokens.MoveTo(backend);
+        foreach (var linear in Linears())
+        {
+            linear.MoveTo(backend);
+        }
+
+        foreach (var norm in Layers.SelectMany(static l => new[] { l.InputLayerNorm, l.PostAttentionLayerNorm }).Append(Norm))
+        {
+            norm.Weight.MoveTo(backend);
+        }
+
+        InputsEmbedsGrad?.Dispose();
+        InputsEmbedsGrad = null;
+        return this;
+    }
 
     /// <summary>Recompute each layer's activations in Backward (gradient checkpointing).</summary>
     public bool GradientCheckpointing
@@ -252,31 +289,44 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
         ValidateIds(new CausalLmBatch(b, tn, ids, Enumerable.Repeat(CrossEntropy.IgnoreIndex, n).ToArray()));
         LoraRuntime.Training = false;
         var table = RopeFor(cache.MaxTokens);
-        var x = Tensor.Empty(DType.F32, n, c);
-        var next = Tensor.Empty(DType.F32, n, c);
+        var backend = Backend;
+        if (!ReferenceEquals(cache.Keys(0).Backend, backend))
+        {
+            throw new ArgumentException($"the KV cache lives on {cache.Keys(0).Backend} and the model on {backend}: create the cache with the model's backend", nameof(cache));
+        }
+
+        var x = backend.Empty(DType.F32, n, c);
+        var next = backend.Empty(DType.F32, n, c);
         try
         {
-            fixed (int* idp = ids)
-            {
-                Gather(idp, x.F32Ptr, n);
-            }
-
+            backend.EmbeddingGather(ids, EmbedTokens.Value, x);
             for (int i = 0; i < Layers.Length; i++)
             {
                 Layers[i].ForwardCached(x, next, b, tn, past, cache.Keys(i), cache.Values(i), table);
                 (x, next) = (next, x);
             }
 
-            using var last = Tensor.Empty(DType.F32, b, c);
+            using var last = backend.Empty(DType.F32, b, c);
             for (int bi = 0; bi < b; bi++)
             {
-                new ReadOnlySpan<float>(x.F32Ptr + ((((long)bi * tn) + tn - 1) * c), c).CopyTo(new Span<float>(last.F32Ptr + ((long)bi * c), c));
+                backend.Copy(x, (((long)bi * tn) + tn - 1) * c, last, (long)bi * c, c);
             }
 
-            using var normed = Tensor.Empty(DType.F32, b, c);
-            using var rstd = Tensor.Empty(DType.F32, b);
+            using var normed = backend.Empty(DType.F32, b, c);
+            using var rstd = backend.Empty(DType.F32, b);
             Norm.Forward(last, normed, rstd);
-            LmHead.Forward(normed, lastLogits.Rank == 2 ? lastLogits : lastLogits.View(b, v));
+            if (ReferenceEquals(lastLogits.Backend, backend))
+            {
+                LmHead.Forward(normed, lastLogits.Rank == 2 ? lastLogits : lastLogits.View(b, v));
+            }
+            else
+            {
+                // Logits go to the host for sampling: the one transfer of a decoding step.
+                using var logits = backend.Empty(DType.F32, b, v);
+                LmHead.Forward(normed, logits);
+                Tensor.CopyConverting(logits, lastLogits);
+            }
+
             cache.Length = past + tn;
         }
         finally
@@ -316,22 +366,19 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
         var table = RopeFor(batch.T);
 
         // Residual stream x_0 … x_L (N,C): the inputs each layer's Backward needs again.
+        var backend = Backend;
         var xs = new Tensor[Layers.Length + 1];
-        var lnf = Tensor.Empty(DType.F32, n, c);
-        var rstd = Tensor.Empty(DType.F32, n);
-        var logits = Tensor.Empty(DType.F32, n, v);
-        var losses = Tensor.Empty(DType.F32, n);
+        var lnf = backend.Empty(DType.F32, n, c);
+        var rstd = backend.Empty(DType.F32, n);
+        var logits = backend.Empty(DType.F32, n, v);
+        var losses = backend.Empty(DType.F32, n);
         try
         {
-            xs[0] = Tensor.Empty(DType.F32, n, c);
-            fixed (int* ids = batch.InputIds)
-            {
-                Gather(ids, xs[0].F32Ptr, n);
-            }
-
+            xs[0] = backend.Empty(DType.F32, n, c);
+            backend.EmbeddingGather(batch.InputIds, EmbedTokens.Value, xs[0]);
             for (int i = 0; i < Layers.Length; i++)
             {
-                xs[i + 1] = Tensor.Empty(DType.F32, n, c);
+                xs[i + 1] = backend.Empty(DType.F32, n, c);
                 Layers[i].Forward(xs[i], xs[i + 1], shape, table, forBackward: backward);
                 if (!backward)
                 {
@@ -348,16 +395,8 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
 
             int count = batch.CountTargets();
             float scale = count == 0 ? 0f : 1f / count;
-            fixed (int* targets = batch.Targets)
-            {
-                CrossEntropy.ForwardBackward(logits.F32Ptr, targets, losses.F32Ptr, backward ? logits.F32Ptr : null, n, v, scale);
-            }
-
-            double sum = 0;
-            foreach (float l in losses.AsF32())
-            {
-                sum += l;
-            }
+            backend.CrossEntropy(logits, batch.Targets, losses, backward ? logits : null, scale);
+            double sum = backend.Sum(losses);
 
             if (backward)
             {
@@ -382,12 +421,13 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
 
     private void Backward(CausalLmBatch batch, Tensor[] xs, Tensor lnf, Tensor rstd, Tensor dlogits)
     {
+        var backend = Backend;
         int n = batch.B * batch.T, c = Config.HiddenSize;
-        var dx = Tensor.Empty(DType.F32, n, c);
-        var dprev = Tensor.Empty(DType.F32, n, c);
+        var dx = backend.Empty(DType.F32, n, c);
+        var dprev = backend.Empty(DType.F32, n, c);
         try
         {
-            using (var dlnf = Tensor.Empty(DType.F32, n, c))
+            using (var dlnf = backend.Empty(DType.F32, n, c))
             {
                 LmHead.Backward(dlogits, lnf, dlnf);
                 Norm.Backward(dlnf, xs[^1], rstd, dx);
@@ -401,10 +441,7 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
 
             if (EmbedTokens.Trainable)
             {
-                fixed (int* ids = batch.InputIds)
-                {
-                    Embedding.ScatterAdd(ids, dx.F32Ptr, EmbedTokens.Grad!.F32Ptr, n, c, Config.VocabSize);
-                }
+                backend.EmbeddingScatterAdd(batch.InputIds, dx, EmbedTokens.Grad!);
             }
 
             InputsEmbedsGrad?.Dispose();
@@ -418,19 +455,6 @@ public sealed unsafe class LlamaForCausalLM : IDisposable
         {
             dx?.Dispose();
             dprev.Dispose();
-        }
-    }
-
-    private void Gather(int* ids, float* output, int n)
-    {
-        var table = EmbedTokens.Value;
-        if (table.DType == DType.BF16)
-        {
-            Embedding.Gather(ids, table.Bf16Ptr, output, n, Config.HiddenSize, Config.VocabSize);
-        }
-        else
-        {
-            Embedding.Gather(ids, table.F32Ptr, output, n, Config.HiddenSize, Config.VocabSize);
         }
     }
 

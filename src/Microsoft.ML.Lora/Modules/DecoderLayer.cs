@@ -1,4 +1,3 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Microsoft.ML.Lora.Tensors;
 
 namespace Microsoft.ML.Lora.Modules;
@@ -9,7 +8,7 @@ namespace Microsoft.ML.Lora.Modules;
 /// With <see cref="Recompute"/>, Forward keeps nothing and Backward runs Forward again first
 /// (gradient checkpointing: one extra forward per layer for activations of one layer at a time).
 /// </summary>
-public sealed unsafe class DecoderLayer : IDisposable
+public sealed class DecoderLayer : IDisposable
 {
     private readonly SavedTensors saved = new();
     private Tensor? ln1;
@@ -65,17 +64,18 @@ public sealed unsafe class DecoderLayer : IDisposable
     /// <summary>Inference over Tn new tokens per row with a KV cache (see <see cref="SelfAttention.ForwardCached"/>): x (B·Tn, C) -> out (B·Tn, C).</summary>
     public void ForwardCached(Tensor x, Tensor output, int b, int tn, int past, Tensor keyCache, Tensor valueCache, RopeTable ropeTable)
     {
+        var backend = x.Backend;
         int n = x.Dim(0), c = x.Dim(1);
-        using var norm = Tensor.Empty(DType.F32, n, c);
-        using var rstd = Tensor.Empty(DType.F32, n);
-        using var hidden = Tensor.Empty(DType.F32, n, c);
+        using var norm = backend.Empty(DType.F32, n, c);
+        using var rstd = backend.Empty(DType.F32, n);
+        using var hidden = backend.Empty(DType.F32, n, c);
         InputLayerNorm.Forward(x, norm, rstd);
         SelfAttn.ForwardCached(norm, hidden, b, tn, past, keyCache, valueCache, ropeTable);
-        TensorPrimitives.Add(hidden.AsF32(), x.AsF32(), hidden.AsF32());
+        backend.Add(hidden, x, hidden);
         PostAttentionLayerNorm.Forward(hidden, norm, rstd);
         Mlp.Forward(norm, output);
         Mlp.ReleaseActivations();
-        TensorPrimitives.Add(output.AsF32(), hidden.AsF32(), output.AsF32());
+        backend.Add(output, hidden, output);
     }
 
     /// <summary>dout (N,C), the same x as Forward -> dx (N,C) overwritten.</summary>
@@ -88,22 +88,23 @@ public sealed unsafe class DecoderLayer : IDisposable
                 throw new InvalidOperationException($"layer {Index}: Backward called without a preceding Forward");
             }
 
-            using var scratch = Tensor.Empty(DType.F32, x.Dim(0), x.Dim(1));
+            using var scratch = x.Backend.Empty(DType.F32, x.Dim(0), x.Dim(1));
             Run(x, scratch);
         }
 
+        var backend = x.Backend;
         int n = x.Dim(0), c = x.Dim(1);
-        using (var dln2 = Tensor.Empty(DType.F32, n, c))
-        using (var dh = Tensor.Empty(DType.F32, n, c))
+        using (var dln2 = backend.Empty(DType.F32, n, c))
+        using (var dh = backend.Empty(DType.F32, n, c))
         {
             Mlp.Backward(dout, dln2);
             PostAttentionLayerNorm.Backward(dln2, h!, rstd2!, dh);
-            TensorPrimitives.Add(dh.AsF32(), dout.AsF32(), dh.AsF32());
+            backend.Add(dh, dout, dh);
 
             var dln1 = dln2;
             SelfAttn.Backward(dh, dln1);
             InputLayerNorm.Backward(dln1, x, rstd1!, dx);
-            TensorPrimitives.Add(dx.AsF32(), dh.AsF32(), dx.AsF32());
+            backend.Add(dx, dh, dx);
         }
 
         ReleaseActivations();
@@ -150,18 +151,19 @@ public sealed unsafe class DecoderLayer : IDisposable
     private void Run(Tensor x, Tensor output)
     {
         saved.Release();
+        var backend = x.Backend;
         int n = x.Dim(0), c = x.Dim(1);
-        ln1 = saved.Keep(n, c);
-        rstd1 = saved.Keep(n);
-        h = saved.Keep(n, c);
-        ln2 = saved.Keep(n, c);
-        rstd2 = saved.Keep(n);
+        ln1 = saved.Keep(backend, n, c);
+        rstd1 = saved.Keep(backend, n);
+        h = saved.Keep(backend, n, c);
+        ln2 = saved.Keep(backend, n, c);
+        rstd2 = saved.Keep(backend, n);
 
         InputLayerNorm.Forward(x, ln1, rstd1);
         SelfAttn.Forward(ln1, h, shape, rope!);
-        TensorPrimitives.Add(h.AsF32(), x.AsF32(), h.AsF32());
+        backend.Add(h, x, h);
         PostAttentionLayerNorm.Forward(h, ln2, rstd2);
         Mlp.Forward(ln2, output);
-        TensorPrimitives.Add(output.AsF32(), h.AsF32(), output.AsF32());
+        backend.Add(output, h, output);
     }
 }

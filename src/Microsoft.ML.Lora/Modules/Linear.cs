@@ -1,4 +1,3 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Microsoft.ML.Lora.Tensors;
 
 namespace Microsoft.ML.Lora.Modules;
@@ -7,7 +6,7 @@ namespace Microsoft.ML.Lora.Modules;
 /// y = x·Wᵀ + b with W (OC,C) as Hugging Face stores it. Stateless over activations: the caller keeps
 /// the input alive and hands it back to <see cref="Backward"/>.
 /// </summary>
-public sealed unsafe class Linear : IDisposable
+public sealed class Linear : IDisposable
 {
     /// <summary>Wraps existing parameters; shapes are checked. <paramref name="name"/> defaults to the weight's key without <c>.weight</c>.</summary>
     public Linear(Parameter weight, Parameter? bias, string? name = null)
@@ -61,6 +60,10 @@ public sealed unsafe class Linear : IDisposable
             throw new ArgumentException($"{Name}: an adapter named '{adapter.AdapterName}' is already attached");
         }
 
+        // Adapters are made on the host; they live where the layer lives.
+        adapter.A.MoveTo(Weight.Value.Backend);
+        adapter.B.MoveTo(Weight.Value.Backend);
+
         ActiveAdapter ??= adapter.AdapterName;
     }
 
@@ -112,7 +115,8 @@ public sealed unsafe class Linear : IDisposable
         }
 
         using var merged = WeightPlus(adapters[ActiveAdapter]);
-        int bad = IndexOfNonFinite(merged.AsF32());
+        using var host = merged.IsHost ? null : merged.ToHost();
+        int bad = IndexOfNonFinite((host ?? merged).AsF32());
         if (bad >= 0)
         {
             throw new InvalidOperationException($"{Name}: merging adapter '{ActiveAdapter}' gives a non-finite weight at row {bad / InFeatures}, column {bad % InFeatures}; the base weight is unchanged");
@@ -133,7 +137,7 @@ public sealed unsafe class Linear : IDisposable
         if (adapter is not null)
         {
             using var delta = adapter.Delta();
-            System.Numerics.Tensors.TensorPrimitives.Add(w.AsF32(), delta.AsF32(), w.AsF32());
+            w.Backend.Add(w, delta, w);
         }
 
         return w;
@@ -188,6 +192,20 @@ public sealed unsafe class Linear : IDisposable
         }
     }
 
+    /// <summary>Moves the weight, bias, adapters and any unmerged weight to <paramref name="backend"/>.</summary>
+    public void MoveTo(Backend backend)
+    {
+        foreach (var p in Parameters())
+        {
+            p.MoveTo(backend);
+        }
+
+        if (unmergedWeight is not null)
+        {
+            unmergedWeight = Parameter.Transfer(unmergedWeight, backend);
+        }
+    }
+
     /// <summary>Drops activations saved by adapters.</summary>
     public void ReleaseActivations()
     {
@@ -227,16 +245,11 @@ public sealed unsafe class Linear : IDisposable
     {
         int n = Rows(x, InFeatures, "input");
         Rows(y, OutFeatures, "output", n);
-        MatMulWeight(x.F32Ptr, n, transposeWeight: true, y.F32Ptr, accumulate: false);
+        var backend = x.Backend;
+        backend.MatMul(x, false, Weight.Value, true, y, accumulate: false);
         if (Bias is not null)
         {
-            var b = Bias.Value.AsF32();
-            float* yp = y.F32Ptr;
-            for (int i = 0; i < n; i++)
-            {
-                var row = new Span<float>(yp + ((long)i * OutFeatures), OutFeatures);
-                TensorPrimitives.Add(row, b, row);
-            }
+            backend.AddRowVector(y, Bias.Value);
         }
 
         Applied?.Forward(x, y);
@@ -250,10 +263,13 @@ public sealed unsafe class Linear : IDisposable
     {
         int n = Rows(dy, OutFeatures, "output gradient");
         Rows(x, InFeatures, "input", n);
+        var backend = dy.Backend;
         if (dx is not null)
         {
             Rows(dx, InFeatures, "input gradient", n);
-            MatMulWeight(dy.F32Ptr, n, transposeWeight: false, dx.F32Ptr, accumulateDx);
+
+            // dx (N,C) = dy (N,OC) · W (OC,C)
+            backend.MatMul(dy, false, Weight.Value, false, dx, accumulateDx);
         }
 
         Applied?.Backward(dy, x, dx);
@@ -261,17 +277,12 @@ public sealed unsafe class Linear : IDisposable
         if (Weight.Trainable)
         {
             // dW (OC,C) += dyᵀ (OC,N) · x (N,C)
-            Gemm.Run(true, false, OutFeatures, InFeatures, n, dy.F32Ptr, OutFeatures, x.F32Ptr, InFeatures, Weight.Grad!.F32Ptr, InFeatures, accumulate: true);
+            backend.MatMul(dy, true, x, false, Weight.Grad!, accumulate: true);
         }
 
         if (Bias is { Trainable: true })
         {
-            var db = Bias.Grad!.AsF32();
-            float* dyp = dy.F32Ptr;
-            for (int i = 0; i < n; i++)
-            {
-                TensorPrimitives.Add(db, new ReadOnlySpan<float>(dyp + ((long)i * OutFeatures), OutFeatures), db);
-            }
+            backend.AccumulateRowSum(dy, Bias.Grad!);
         }
     }
 
@@ -287,27 +298,6 @@ public sealed unsafe class Linear : IDisposable
         }
 
         adapters.Clear();
-    }
-
-    // transposeWeight: out (N,OC) = a (N,C)·Wᵀ; otherwise out (N,C) = a (N,OC)·W.
-    private void MatMulWeight(float* a, int n, bool transposeWeight, float* output, bool accumulate)
-    {
-        int oc = OutFeatures, c = InFeatures;
-        int cols = transposeWeight ? oc : c;
-        int inner = transposeWeight ? c : oc;
-        var w = Weight.Value;
-        switch (w.DType)
-        {
-            case DType.BF16:
-                Gemm.Run(false, transposeWeight, n, cols, inner, a, inner, w.Bf16Ptr, c, output, cols, accumulate);
-                break;
-            case DType.NF4:
-                Gemm.Run(false, transposeWeight, n, cols, inner, a, inner, w, output, cols, accumulate);
-                break;
-            default:
-                Gemm.Run(false, transposeWeight, n, cols, inner, a, inner, w.F32Ptr, c, output, cols, accumulate);
-                break;
-        }
     }
 
     private int Rows(Tensor t, int width, string what, int expectedRows = -1)

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.ML.Lora.Tensors;
 
 namespace Microsoft.ML.Lora.Modules;
@@ -11,7 +10,7 @@ namespace Microsoft.ML.Lora.Modules;
 /// Dropout masks come from a hash of (seed, adapter salt, element index), so recomputing a layer or
 /// resuming a run reproduces them exactly.
 /// </summary>
-public sealed unsafe class LoraAdapter : IDisposable
+public sealed class LoraAdapter : IDisposable
 {
     private readonly SavedTensors saved = new();
     private readonly ulong salt;
@@ -39,7 +38,7 @@ public sealed unsafe class LoraAdapter : IDisposable
         Scale = scale;
         Dropout = dropout;
         Runtime = runtime;
-        salt = Mix(StableHash(moduleName + "/" + adapterName));
+        salt = DropoutMask.Mix(StableHash(moduleName + "/" + adapterName));
     }
 
     /// <summary>Module path, e.g. <c>model.layers.0.self_attn.q_proj</c>.</summary>
@@ -73,7 +72,8 @@ public sealed unsafe class LoraAdapter : IDisposable
     public void Forward(Tensor x, Tensor y)
     {
         saved.Release();
-        int n = x.Dim(0), c = A.Value.Dim(1), oc = B.Value.Dim(0), r = Rank;
+        var backend = x.Backend;
+        int n = x.Dim(0), c = A.Value.Dim(1), r = Rank;
         bool training = Runtime.Training;
         Tensor input = x;
         Tensor? temp = null;
@@ -82,19 +82,19 @@ public sealed unsafe class LoraAdapter : IDisposable
             if (training && Dropout > 0)
             {
                 maskSeed = Runtime.DropoutSeed;
-                dropped = saved.Keep(n, c);
-                ApplyMask(x.F32Ptr, dropped.F32Ptr, x.Length);
+                dropped = saved.Keep(backend, n, c);
+                backend.DropoutForward(x, dropped, Dropout, maskSeed ^ salt);
                 input = dropped;
             }
 
-            u = training ? saved.Keep(n, r) : (temp = Tensor.Empty(DType.F32, n, r));
+            u = training ? saved.Keep(backend, n, r) : (temp = backend.Empty(DType.F32, n, r));
 
             // u (N,r) = s · input (N,C) · Aᵀ
-            Gemm.Run(false, true, n, r, c, input.F32Ptr, c, A.Value.F32Ptr, c, u.F32Ptr, r, accumulate: false);
-            Scal(u.F32Ptr, u.Length, Scale);
+            backend.MatMul(input, false, A.Value, true, u, accumulate: false);
+            backend.Scale(u, Scale);
 
             // y (N,OC) += u · Bᵀ
-            Gemm.Run(false, true, n, oc, r, u.F32Ptr, r, B.Value.F32Ptr, r, y.F32Ptr, oc, accumulate: true);
+            backend.MatMul(u, false, B.Value, true, y, accumulate: true);
         }
         finally
         {
@@ -114,23 +114,24 @@ public sealed unsafe class LoraAdapter : IDisposable
             throw new InvalidOperationException($"{ModuleName}: adapter '{AdapterName}' Backward without a training Forward");
         }
 
-        int n = x.Dim(0), c = A.Value.Dim(1), oc = B.Value.Dim(0), r = Rank;
+        var backend = dy.Backend;
+        int n = x.Dim(0), c = A.Value.Dim(1), r = Rank;
         Tensor input = dropped ?? x;
-        using var g = Tensor.Empty(DType.F32, n, r);
+        using var g = backend.Empty(DType.F32, n, r);
 
         // g (N,r) = s · dy (N,OC) · B (OC,r)
-        Gemm.Run(false, false, n, r, oc, dy.F32Ptr, oc, B.Value.F32Ptr, r, g.F32Ptr, r, accumulate: false);
-        Scal(g.F32Ptr, g.Length, Scale);
+        backend.MatMul(dy, false, B.Value, false, g, accumulate: false);
+        backend.Scale(g, Scale);
         if (B.Trainable)
         {
             // dB (OC,r) += dyᵀ (OC,N) · u (N,r)
-            Gemm.Run(true, false, oc, r, n, dy.F32Ptr, oc, u.F32Ptr, r, B.Grad!.F32Ptr, r, accumulate: true);
+            backend.MatMul(dy, true, u, false, B.Grad!, accumulate: true);
         }
 
         if (A.Trainable)
         {
             // dA (r,C) += gᵀ (r,N) · input (N,C)
-            Gemm.Run(true, false, r, c, n, g.F32Ptr, r, input.F32Ptr, c, A.Grad!.F32Ptr, c, accumulate: true);
+            backend.MatMul(g, true, input, false, A.Grad!, accumulate: true);
         }
 
         if (dx is not null)
@@ -138,13 +139,13 @@ public sealed unsafe class LoraAdapter : IDisposable
             if (dropped is null)
             {
                 // dx (N,C) += g (N,r) · A (r,C)
-                Gemm.Run(false, false, n, c, r, g.F32Ptr, r, A.Value.F32Ptr, c, dx.F32Ptr, c, accumulate: true);
+                backend.MatMul(g, false, A.Value, false, dx, accumulate: true);
             }
             else
             {
-                using var through = Tensor.Empty(DType.F32, n, c);
-                Gemm.Run(false, false, n, c, r, g.F32Ptr, r, A.Value.F32Ptr, c, through.F32Ptr, c, accumulate: false);
-                AccumulateMasked(through.F32Ptr, dx.F32Ptr, through.Length);
+                using var through = backend.Empty(DType.F32, n, c);
+                backend.MatMul(g, false, A.Value, false, through, accumulate: false);
+                backend.AccumulateMasked(through, dx, Dropout, maskSeed ^ salt);
             }
         }
 
@@ -161,10 +162,10 @@ public sealed unsafe class LoraAdapter : IDisposable
     /// <summary>Δ = s·B·A (OC,C) as a new F32 tensor: what merging adds to the base weight.</summary>
     public Tensor Delta()
     {
-        int oc = B.Value.Dim(0), c = A.Value.Dim(1);
-        var delta = Tensor.Empty(DType.F32, oc, c);
-        Gemm.Run(false, false, oc, c, Rank, B.Value.F32Ptr, Rank, A.Value.F32Ptr, c, delta.F32Ptr, c, accumulate: false);
-        Scal(delta.F32Ptr, delta.Length, Scale);
+        var backend = A.Value.Backend;
+        var delta = backend.Empty(DType.F32, B.Value.Dim(0), A.Value.Dim(1));
+        backend.MatMul(B.Value, false, A.Value, false, delta, accumulate: false);
+        backend.Scale(delta, Scale);
         return delta;
     }
 
@@ -174,15 +175,6 @@ public sealed unsafe class LoraAdapter : IDisposable
         ReleaseActivations();
         A.Dispose();
         B.Dispose();
-    }
-
-    /// <summary>SplitMix64 finaliser: a bijective 64-bit mix with good avalanche.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static ulong Mix(ulong z)
-    {
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
     }
 
     // FNV-1a over UTF-16 code units: stable across processes (string.GetHashCode is randomised).
@@ -195,39 +187,5 @@ public sealed unsafe class LoraAdapter : IDisposable
         }
 
         return h;
-    }
-
-    private static void Scal(float* p, long n, float s)
-    {
-        var span = new Span<float>(p, checked((int)n));
-        System.Numerics.Tensors.TensorPrimitives.Multiply(span, s, span);
-    }
-
-    // Keep element i when its 24-bit hash fraction is ≥ p; kept elements are scaled by 1/(1−p).
-    private bool Keep(long i, uint threshold) => (uint)(Mix(maskSeed ^ salt ^ Mix((ulong)i)) >> 40) >= threshold;
-
-    private uint Threshold => (uint)Math.Round(Dropout * (1 << 24));
-
-    private void ApplyMask(float* x, float* output, long n)
-    {
-        uint threshold = Threshold;
-        float keepScale = 1f / (1f - Dropout);
-        for (long i = 0; i < n; i++)
-        {
-            output[i] = Keep(i, threshold) ? x[i] * keepScale : 0f;
-        }
-    }
-
-    private void AccumulateMasked(float* source, float* dx, long n)
-    {
-        uint threshold = Threshold;
-        float keepScale = 1f / (1f - Dropout);
-        for (long i = 0; i < n; i++)
-        {
-            if (Keep(i, threshold))
-            {
-                dx[i] += source[i] * keepScale;
-            }
-        }
     }
 }

@@ -3,7 +3,7 @@ using Microsoft.ML.Lora.Tensors;
 namespace Microsoft.ML.Lora.Modules;
 
 /// <summary>Llama MLP: down_proj(silu(gate_proj(x)) · up_proj(x)). Saves the input, gate, up and the gated product.</summary>
-public sealed unsafe class Mlp : IDisposable
+public sealed class Mlp : IDisposable
 {
     private readonly SavedTensors saved = new();
     private Tensor? input;
@@ -42,13 +42,14 @@ public sealed unsafe class Mlp : IDisposable
     {
         saved.Release();
         input = x;
+        var backend = x.Backend;
         int n = x.Dim(0), inter = GateProj.OutFeatures;
-        gate = saved.Keep(n, inter);
-        up = saved.Keep(n, inter);
-        act = saved.Keep(n, inter);
+        gate = saved.Keep(backend, n, inter);
+        up = saved.Keep(backend, n, inter);
+        act = saved.Keep(backend, n, inter);
         GateProj.Forward(x, gate);
         UpProj.Forward(x, up);
-        SwiGlu.Forward(gate.F32Ptr, up.F32Ptr, act.F32Ptr, act.Length);
+        backend.SwiGluForward(gate, up, act);
         DownProj.Forward(act, y);
     }
 
@@ -60,12 +61,13 @@ public sealed unsafe class Mlp : IDisposable
             throw new InvalidOperationException("Mlp.Backward called without a preceding Forward");
         }
 
+        var backend = dy.Backend;
         int n = dy.Dim(0), inter = GateProj.OutFeatures;
-        using var dact = Tensor.Empty(DType.F32, n, inter);
+        using var dact = backend.Empty(DType.F32, n, inter);
         DownProj.Backward(dy, act!, dact);
-        using var dgate = Tensor.Empty(DType.F32, n, inter);
-        using var dup = Tensor.Empty(DType.F32, n, inter);
-        SwiGlu.Backward(dact.F32Ptr, gate!.F32Ptr, up!.F32Ptr, dgate.F32Ptr, dup.F32Ptr, dact.Length);
+        using var dgate = backend.Empty(DType.F32, n, inter);
+        using var dup = backend.Empty(DType.F32, n, inter);
+        backend.SwiGluBackward(dact, gate!, up!, dgate, dup);
         GateProj.Backward(dgate, input!, dx);
         UpProj.Backward(dup, input!, dx, accumulateDx: true);
         ReleaseActivations();

@@ -40,7 +40,7 @@ public sealed class Parameter : IDisposable
             trainable = value;
             if (value && Grad is null)
             {
-                Grad = Tensor.Zeros(DType.F32, Value.Shape.ToArray());
+                Grad = Value.Backend.Zeros(DType.F32, Value.Shape.ToArray());
             }
             else if (!value)
             {
@@ -48,6 +48,33 @@ public sealed class Parameter : IDisposable
                 Grad = null;
             }
         }
+    }
+
+    /// <summary>Moves the value (and gradient) to <paramref name="backend"/>; nothing happens when it is there already.</summary>
+    public void MoveTo(Backend backend)
+    {
+        Value = Transfer(Value, backend);
+        if (Grad is not null)
+        {
+            Grad = Transfer(Grad, backend);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="tensor"/> on <paramref name="backend"/>: itself when it is there, else a copy, and the
+    /// original is disposed (one transfer; NF4 moves packed).
+    /// </summary>
+    internal static Tensor Transfer(Tensor tensor, Backend backend)
+    {
+        if (ReferenceEquals(tensor.Backend, backend))
+        {
+            return tensor;
+        }
+
+        using var host = tensor.IsHost ? null : tensor.ToHost();
+        var moved = backend.FromHost(host ?? tensor);
+        tensor.Dispose();
+        return moved;
     }
 
     /// <summary>Sets the gradient to zero.</summary>
@@ -62,6 +89,11 @@ public sealed class Parameter : IDisposable
         if (!value.Shape.SequenceEqual(Value.Shape))
         {
             throw new ArgumentException($"parameter '{Name}' has shape {Tensor.Format(Value.Shape)}; cannot swap in {Tensor.Format(value.Shape)}", nameof(value));
+        }
+
+        if (!ReferenceEquals(value.Backend, Value.Backend))
+        {
+            throw new ArgumentException($"parameter '{Name}' lives on {Value.Backend}; cannot swap in a tensor of {value.Backend}", nameof(value));
         }
 
         if (trainable && value.DType != DType.F32)

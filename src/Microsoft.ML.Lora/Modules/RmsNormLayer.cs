@@ -3,7 +3,7 @@ using Microsoft.ML.Lora.Tensors;
 namespace Microsoft.ML.Lora.Modules;
 
 /// <summary>RMSNorm with a learned scale (C), always F32 (it is tiny and precision-sensitive).</summary>
-public sealed unsafe class RmsNormLayer : IDisposable
+public sealed class RmsNormLayer : IDisposable
 {
     /// <summary>Wraps a (C) F32 weight.</summary>
     public RmsNormLayer(Parameter weight, float eps)
@@ -24,12 +24,11 @@ public sealed unsafe class RmsNormLayer : IDisposable
     public float Eps { get; }
 
     /// <summary>x (N,C) -> y (N,C), rstd (N).</summary>
-    public void Forward(Tensor x, Tensor y, Tensor rstd) =>
-        RmsNorm.Forward(x.F32Ptr, Weight.Value.F32Ptr, y.F32Ptr, rstd.F32Ptr, x.Dim(0), x.Dim(1), Eps);
+    public void Forward(Tensor x, Tensor y, Tensor rstd) => x.Backend.RmsNormForward(x, Weight.Value, y, rstd, Eps);
 
     /// <summary>dy (N,C) -> dx (N,C) overwritten; dweight accumulated when trainable.</summary>
     public void Backward(Tensor dy, Tensor x, Tensor rstd, Tensor dx) =>
-        RmsNorm.Backward(dy.F32Ptr, x.F32Ptr, Weight.Value.F32Ptr, rstd.F32Ptr, dx.F32Ptr, Weight.Trainable ? Weight.Grad!.F32Ptr : null, x.Dim(0), x.Dim(1));
+        x.Backend.RmsNormBackward(dy, x, Weight.Value, rstd, dx, Weight.Trainable ? Weight.Grad! : null);
 
     /// <inheritdoc/>
     public void Dispose() => Weight.Dispose();

@@ -10,10 +10,10 @@ internal sealed class SavedTensors
     /// <summary>Whether anything is held.</summary>
     public bool IsEmpty => tensors.Count == 0;
 
-    /// <summary>Allocates an F32 tensor that lives until <see cref="Release"/>.</summary>
-    public Tensor Keep(params int[] shape)
+    /// <summary>Allocates an F32 tensor on <paramref name="backend"/> that lives until <see cref="Release"/>.</summary>
+    public Tensor Keep(Backend backend, params int[] shape)
     {
-        var t = Tensor.Empty(DType.F32, shape);
+        var t = backend.Empty(DType.F32, shape);
         tensors.Add(t);
         return t;
     }

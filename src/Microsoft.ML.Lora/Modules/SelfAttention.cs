@@ -6,7 +6,7 @@ namespace Microsoft.ML.Lora.Modules;
 /// Llama self-attention: q/k/v projections (optionally biased), RoPE on q and k, causal GQA, o_proj.
 /// Saves the input, rotated q and k, v, the attention output and the log-sum-exp.
 /// </summary>
-public sealed unsafe class SelfAttention : IDisposable
+public sealed class SelfAttention : IDisposable
 {
     private readonly SavedTensors saved = new();
     private Tensor? input;
@@ -68,21 +68,19 @@ public sealed unsafe class SelfAttention : IDisposable
     {
         saved.Release();
         (input, shape, rope) = (x, batch, ropeTable);
+        var backend = x.Backend;
         int n = batch.N;
-        q = saved.Keep(n, Heads * HeadDim);
-        k = saved.Keep(n, KvHeads * HeadDim);
-        v = saved.Keep(n, KvHeads * HeadDim);
-        att = saved.Keep(n, Heads * HeadDim);
-        lse = saved.Keep(batch.B, Heads, batch.T);
+        q = saved.Keep(backend, n, Heads * HeadDim);
+        k = saved.Keep(backend, n, KvHeads * HeadDim);
+        v = saved.Keep(backend, n, KvHeads * HeadDim);
+        att = saved.Keep(backend, n, Heads * HeadDim);
+        lse = saved.Keep(backend, batch.B, Heads, batch.T);
         QProj.Forward(x, q);
         KProj.Forward(x, k);
         VProj.Forward(x, v);
-        fixed (int* positions = batch.Positions)
-        {
-            Rope.Forward(q.F32Ptr, ropeTable, batch.B, batch.T, Heads, HeadDim, positions);
-            Rope.Forward(k.F32Ptr, ropeTable, batch.B, batch.T, KvHeads, HeadDim, positions);
-            Attention.Forward(q.F32Ptr, k.F32Ptr, v.F32Ptr, att.F32Ptr, lse.F32Ptr, batch.B, batch.T, Heads, KvHeads, HeadDim, positions);
-        }
+        backend.RopeForward(q, ropeTable, batch.B, batch.T, Heads, batch.Positions);
+        backend.RopeForward(k, ropeTable, batch.B, batch.T, KvHeads, batch.Positions);
+        backend.AttentionForward(q, k, v, att, lse, batch.B, batch.T, Heads, KvHeads, batch.Positions);
 
         OProj.Forward(att, y);
     }
@@ -94,11 +92,12 @@ public sealed unsafe class SelfAttention : IDisposable
     /// </summary>
     public void ForwardCached(Tensor x, Tensor y, int b, int tn, int past, Tensor keyCache, Tensor valueCache, RopeTable ropeTable)
     {
+        var backend = x.Backend;
         int n = b * tn, tmax = keyCache.Dim(1), kvWidth = KvHeads * HeadDim;
-        using var qt = Tensor.Empty(DType.F32, n, Heads * HeadDim);
-        using var kt = Tensor.Empty(DType.F32, n, kvWidth);
-        using var vt = Tensor.Empty(DType.F32, n, kvWidth);
-        using var at = Tensor.Empty(DType.F32, n, Heads * HeadDim);
+        using var qt = backend.Empty(DType.F32, n, Heads * HeadDim);
+        using var kt = backend.Empty(DType.F32, n, kvWidth);
+        using var vt = backend.Empty(DType.F32, n, kvWidth);
+        using var at = backend.Empty(DType.F32, n, Heads * HeadDim);
         QProj.Forward(x, qt);
         KProj.Forward(x, kt);
         VProj.Forward(x, vt);
@@ -108,20 +107,16 @@ public sealed unsafe class SelfAttention : IDisposable
             positions[i] = past + (i % tn);
         }
 
-        fixed (int* pp = positions)
-        {
-            Rope.Forward(qt.F32Ptr, ropeTable, b, tn, Heads, HeadDim, pp);
-            Rope.Forward(kt.F32Ptr, ropeTable, b, tn, KvHeads, HeadDim, pp);
-        }
-
+        backend.RopeForward(qt, ropeTable, b, tn, Heads, positions);
+        backend.RopeForward(kt, ropeTable, b, tn, KvHeads, positions);
         for (int bi = 0; bi < b; bi++)
         {
             long to = (((long)bi * tmax) + past) * kvWidth, from = (long)bi * tn * kvWidth;
-            new ReadOnlySpan<float>(kt.F32Ptr + from, tn * kvWidth).CopyTo(new Span<float>(keyCache.F32Ptr + to, tn * kvWidth));
-            new ReadOnlySpan<float>(vt.F32Ptr + from, tn * kvWidth).CopyTo(new Span<float>(valueCache.F32Ptr + to, tn * kvWidth));
+            backend.Copy(kt, from, keyCache, to, (long)tn * kvWidth);
+            backend.Copy(vt, from, valueCache, to, (long)tn * kvWidth);
         }
 
-        AttentionDecode.Forward(qt.F32Ptr, keyCache.F32Ptr, valueCache.F32Ptr, at.F32Ptr, b, tn, past, tmax, Heads, KvHeads, HeadDim);
+        backend.AttentionDecode(qt, keyCache, valueCache, at, b, tn, past, Heads, KvHeads);
         OProj.Forward(at, y);
     }
 
@@ -133,18 +128,16 @@ public sealed unsafe class SelfAttention : IDisposable
             throw new InvalidOperationException("SelfAttention.Backward called without a preceding Forward");
         }
 
+        var backend = dy.Backend;
         int n = shape.N;
-        using var datt = Tensor.Empty(DType.F32, n, Heads * HeadDim);
+        using var datt = backend.Empty(DType.F32, n, Heads * HeadDim);
         OProj.Backward(dy, att!, datt);
-        using var dq = Tensor.Empty(DType.F32, n, Heads * HeadDim);
-        using var dk = Tensor.Empty(DType.F32, n, KvHeads * HeadDim);
-        using var dv = Tensor.Empty(DType.F32, n, KvHeads * HeadDim);
-        fixed (int* positions = shape.Positions)
-        {
-            Attention.Backward(datt.F32Ptr, q!.F32Ptr, k!.F32Ptr, v!.F32Ptr, att!.F32Ptr, lse!.F32Ptr, dq.F32Ptr, dk.F32Ptr, dv.F32Ptr, shape.B, shape.T, Heads, KvHeads, HeadDim, positions);
-            Rope.Backward(dq.F32Ptr, rope!, shape.B, shape.T, Heads, HeadDim, positions);
-            Rope.Backward(dk.F32Ptr, rope!, shape.B, shape.T, KvHeads, HeadDim, positions);
-        }
+        using var dq = backend.Empty(DType.F32, n, Heads * HeadDim);
+        using var dk = backend.Empty(DType.F32, n, KvHeads * HeadDim);
+        using var dv = backend.Empty(DType.F32, n, KvHeads * HeadDim);
+        backend.AttentionBackward(datt, q!, k!, v!, att!, lse!, dq, dk, dv, shape.B, shape.T, Heads, KvHeads, shape.Positions);
+        backend.RopeBackward(dq, rope!, shape.B, shape.T, Heads, shape.Positions);
+        backend.RopeBackward(dk, rope!, shape.B, shape.T, KvHeads, shape.Positions);
 
         QProj.Backward(dq, input!, dx);
         KProj.Backward(dk, input!, dx, accumulateDx: true);

@@ -17,7 +17,7 @@ namespace Microsoft.ML.Lora.Tensors;
 /// dk/dv accumulate race-free in a fixed order and results are bit-identical for any thread count.
 /// Reference twin: <see cref="AttentionReference"/>.
 /// </remarks>
-public static unsafe class Attention
+internal static unsafe class Attention
 {
     // 64 keys = 4 AVX-512 vectors of scores per query row; a packed block of HS=128 is 32 KiB (L1/L2).
     private const int KeyBlock = 64;

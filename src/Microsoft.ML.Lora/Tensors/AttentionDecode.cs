@@ -7,7 +7,7 @@ namespace Microsoft.ML.Lora.Tensors;
 /// cached key up to their own position (causal, grouped-query, scale 1/√HS). Forward only; the
 /// training kernel (<see cref="Attention"/>) is its reference on the full sequence.
 /// </summary>
-public static unsafe class AttentionDecode
+internal static unsafe class AttentionDecode
 {
     /// <summary>
     /// q (B,Tn,NH,HS); kCache, vCache (B,TMax,NKV,HS) with positions 0 … past+Tn−1 filled -> o (B,Tn,NH,HS).

@@ -25,7 +25,7 @@ public static unsafe class CrossEntropy
     /// When <paramref name="dlogits"/> is not null, writes (softmax − onehot) · <paramref name="gradScale"/>
     /// into it (0 for ignored rows); it may alias <paramref name="logits"/>.
     /// </summary>
-    public static int ForwardBackward(float* logits, int* targets, float* losses, float* dlogits, int n, int v, float gradScale)
+    internal static int ForwardBackward(float* logits, int* targets, float* losses, float* dlogits, int n, int v, float gradScale)
     {
         if (n < 0)
         {

@@ -6,7 +6,7 @@ namespace Microsoft.ML.Lora.Tensors;
 /// <remarks>
 /// All ids are checked before anything is written. Reference twin: <see cref="EmbeddingReference"/>.
 /// </remarks>
-public static unsafe class Embedding
+internal static unsafe class Embedding
 {
     // Rows per thread below which a copy is too short (a 2048-float row is ~0.1 µs) to split.
     private const int MinRowsPerThread = 64;

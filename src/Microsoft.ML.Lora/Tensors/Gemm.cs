@@ -15,7 +15,7 @@ namespace Microsoft.ML.Lora.Tensors;
 /// tile boundaries and never K, and every C element is one fused multiply-add chain over k = 0..K-1
 /// in order, so results are bit-identical for any <see cref="CpuParallel.Threads"/>.
 /// </remarks>
-public static unsafe partial class Gemm
+internal static unsafe partial class Gemm
 {
     // Below about this many flops per thread, a second thread costs more to wake than it saves.
     // Measured with the cut-off disabled, NT square-ish shapes, 1 vs 2 threads, best of 9:

@@ -9,7 +9,7 @@ namespace Microsoft.ML.Lora.Tensors;
 /// weight gradient sums rows in index order inside fixed column blocks, so results are bit-identical
 /// for any <see cref="CpuParallel.Threads"/>. Reference twin: <see cref="RmsNormReference"/>.
 /// </remarks>
-public static unsafe class RmsNorm
+internal static unsafe class RmsNorm
 {
     // Rows per thread below which splitting costs more than it saves (a row of 2048 floats takes ~0.3 µs).
     private const int MinRowsPerThread = 16;

@@ -176,7 +176,7 @@ public sealed unsafe class RopeTable : IDisposable
 
 /// <summary>Rotary position embedding, rotate-half layout: (x1, x2) -> (x1·cos − x2·sin, x2·cos + x1·sin).</summary>
 /// <remarks>Reference twin: <see cref="RopeReference"/>. Rows (b, t) are independent, so any thread count gives the same bits.</remarks>
-public static unsafe class Rope
+internal static unsafe class Rope
 {
     // Tokens per thread below which splitting is not worth a thread hand-off (one token of 8×128 is ~0.2 µs).
     private const int MinTokensPerThread = 32;

@@ -8,7 +8,7 @@ namespace Microsoft.ML.Lora.Tensors;
 /// any input exactly, and chunk boundaries (hence every bit) do not depend on the thread count.
 /// Reference twin: <see cref="SwiGluReference"/>.
 /// </remarks>
-public static unsafe class SwiGlu
+internal static unsafe class SwiGlu
 {
     // 1024 floats = 4 KiB per scratch buffer: L1-resident, and ~1 µs of work per chunk.
     private const int Chunk = 1024;

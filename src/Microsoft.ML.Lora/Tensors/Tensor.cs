@@ -10,13 +10,18 @@ namespace Microsoft.ML.Lora.Tensors;
 /// <para>An NF4 tensor (<see cref="DType.NF4"/>) keeps its logical shape; its storage holds the packed
 /// 4-bit codes and the quantization state, laid out by <see cref="Nf4Layout"/>, and
 /// <see cref="ByteLength"/> counts all of it.</para>
+/// <para>A tensor of another <see cref="Tensors.Backend"/> (a GPU, libtorch) holds that backend's
+/// <see cref="DeviceStorage"/> instead of host memory: its pointers and spans cannot be read
+/// (<see cref="ToHost"/> copies it), while conversions, views and element reads go through its backend.</para>
 /// </summary>
 public sealed unsafe class Tensor : IDisposable
 {
     private readonly int[] shape;
     private readonly bool ownsMemory;
     private readonly Nf4Layout? nf4;
+    private readonly DeviceStorage? storage;
     private void* data;
+    private bool disposed;
 
     private Tensor(DType dtype, int[] shape, void* data, bool ownsMemory, Nf4Layout? nf4 = null)
     {
@@ -26,6 +31,49 @@ public sealed unsafe class Tensor : IDisposable
         this.ownsMemory = ownsMemory;
         this.nf4 = nf4;
         Length = ElementCount(shape);
+        Backend = Backend.Native;
+    }
+
+    private Tensor(Backend backend, DType dtype, int[] shape, DeviceStorage storage, Nf4Layout? nf4)
+    {
+        DType = dtype;
+        this.shape = shape;
+        this.storage = storage;
+        this.nf4 = nf4;
+        Length = ElementCount(shape);
+        Backend = backend;
+    }
+
+    /// <summary>Where the tensor lives and which operations run on it.</summary>
+    public Backend Backend { get; }
+
+    /// <summary>Whether the storage is host memory (<see cref="Data"/> and the spans may be read).</summary>
+    public bool IsHost => storage is null;
+
+    /// <summary>The storage of a tensor of a device backend; throws for host tensors.</summary>
+    public DeviceStorage Storage
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            return storage ?? throw new InvalidOperationException($"{this} is a host tensor of the native backend: it has no device storage");
+        }
+    }
+
+    /// <summary>
+    /// Wraps a device backend's storage as a tensor (for <see cref="Tensors.Backend"/> implementations).
+    /// The tensor owns <paramref name="storage"/> and disposes it.
+    /// </summary>
+    public static Tensor OnDevice(Backend backend, DType dtype, int[] shape, DeviceStorage storage, Nf4Layout? nf4 = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(storage);
+        if ((dtype == DType.NF4) != (nf4 is not null))
+        {
+            throw new ArgumentException($"an NF4 tensor needs its layout and only NF4 has one; got dtype {dtype} with{(nf4 is null ? "out" : string.Empty)} a layout", nameof(nf4));
+        }
+
+        return new Tensor(backend, dtype, (int[])shape.Clone(), storage, nf4);
     }
 
     /// <summary>Element type.</summary>
@@ -47,14 +95,19 @@ public sealed unsafe class Tensor : IDisposable
     public Nf4Layout Nf4Layout => nf4 ?? throw new InvalidOperationException($"{this} has no NF4 layout: only NF4 tensors (made by Nf4.Quantize) have one");
 
     /// <summary>Whether <see cref="Dispose"/> has run.</summary>
-    public bool IsDisposed => data == null;
+    public bool IsDisposed => disposed;
 
-    /// <summary>The raw storage.</summary>
+    /// <summary>The raw storage; host tensors only.</summary>
     public void* Data
     {
         get
         {
-            ObjectDisposedException.ThrowIf(data == null, this);
+            ObjectDisposedException.ThrowIf(disposed, this);
+            if (storage is not null)
+            {
+                ThrowNotHost();
+            }
+
             return data;
         }
     }
@@ -126,7 +179,29 @@ public sealed unsafe class Tensor : IDisposable
     }
 
     /// <summary>Sets every byte to zero.</summary>
-    public void Clear() => NativeMemoryClear(Data, (nuint)ByteLength);
+    public void Clear()
+    {
+        if (storage is not null)
+        {
+            Backend.Clear(this);
+            return;
+        }
+
+        NativeMemoryClear(Data, (nuint)ByteLength);
+    }
+
+    /// <summary>A host copy of this tensor (same dtype and shape), whatever its backend; the caller owns it.</summary>
+    public Tensor ToHost()
+    {
+        if (storage is not null)
+        {
+            return Backend.ToHost(this);
+        }
+
+        var copy = DType == DType.NF4 ? EmptyNf4(Nf4Layout.DoubleQuant, shape) : Empty(DType, shape);
+        Buffer.MemoryCopy(Data, copy.Data, copy.ByteLength, ByteLength);
+        return copy;
+    }
 
     /// <summary>A non-owning view of the same memory with another shape of equal element count.</summary>
     public Tensor View(params int[] newShape)
@@ -134,6 +209,11 @@ public sealed unsafe class Tensor : IDisposable
         if (ElementCount(newShape) != Length)
         {
             throw new ArgumentException($"cannot view shape {Format(shape)} as {Format(newShape)}: element counts differ", nameof(newShape));
+        }
+
+        if (storage is not null)
+        {
+            return Backend.View(this, (int[])newShape.Clone());
         }
 
         // NF4 blocks run over the flattened elements, so any reshape keeps the same layout.
@@ -146,6 +226,11 @@ public sealed unsafe class Tensor : IDisposable
     /// </summary>
     public Tensor To(DType dtype)
     {
+        if (storage is not null)
+        {
+            return Backend.Convert(this, dtype);
+        }
+
         if (dtype == DType.NF4)
         {
             if (DType == DType.NF4)
@@ -169,6 +254,24 @@ public sealed unsafe class Tensor : IDisposable
         if (source.Length != destination.Length)
         {
             throw new ArgumentException($"cannot copy {Format(source.shape)} into {Format(destination.shape)}");
+        }
+
+        if (!source.IsHost || !destination.IsHost)
+        {
+            // Across backends: convert where the source lives, then one transfer.
+            using var converted = source.DType == destination.DType ? null : source.To(destination.DType);
+            var from = converted ?? source;
+            using var host = from.IsHost ? null : from.ToHost();
+            if (destination.IsHost)
+            {
+                CopyConverting(host ?? from, destination);
+            }
+            else
+            {
+                destination.Backend.CopyFromHost(host ?? from, destination);
+            }
+
+            return;
         }
 
         switch ((source.DType, destination.DType))
@@ -204,6 +307,12 @@ public sealed unsafe class Tensor : IDisposable
             throw new ArgumentOutOfRangeException(nameof(index), index, $"tensor has {Length} elements");
         }
 
+        if (storage is not null)
+        {
+            using var host = ToHost();
+            return host.GetFloat(index);
+        }
+
         return DType switch
         {
             DType.F32 => ((float*)Data)[index],
@@ -215,6 +324,12 @@ public sealed unsafe class Tensor : IDisposable
     /// <summary>All values as a new float array (for tests and small tensors).</summary>
     public float[] ToFloatArray()
     {
+        if (storage is not null)
+        {
+            using var host = ToHost();
+            return host.ToFloatArray();
+        }
+
         var result = new float[Length];
         for (long i = 0; i < Length; i++)
         {
@@ -227,16 +342,23 @@ public sealed unsafe class Tensor : IDisposable
     /// <summary>Returns owned memory to the pool. Idempotent.</summary>
     public void Dispose()
     {
+        if (disposed)
+        {
+            return;
+        }
+
         if (data != null && ownsMemory)
         {
             NativePool.Return(data, (nuint)ByteLength);
         }
 
+        storage?.Dispose();
         data = null;
+        disposed = true;
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"Tensor<{DType}{(nf4 is { DoubleQuant: true } ? ", double-quantized" : string.Empty)}>{Format(shape)}";
+    public override string ToString() => $"Tensor<{DType}{(storage is null ? string.Empty : $", {Backend.Device}")}{(nf4 is { DoubleQuant: true } ? ", double-quantized" : string.Empty)}>{Format(shape)}";
 
     /// <summary>Formats a shape as [a, b, c].</summary>
     public static string Format(ReadOnlySpan<int> dims)
@@ -277,8 +399,12 @@ public sealed unsafe class Tensor : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowNotHost() => throw new InvalidOperationException(
+        $"{this} lives on {Backend}; its memory cannot be read on the host: copy it with ToHost(), or run the operation through its Backend");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowDType(DType expected) => throw new InvalidOperationException(DType == DType.NF4
-        ? $"{this} accessed as {expected}, but it holds 4-bit NF4 codes and block state: dequantize it with To(DType.{expected}), or pass the tensor itself to the Gemm.Run overload that takes a Tensor B"
+        ? $"{this} accessed as {expected}, but it holds 4-bit NF4 codes and block state: dequantize it with To(DType.{expected}), or multiply by the tensor itself through Backend.MatMul"
         : $"{this} accessed as {expected}");
 
     private static void NativeMemoryClear(void* p, nuint bytes) => System.Runtime.InteropServices.NativeMemory.Clear(p, bytes);

@@ -38,8 +38,8 @@ public sealed class AdamW : IDisposable
                     throw new ArgumentException($"parameter '{p.Name}' is not trainable; AdamW only updates trainable parameters", nameof(parameters));
                 }
 
-                expAvg[i] = Tensor.Zeros(DType.F32, p.Value.Shape.ToArray());
-                expAvgSq[i] = Tensor.Zeros(DType.F32, p.Value.Shape.ToArray());
+                expAvg[i] = p.Value.Backend.Zeros(DType.F32, p.Value.Shape.ToArray());
+                expAvgSq[i] = p.Value.Backend.Zeros(DType.F32, p.Value.Shape.ToArray());
             }
         }
         catch
@@ -73,34 +73,15 @@ public sealed class AdamW : IDisposable
     /// <summary>Second moment v of parameter <paramref name="index"/> (F32, its shape).</summary>
     public Tensor ExpAvgSq(int index) => expAvgSq[index];
 
-    /// <summary>Applies one update with <paramref name="learningRate"/> from each parameter's gradient.</summary>
+    /// <summary>Applies one update with <paramref name="learningRate"/> from each parameter's gradient, on the parameters' backend.</summary>
     public void Step(double learningRate)
     {
         StepCount++;
-        var c = Coefficients.For(StepCount, learningRate, Beta1, Beta2, Epsilon, WeightDecay);
+        var c = AdamWCoefficients.For(StepCount, learningRate, Beta1, Beta2, Epsilon, WeightDecay);
         for (int i = 0; i < parameters.Length; i++)
         {
-            Update(parameters[i].Value.AsF32(), parameters[i].Grad!.AsF32(), expAvg[i].AsF32(), expAvgSq[i].AsF32(), c);
-        }
-    }
-
-    /// <summary>The per-element update for one parameter (exposed for tests against the reference).</summary>
-    internal static void Update(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, in Coefficients c)
-    {
-        if (g.Length != p.Length || m.Length != p.Length || v.Length != p.Length)
-        {
-            throw new ArgumentException($"AdamW update: lengths differ (p {p.Length}, g {g.Length}, m {m.Length}, v {v.Length})");
-        }
-
-        for (int i = 0; i < p.Length; i++)
-        {
-            float gi = g[i];
-            float mi = (c.Beta1 * m[i]) + (c.OneMinusBeta1 * gi);
-            float vi = (c.Beta2 * v[i]) + (c.OneMinusBeta2 * gi * gi);
-            m[i] = mi;
-            v[i] = vi;
-            float denom = (MathF.Sqrt(vi) * c.InvSqrtBiasCorrection2) + c.Epsilon;
-            p[i] = (p[i] * c.Decay) - (c.StepSize * mi / denom);
+            var p = parameters[i];
+            p.Value.Backend.AdamWUpdate(p.Value, p.Grad!, expAvg[i], expAvgSq[i], c);
         }
     }
 
@@ -115,16 +96,6 @@ public sealed class AdamW : IDisposable
         foreach (var t in expAvgSq)
         {
             t?.Dispose();
-        }
-    }
-
-    /// <summary>Per-step scalars, computed in double and rounded once to float.</summary>
-    internal readonly record struct Coefficients(float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Epsilon, float Decay, float StepSize, float InvSqrtBiasCorrection2)
-    {
-        public static Coefficients For(long t, double lr, double beta1, double beta2, double epsilon, double weightDecay)
-        {
-            double bc1 = 1.0 - Math.Pow(beta1, t), bc2 = 1.0 - Math.Pow(beta2, t);
-            return new((float)beta1, (float)(1.0 - beta1), (float)beta2, (float)(1.0 - beta2), (float)epsilon, (float)(1.0 - (lr * weightDecay)), (float)(lr / bc1), (float)(1.0 / Math.Sqrt(bc2)));
         }
     }
 }

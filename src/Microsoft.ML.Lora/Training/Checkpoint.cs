@@ -178,7 +178,15 @@ public static partial class Checkpoint
             throw new InvalidDataException($"{file.Path}: tensor '{name}' is {info.DType} {info.ShapeText}; expected F32 {Tensor.Format(destination.Shape)}");
         }
 
-        file.GetBytes(name).CopyTo(destination.AsBytes());
+        if (destination.IsHost)
+        {
+            file.GetBytes(name).CopyTo(destination.AsBytes());
+            return;
+        }
+
+        using var host = Tensor.Empty(DType.F32, destination.Shape.ToArray());
+        file.GetBytes(name).CopyTo(host.AsBytes());
+        destination.Backend.CopyFromHost(host, destination);
     }
 
     private static SafeTensorsFile OpenFile(string path)

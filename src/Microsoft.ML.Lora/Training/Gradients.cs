@@ -1,5 +1,6 @@
 using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Modules;
+using Microsoft.ML.Lora.Tensors;
 
 namespace Microsoft.ML.Lora.Training;
 
@@ -69,16 +70,13 @@ public static class Gradients
     /// <summary>‖g‖₂ over every element of every gradient, summed in double in parameter order (deterministic).</summary>
     public static double GlobalNorm(IReadOnlyList<Parameter> trainable)
     {
-        double sumSquares = 0;
-        foreach (var p in trainable)
+        if (trainable.Count == 0)
         {
-            foreach (float g in Grad(p))
-            {
-                sumSquares += (double)g * g;
-            }
+            return 0;
         }
 
-        return Math.Sqrt(sumSquares);
+        var grads = trainable.Select(Grad).ToArray();
+        return Math.Sqrt(grads[0].Backend.SumOfSquares(grads));
     }
 
     /// <summary>
@@ -106,13 +104,10 @@ public static class Gradients
         foreach (var p in trainable)
         {
             var g = Grad(p);
-            for (int i = 0; i < g.Length; i++)
-            {
-                g[i] *= f;
-            }
+            g.Backend.Scale(g, f);
         }
     }
 
-    private static Span<float> Grad(Parameter p) =>
-        (p.Grad ?? throw new InvalidOperationException($"parameter '{p.Name}' has no gradient: it is not trainable")).AsF32();
+    private static Tensor Grad(Parameter p) =>
+        p.Grad ?? throw new InvalidOperationException($"parameter '{p.Name}' has no gradient: it is not trainable");
 }
