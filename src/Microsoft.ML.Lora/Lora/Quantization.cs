@@ -1,4 +1,5 @@
 using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Modules;
 using Microsoft.ML.Lora.Tensors;
 
 namespace Microsoft.ML.Lora.Lora;
@@ -27,7 +28,11 @@ public static class Quantization
 
             if (linear.Weight.Value.DType != DType.NF4)
             {
-                linear.Weight.Swap(Nf4.Quantize(linear.Weight.Value, doubleQuant)).Dispose();
+                // Quantized on the host (one layer at a time), then moved packed to the model's backend.
+                var weight = linear.Weight.Value;
+                using var host = weight.IsHost ? null : weight.ToHost();
+                var packed = Nf4.Quantize(host ?? weight, doubleQuant);
+                linear.Weight.Swap(weight.IsHost ? packed : Parameter.Transfer(packed, weight.Backend)).Dispose();
             }
         }
 

@@ -83,7 +83,10 @@ public sealed class Parameter : IDisposable
     /// <summary>Replaces the value (same shape), disposing the old one.</summary>
     public void Replace(Tensor value) => Swap(value).Dispose();
 
-    /// <summary>Puts <paramref name="value"/> (same shape, any dtype) in place and returns the previous value, which the caller now owns.</summary>
+    /// <summary>
+    /// Puts <paramref name="value"/> (same shape, any dtype) in place and returns the previous value, which the
+    /// caller now owns. A value of another backend is moved to this parameter's (and the original disposed).
+    /// </summary>
     public Tensor Swap(Tensor value)
     {
         if (!value.Shape.SequenceEqual(Value.Shape))
@@ -91,15 +94,13 @@ public sealed class Parameter : IDisposable
             throw new ArgumentException($"parameter '{Name}' has shape {Tensor.Format(Value.Shape)}; cannot swap in {Tensor.Format(value.Shape)}", nameof(value));
         }
 
-        if (!ReferenceEquals(value.Backend, Value.Backend))
-        {
-            throw new ArgumentException($"parameter '{Name}' lives on {Value.Backend}; cannot swap in a tensor of {value.Backend}", nameof(value));
-        }
-
         if (trainable && value.DType != DType.F32)
         {
             throw new InvalidOperationException($"parameter '{Name}' is trainable and must stay F32");
         }
+
+        // A value made elsewhere (a loaded adapter's head on the host) moves to where the parameter lives.
+        value = Transfer(value, Value.Backend);
 
         var old = Value;
         Value = value;

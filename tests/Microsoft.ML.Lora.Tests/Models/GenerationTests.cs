@@ -1,7 +1,6 @@
 using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Tensors;
-using Microsoft.ML.Lora.Tests.Lora;
 
 namespace Microsoft.ML.Lora.Tests.Models;
 
@@ -18,10 +17,10 @@ public sealed class GenerationTests
     [MemberData(nameof(Cases))]
     public void CachedLogitsEqualTheFullForwardAtEveryStep(string name)
     {
-        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name)).OnTestBackend();
         int v = model.Config.VocabSize;
         int[] tokens = [1, 5, 9, 2, 7, 11, 3, 4, 20];
-        using var cache = new KvCache(model.Config, 1, 16);
+        using var cache = new KvCache(model.Config, 1, 16, model.Backend);
         using var last = Tensor.Empty(DType.F32, 1, v);
 
         // Prefill 5 tokens, then 1 at a time.
@@ -39,16 +38,16 @@ public sealed class GenerationTests
     [Fact]
     public void BatchedCacheRowsAreIndependent()
     {
-        using var model = LlamaForCausalLM.Load(FixturePaths.Case("qwen2_bias"));
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case("qwen2_bias")).OnTestBackend();
         int v = model.Config.VocabSize;
         int[][] rows = [[1, 5, 9, 2], [7, 7, 3, 60]];
-        using var both = new KvCache(model.Config, 2, 8);
+        using var both = new KvCache(model.Config, 2, 8, model.Backend);
         using var logits = Tensor.Empty(DType.F32, 2, v);
         model.ForwardCached([.. rows[0], .. rows[1]], both, logits);
         model.ForwardCached([11, 12], both, logits);
         for (int r = 0; r < 2; r++)
         {
-            using var one = new KvCache(model.Config, 1, 8);
+            using var one = new KvCache(model.Config, 1, 8, model.Backend);
             using var alone = Tensor.Empty(DType.F32, 1, v);
             model.ForwardCached(rows[r], one, alone);
             model.ForwardCached([11 + r], one, alone);
@@ -60,7 +59,7 @@ public sealed class GenerationTests
     [MemberData(nameof(Cases))]
     public void GreedyWithCacheGivesExactlyTheTokensWithout(string name)
     {
-        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name)).OnTestBackend();
         var options = new GenerationOptions { MaxNewTokens = 24 };
         int[] prompt = [1, 5, 9];
         var cached = Generator.Generate(model, prompt, options).ToList();
@@ -73,14 +72,14 @@ public sealed class GenerationTests
     [Fact]
     public void GenerationAppliesTheActiveAdapterAndStopsAtStopTokens()
     {
-        using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa")).OnTestBackend();
         int[] prompt = [1, 5, 9];
         var plain = Generator.Generate(model, prompt, new GenerationOptions { MaxNewTokens = 12 }).ToList();
         var adapters = model.AddAdapter(new LoraOptions { Rank = 4 }, seed: 1);
         var random = new Random(2);
         foreach (var a in adapters)
         {
-            LoraInitializerAccess.Fill(a.B.Value.AsF32(), random, 0.5);
+            TestTensors.FillNormal(a.B.Value, random, 0.5);
         }
 
         var adapted = Generator.Generate(model, prompt, new GenerationOptions { MaxNewTokens = 12 }).ToList();

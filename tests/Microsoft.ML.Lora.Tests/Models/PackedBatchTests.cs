@@ -20,7 +20,7 @@ public sealed class PackedBatchTests
         var targets = examples.SelectMany(e => e.Skip(1).Append(global::Microsoft.ML.Lora.Tensors.CrossEntropy.IgnoreIndex)).ToArray();
         var packed = new CausalLmBatch(1, ids.Length, ids, targets, positions);
 
-        using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa")).OnTestBackend();
         model.SetTrainable(true);
         var packedLoss = model.ForwardBackward(packed);
         var packedGrads = model.Parameters().Select(p => p.Grad!.ToFloatArray()).ToList();

@@ -30,7 +30,7 @@ public sealed class ReferenceModelTests
     public void LogitsLossAndEveryGradientMatchReference(string name)
     {
         using var expected = SafeTensorsFile.Open(Path.Combine(FixturePaths.Case(name), "expected.safetensors"));
-        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name)).OnTestBackend();
         model.SetTrainable(true);
         model.KeepInputsEmbedsGrad = true;
         var batch = BatchOf(expected);
@@ -63,7 +63,7 @@ public sealed class ReferenceModelTests
     public void FrozenModelStillPropagatesInputGradientAndKeepsNoWeightGradient(string name)
     {
         using var expected = SafeTensorsFile.Open(Path.Combine(FixturePaths.Case(name), "expected.safetensors"));
-        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name)).OnTestBackend();
         model.KeepInputsEmbedsGrad = true;
         model.ForwardBackward(BatchOf(expected));
         Assert.All(model.Parameters(), p => Assert.Null(p.Grad));
@@ -75,7 +75,7 @@ public sealed class ReferenceModelTests
     public void Bf16WeightsGiveTheReferenceBf16LossAndStayCloseToF32(string name)
     {
         using var expected = SafeTensorsFile.Open(Path.Combine(FixturePaths.Case(name), "expected.safetensors"));
-        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name), DType.BF16);
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name), DType.BF16).OnTestBackend();
         Assert.Equal(DType.BF16, model.Layers[0].SelfAttn.QProj.Weight.Value.DType);
         Assert.Equal(DType.BF16, model.EmbedTokens.Value.DType);
         double loss = model.Forward(BatchOf(expected)).Mean;
@@ -91,7 +91,7 @@ public sealed class ReferenceModelTests
         var batch = BatchOf(expected);
         float[][] Grads(bool recompute)
         {
-            using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+            using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa")).OnTestBackend();
             model.SetTrainable(true);
             model.GradientCheckpointing = recompute;
             model.ForwardBackward(batch);

@@ -30,7 +30,7 @@ public sealed class SequenceClassificationReferenceTests
     [Fact]
     public void ClassifierConfigLoadsWithLabelsAndPadToken()
     {
-        using var model = LlamaForCausalLM.Load(CaseDir);
+        using var model = LlamaForCausalLM.Load(CaseDir).OnTestBackend();
         var c = model.Config;
         Assert.Equal(("LlamaForSequenceClassification", 3, 3), (c.Architecture, c.NumLabels, c.OutputSize));
         Assert.Equal(["negative", "neutral", "positive"], c.Id2Label);
@@ -45,7 +45,7 @@ public sealed class SequenceClassificationReferenceTests
     public void BasePooledLogitsMatchReferenceAcrossBatches()
     {
         using var expected = Expected();
-        using var model = LlamaForCausalLM.Load(CaseDir);
+        using var model = LlamaForCausalLM.Load(CaseDir).OnTestBackend();
 
         // Batch size 2 splits the three rows into two forward passes with different padding.
         var logits = SequenceClassification.Logits(model, Rows(expected), batchSize: 2);
@@ -56,7 +56,7 @@ public sealed class SequenceClassificationReferenceTests
     public void AdapterPooledLogitsLossAndGradientsMatchReference()
     {
         using var expected = Expected();
-        using var model = LlamaForCausalLM.Load(CaseDir);
+        using var model = LlamaForCausalLM.Load(CaseDir).OnTestBackend();
         var adapters = model.LoadAdapter(AdapterDir, isTrainable: true);
         Assert.Equal(6, adapters.Count);
 
@@ -85,7 +85,7 @@ public sealed class SequenceClassificationReferenceTests
     public void ClassificationLossGradientMatchesCentralDifferences()
     {
         using var expected = Expected();
-        using var model = LlamaForCausalLM.Load(CaseDir);
+        using var model = LlamaForCausalLM.Load(CaseDir).OnTestBackend();
         var adapters = model.LoadAdapter(AdapterDir, isTrainable: true);
         var batch = TrainingBatch(Rows(expected), expected.ReadInt64("labels"));
         model.ForwardBackward(batch);
@@ -95,13 +95,12 @@ public sealed class SequenceClassificationReferenceTests
             var grad = p.Grad!.ToFloatArray();
             foreach (int i in Enumerable.Range(0, grad.Length).OrderByDescending(i => Math.Abs(grad[i])).Take(2))
             {
-                var w = p.Value.AsF32();
-                float orig = w[i];
-                w[i] = orig + FiniteDifferenceStep;
+                float orig = p.Value.GetFloat(i);
+                TestTensors.Edit(p.Value, w => w[i] = orig + FiniteDifferenceStep);
                 double up = model.Forward(batch).Mean;
-                w[i] = orig - FiniteDifferenceStep;
+                TestTensors.Edit(p.Value, w => w[i] = orig - FiniteDifferenceStep);
                 double down = model.Forward(batch).Mean;
-                w[i] = orig;
+                TestTensors.Edit(p.Value, w => w[i] = orig);
                 double fd = (up - down) / (2 * FiniteDifferenceStep);
                 Assert.True(Math.Abs(grad[i]) > 0.1, $"{p.Name}[{i}]: gradient {grad[i]} too small for a meaningful check");
                 Assert.True(Math.Abs(fd - grad[i]) <= FiniteDifferenceTolerance * Math.Abs(grad[i]), $"{p.Name}[{i}]: analytic {grad[i]}, finite difference {fd}");
@@ -112,7 +111,7 @@ public sealed class SequenceClassificationReferenceTests
     [Fact]
     public void LogitsRejectsCausalLmsAndBadRowsNamingTheRow()
     {
-        using var model = LlamaForCausalLM.Load(CaseDir);
+        using var model = LlamaForCausalLM.Load(CaseDir).OnTestBackend();
         var e = Assert.Throws<ArgumentException>(() => SequenceClassification.Logits(model, [[1, 2], [3], [4, 48]], batchSize: 2));
         Assert.Contains("row 2, position 1: token id 48 is outside the vocabulary [0, 48)", e.Message, StringComparison.Ordinal);
         Assert.Contains("row 1 is empty", Assert.Throws<ArgumentException>(() => SequenceClassification.Logits(model, [[1], []])).Message, StringComparison.Ordinal);
