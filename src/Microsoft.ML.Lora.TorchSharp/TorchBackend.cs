@@ -66,9 +66,10 @@ public sealed class TorchBackend : Backend
         ArgumentNullException.ThrowIfNull(device);
         options ??= new TorchBackendOptions();
         var (type, index) = TorchDevices.Parse(device);
-        TorchDevices.EnsureLoaded(type);
+        TorchDevices.EnsureLoaded(DeviceType.CPU);
         if (type == DeviceType.CUDA)
         {
+            // Counted with the CPU library alone, so a CPU-only bundle reports 0 devices rather than a load failure.
             int count = TorchDevices.CudaDeviceCount();
             if (count == 0)
             {
@@ -80,6 +81,8 @@ public sealed class TorchBackend : Backend
             {
                 throw new TorchBackendUnavailableException($"--device {device}: libtorch sees {count} CUDA device(s), cuda:0 … cuda:{count - 1}");
             }
+
+            TorchDevices.EnsureLoaded(DeviceType.CUDA);
         }
 
         string name = type == DeviceType.CUDA ? $"cuda:{Math.Max(index, 0)}" : "cpu";

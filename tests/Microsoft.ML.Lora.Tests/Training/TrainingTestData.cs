@@ -20,7 +20,7 @@ internal static class TrainingTestData
     /// <summary>A fresh tiny model with every parameter trainable (full fine-tuning).</summary>
     public static LlamaForCausalLM Model(int seed = 1, int hidden = 32)
     {
-        var model = LlamaForCausalLM.CreateRandom(Config(hidden), seed: seed);
+        var model = LlamaForCausalLM.CreateRandom(Config(hidden), seed: seed).OnTestBackend();
         model.SetTrainable(true);
         return model;
     }
