@@ -1,3 +1,5 @@
+using Microsoft.ML.Lora.Tensors;
+
 namespace Microsoft.ML.Lora.Hosting;
 
 /// <summary>
@@ -42,6 +44,14 @@ public sealed class LoraTrainingOptions
 
     /// <summary>Checkpoints kept per job (the newest); older ones are deleted as new ones are written. Default 2.</summary>
     public int CheckpointsToKeep { get; set; } = 2;
+
+    /// <summary>
+    /// Where jobs train and <c>POST /generate</c> runs: <see cref="Backend.Native"/> (the CPU engine, default) or a
+    /// device backend made by the app, e.g. <c>Backends.Create("torch", "cuda:0")</c> from Microsoft.ML.Lora.TorchSharp
+    /// (<c>lora serve --backend/--device</c>). Set in code; configuration files cannot bind it.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Backend Backend { get; set; } = Backend.Native;
 
     /// <summary>Longest generation a <c>POST /generate</c> may ask for. Default 512 tokens.</summary>
     public int MaxGenerationTokens { get; set; } = 512;

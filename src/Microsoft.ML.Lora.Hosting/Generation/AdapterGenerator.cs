@@ -126,6 +126,8 @@ internal sealed class AdapterGenerator(JobStore store, IOptions<LoraTrainingOpti
                     model.QuantizeNf4(key.DoubleQuant);
                 }
 
+                model.To(options.Value.Backend);
+
                 loaded = new LoadedBase(model, Tokenizer.Load(key.Model));
                 bases[key] = loaded;
                 logger.LogInformation("Generation: loaded base model {Model}{Nf4}", key.Model, key.Nf4 ? " (NF4)" : string.Empty);

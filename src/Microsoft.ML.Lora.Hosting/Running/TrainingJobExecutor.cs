@@ -55,6 +55,7 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
             model.QuantizeNf4(plan.DoubleQuant);
         }
 
+        model.To(options.Value.Backend);
         var rows = LoadRows(paths, plan, model.Config.VocabSize, token);
         model.AddAdapter(plan.Lora, seed: training.Seed);
         string? latest = Checkpoint.FindLatest(checkpoints);
