@@ -20,7 +20,8 @@ namespace Microsoft.ML.Lora.TorchSharp;
 public sealed class TorchBackend : Backend
 {
     private readonly UploadCache uploads;
-    private readonly Dictionary<RopeTable, (TorchTensor Cos, TorchTensor Sin)> ropeTables = new(ReferenceEqualityComparer.Instance);
+    // Keyed weakly: a model that outgrows its table makes a new one, and the old table's device copy goes with it.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<RopeTable, Tuple<TorchTensor, TorchTensor>> ropeTables = new();
     private TorchTensor? nf4Table;
     private TorchTensor? nibble;
     private TorchTensor? four;
@@ -537,28 +538,23 @@ public sealed class TorchBackend : Backend
 
     private (TorchTensor Cos, TorchTensor Sin) RopeOnDevice(RopeTable table)
     {
-        lock (ropeTables)
+        var pair = ropeTables.GetValue(table, t =>
         {
-            if (!ropeTables.TryGetValue(table, out var pair))
+            int half = t.HeadDim / 2;
+            var cos = new float[(long)t.MaxPositions * half];
+            var sin = new float[cos.Length];
+            for (int p = 0; p < t.MaxPositions; p++)
             {
-                int half = table.HeadDim / 2;
-                var cos = new float[(long)table.MaxPositions * half];
-                var sin = new float[cos.Length];
-                for (int p = 0; p < table.MaxPositions; p++)
-                {
-                    table.CosRow(p).CopyTo(cos.AsSpan(p * half, half));
-                    table.SinRow(p).CopyTo(sin.AsSpan(p * half, half));
-                }
-
-                using var cosCpu = torch.tensor(cos, [table.MaxPositions, half]);
-                using var sinCpu = torch.tensor(sin, [table.MaxPositions, half]);
-                Interlocked.Add(ref hostToDevice, 2);
-                pair = (cosCpu.to(TorchDevice, copy: true).DetachFromDisposeScope(), sinCpu.to(TorchDevice, copy: true).DetachFromDisposeScope());
-                ropeTables[table] = pair;
+                t.CosRow(p).CopyTo(cos.AsSpan(p * half, half));
+                t.SinRow(p).CopyTo(sin.AsSpan(p * half, half));
             }
 
-            return pair;
-        }
+            using var cosCpu = torch.tensor(cos, [t.MaxPositions, half]);
+            using var sinCpu = torch.tensor(sin, [t.MaxPositions, half]);
+            Interlocked.Add(ref hostToDevice, 2);
+            return Tuple.Create(cosCpu.to(TorchDevice, copy: true).DetachFromDisposeScope(), sinCpu.to(TorchDevice, copy: true).DetachFromDisposeScope());
+        });
+        return (pair.Item1, pair.Item2);
     }
 
     private TorchTensor KeepMask(LoraTensor x, float p, ulong seed)
