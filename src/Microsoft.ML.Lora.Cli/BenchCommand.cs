@@ -4,6 +4,7 @@ using System.Globalization;
 using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Tensors;
+using Microsoft.ML.Lora.TorchSharp;
 
 namespace Microsoft.ML.Lora.Cli;
 
@@ -16,7 +17,8 @@ namespace Microsoft.ML.Lora.Cli;
 /// <item><c>lora</c> (with <c>--rank</c>): the same with adapters on every linear layer, their gradients included;</item>
 /// <item><c>qlora</c> (with <c>--quantize nf4</c>): the LoRA step over NF4 base weights.</item>
 /// </list>
-/// Memory per mode is its weights and gradients plus the tensor high-water mark of its step (activations, workspace, gradients).
+/// Memory per mode is its weights and gradients plus the tensor high-water mark of its step (activations, workspace, gradients),
+/// measured on the native backend only: the torch backend's tensors are libtorch's, outside <see cref="NativePool"/>.
 /// </summary>
 internal static class BenchCommand
 {
@@ -40,10 +42,12 @@ internal static class BenchCommand
         var doubleQuant = new Option<bool>("--double-quant") { Description = "NF4 with double quantization of the absmax constants" };
         var recompute = new Option<bool>("--recompute") { Description = "recompute activations in backward (gradient checkpointing)" };
         var generate = Int("--generate", 0, "also time generating N tokens (greedy, batch 1) after a --seq/2-token prompt, with and without the KV cache");
+        var backendOptions = new BackendOptions();
         var command = new Command("bench", "Print training-step tokens/s (frozen pass, LoRA step, QLoRA step) of a model shape, and their ratios.")
         {
             layers, hidden, heads, kvHeads, intermediate, vocab, seq, batch, steps, warmup, threads, rank, dtype, quantize, doubleQuant, recompute, generate,
         };
+        backendOptions.AddTo(command, withBf16Compute: true);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
             CpuParallel.Threads = parse.GetValue(threads);
@@ -66,6 +70,8 @@ internal static class BenchCommand
                 throw new ArgumentException($"--quantize takes nf4 and needs --rank (QLoRA trains adapters); got '{quant}' with rank {r}");
             }
 
+            var backend = backendOptions.Create(parse, CpuParallel.Threads);
+
             var random = new Random(2);
             var rows = Enumerable.Range(0, b).Select(_ => Enumerable.Range(0, t).Select(_ => random.Next(config.VocabSize)).ToArray()).ToList();
             var data = CausalLmBatch.FromRows(rows);
@@ -73,8 +79,9 @@ internal static class BenchCommand
             try
             {
                 var baseModel = LlamaForCausalLM.CreateRandom(config, DTypes.Parse(parse.GetValue(dtype)!), seed: 1);
-                baseModel.GradientCheckpointing = parse.GetValue(recompute);
                 modes.Add(new Mode("frozen", baseModel, () => baseModel.SetActiveAdapter(null), Owns: true));
+                baseModel.To(backend);
+                baseModel.GradientCheckpointing = parse.GetValue(recompute);
                 if (r > 0)
                 {
                     baseModel.AddAdapter(new LoraOptions { Rank = r }, seed: 3);
@@ -87,6 +94,7 @@ internal static class BenchCommand
                     modes.Add(new Mode($"qlora r={r}", q, () => { }, Owns: true));
                     q.GradientCheckpointing = parse.GetValue(recompute);
                     q.QuantizeNf4(parse.GetValue(doubleQuant));
+                    q.To(backend);
                     q.AddAdapter(new LoraOptions { Rank = r }, seed: 3);
                 }
 
@@ -112,13 +120,21 @@ internal static class BenchCommand
                 }
 
                 var inv = CultureInfo.InvariantCulture;
+                bool measured = backend.IsHost;
                 foreach (var m in modes)
                 {
                     double tokensPerSecond = b * t / m.MedianSeconds;
-                    output.WriteLine(string.Create(inv, $"{m.Name,-12} tokens/s={tokensPerSecond:F1} ms/step={m.MedianSeconds * 1000:F1} x_frozen={m.MedianRatioTo(modes[0]):F3} weights_mb={m.WeightBytes / 1048576.0:F1} peak_mb={m.PeakBytes / 1048576.0:F1} loss={m.LastLoss:F4}"));
+                    string peak = measured ? string.Create(inv, $"{m.PeakBytes / 1048576.0:F1}") : "n/a";
+                    output.WriteLine(string.Create(inv, $"{m.Name,-12} tokens/s={tokensPerSecond:F1} ms/step={m.MedianSeconds * 1000:F1} x_frozen={m.MedianRatioTo(modes[0]):F3} weights_mb={m.WeightBytes / 1048576.0:F1} peak_mb={peak} loss={m.LastLoss:F4}"));
                 }
 
-                output.WriteLine(string.Create(inv, $"shape: layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize} batch={b} seq={t} steps={timed} threads={CpuParallel.Threads}"));
+                string compute = backend is TorchBackend { Options.Bf16Compute: true } ? " bf16_compute" : string.Empty;
+                output.WriteLine(string.Create(inv, $"shape: layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize} batch={b} seq={t} steps={timed} threads={CpuParallel.Threads} backend={backend.Name}:{backend.Device}{compute}"));
+                if (!measured)
+                {
+                    output.WriteLine($"memory: peak_mb not measured on the {backend.Name} backend (its tensors are libtorch's, outside the native pool); weights_mb is weights and gradients by dtype size");
+                }
+
                 if (parse.GetValue(generate) is > 0 and int count)
                 {
                     TimeGeneration(output, modes[0].Model, rows[0][..(t / 2)], count);
@@ -126,7 +142,8 @@ internal static class BenchCommand
 
                 if (modes.Count == 3)
                 {
-                    output.WriteLine(string.Create(inv, $"qlora_peak/lora_peak={modes[2].PeakBytes / (double)modes[1].PeakBytes:F3} nf4_bytes_per_base_param={modes[2].Model.Linears().Where(l => l.Name != "lm_head").Sum(l => l.Weight.Value.ByteLength) / (double)modes[2].Model.Linears().Where(l => l.Name != "lm_head").Sum(l => l.Weight.Value.Length):F4}"));
+                    string peakRatio = measured ? string.Create(inv, $"{modes[2].PeakBytes / (double)modes[1].PeakBytes:F3}") : "n/a";
+                    output.WriteLine(string.Create(inv, $"qlora_peak/lora_peak={peakRatio} nf4_bytes_per_base_param={modes[2].Model.Linears().Where(l => l.Name != "lm_head").Sum(l => l.Weight.Value.ByteLength) / (double)modes[2].Model.Linears().Where(l => l.Name != "lm_head").Sum(l => l.Weight.Value.Length):F4}"));
                 }
 
                 return 0;
@@ -188,6 +205,7 @@ internal static class BenchCommand
 
         public double LastLoss { get; private set; }
 
+        // On a device backend the peak read here is the host pool's, not the step's: the caller prints n/a.
         public void Step(CausalLmBatch data)
         {
             Activate();

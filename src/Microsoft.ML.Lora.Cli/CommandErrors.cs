@@ -1,3 +1,5 @@
+using Microsoft.ML.Lora.TorchSharp;
+
 namespace Microsoft.ML.Lora.Cli;
 
 /// <summary>Turns the library's exceptions into one clear line on stderr and a non-zero exit code.</summary>
@@ -13,7 +15,7 @@ internal static class CommandErrors
         {
             return body();
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or NotSupportedException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or NotSupportedException or UnauthorizedAccessException or InvalidOperationException or TorchBackendUnavailableException)
         {
             error.WriteLine($"error: {OneLine(e)}");
             return BadInput;

@@ -11,12 +11,14 @@ internal static class EvalCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var model = new ModelOptions();
+        var backendOptions = new BackendOptions();
         var dataOptions = new DataOptions();
         var data = new Option<string>("--data") { Description = "JSONL (input_ids, text, prompt/completion or messages) or CSV/TSV", Required = true };
         var batchSize = new Option<int>("--batch-size") { Description = "rows per batch", DefaultValueFactory = _ => 8 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var command = new Command("eval", "Print loss=<mean token cross-entropy> tokens=<count> of a model (optionally with an adapter, optionally NF4) on tokenized rows.") { data, batchSize, threads };
         model.AddTo(command);
+        backendOptions.AddTo(command, withBf16Compute: true);
         dataOptions.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
@@ -27,7 +29,8 @@ internal static class EvalCommand
             }
 
             CpuParallel.Threads = parse.GetValue(threads);
-            using var lm = model.Load(parse);
+            var backend = backendOptions.Create(parse, CpuParallel.Threads);
+            using var lm = model.Load(parse, backend);
             var rows = dataOptions.Load(parse, parse.GetValue(data)!, parse.GetValue(model.Model)!, lm.Config.VocabSize, error);
             var result = Evaluator.Evaluate(lm, rows, batch);
             if (result.Tokens == 0)

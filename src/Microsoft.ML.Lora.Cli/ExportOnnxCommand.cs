@@ -9,6 +9,7 @@ internal static class ExportOnnxCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var model = new ModelOptions();
+        var backendOptions = new BackendOptions();
         var outFile = new Option<string>("--out") { Description = "the .onnx file to write", Required = true };
         var external = new Option<bool>("--external-data") { Description = "store weights in <out>.data beside the model (automatic past 2 GB)" };
         var kvCache = new Option<bool>("--kv-cache") { Description = "add position_ids, past_key_values.N.key/value inputs and present.N.key/value outputs (ONNX Runtime GenAI layout)" };
@@ -19,6 +20,7 @@ internal static class ExportOnnxCommand
         var adapterOut = new Option<string?>("--adapter-out") { Description = "with --adapters-as-inputs: also write the --adapter as an ONNX file whose outputs are the base's adapter inputs" };
         var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16, adaptersAsInputs, int4, int4Block, adapterOut };
         model.AddTo(command);
+        backendOptions.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
             if (parse.GetValue(model.Quantize) is not null)
@@ -31,7 +33,8 @@ internal static class ExportOnnxCommand
                 throw new ArgumentException("--int4 and --adapters-as-inputs cannot be combined yet: 4-bit layers take no adapter inputs");
             }
 
-            using var lm = model.Load(parse);
+            var backend = backendOptions.Create(parse, Environment.ProcessorCount);
+            using var lm = model.Load(parse, backend);
             string path = Path.GetFullPath(parse.GetValue(outFile)!);
             LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs), Int4 = parse.GetValue(int4), Int4BlockSize = parse.GetValue(int4Block) });
             if (parse.GetValue(adapterOut) is { } adapterPath)

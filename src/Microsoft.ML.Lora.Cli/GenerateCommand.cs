@@ -15,6 +15,7 @@ internal static class GenerateCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var model = new ModelOptions();
+        var backendOptions = new BackendOptions();
         var prompt = new Option<string?>("--prompt") { Description = "prompt text (raw; with --chat-template it becomes one user message)" };
         var messages = new Option<string?>("--messages") { Description = "JSON file: [{\"role\": \"system|user|assistant\", \"content\": \"...\"}, ...]" };
         var template = new Option<string?>(ChatTemplate.OptionName) { Description = $"chat format: {string.Join(", ", ChatTemplate.Names)} (default with --messages: detected from tokenizer_config.json)" };
@@ -31,9 +32,11 @@ internal static class GenerateCommand
             prompt, messages, template, maxNew, temperature, topK, topP, seed, stop, noCache, threads,
         };
         model.AddTo(command);
+        backendOptions.AddTo(command);
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Guard(error, () =>
         {
             CpuParallel.Threads = parse.GetValue(threads);
+            var backend = backendOptions.Create(parse, CpuParallel.Threads);
             string dir = parse.GetValue(model.Model)!;
             if ((parse.GetValue(prompt) is null) == (parse.GetValue(messages) is null))
             {
@@ -90,7 +93,7 @@ internal static class GenerateCommand
                 StopTokenIds = stops,
                 UseCache = !parse.GetValue(noCache),
             };
-            using var lm = model.Load(parse);
+            using var lm = model.Load(parse, backend);
             var generated = new List<int>();
             string shown = string.Empty;
             foreach (int token in Generator.Generate(lm, ids, options, cancellationToken))

@@ -14,11 +14,16 @@ internal static class MergeCommand
         var adapter = new Option<string>("--adapter") { Description = "PEFT adapter folder", Required = true };
         var outDir = new Option<string>("--out") { Description = "new folder for the merged model (must not exist or be empty)", Required = true };
         var dtype = new Option<string?>("--dtype") { Description = "saved dtype: f32 or bf16 (default: the base's torch_dtype)" };
+        var backendOptions = new BackendOptions();
         var command = new Command("merge", "Merge a LoRA adapter into the base weights and write a complete model folder (config, safetensors, tokenizer files).") { model, adapter, outDir, dtype };
+        backendOptions.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
+            var backend = backendOptions.Create(parse, Environment.ProcessorCount);
+
             // Merge in F32 whatever the checkpoint's dtype: W + s·B·A rounded once, on save.
             using var lm = ModelOptions.LoadBase(parse.GetValue(model)!, DType.F32, parse.GetValue(adapter));
+            lm.To(backend);
             var saveType = parse.GetValue(dtype) is { } d ? DTypes.Parse(d) : lm.Config.TorchDtype == "bfloat16" ? DType.BF16 : DType.F32;
             var adapters = lm.LoadAdapter(parse.GetValue(adapter)!);
             lm.MergeAndUnload(DType.F32);

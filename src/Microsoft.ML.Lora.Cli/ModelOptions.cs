@@ -42,8 +42,11 @@ internal sealed class ModelOptions
             ? LlamaForCausalLM.LoadForSequenceClassification(directory, labels, dtype)
             : LlamaForCausalLM.Load(directory, dtype);
 
-    /// <summary>Loads the model as the options say.</summary>
-    public LlamaForCausalLM Load(ParseResult parse)
+    /// <summary>
+    /// Loads the model as the options say, onto <paramref name="backend"/>: NF4 quantization runs on the host
+    /// first, so only the packed weights cross to a device; the adapter is then loaded on the device.
+    /// </summary>
+    public LlamaForCausalLM Load(ParseResult parse, Backend backend)
     {
         string? quantize = parse.GetValue(Quantize);
         if (quantize is not null && quantize != "nf4")
@@ -65,6 +68,7 @@ internal sealed class ModelOptions
                 model.QuantizeNf4(parse.GetValue(DoubleQuant));
             }
 
+            model.To(backend);
             if (adapter is not null)
             {
                 model.LoadAdapter(adapter);

@@ -26,16 +26,20 @@ internal static class ServeCommand
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "checkpoint interval in steps for jobs that set none (0 = only on shutdown)", DefaultValueFactory = _ => defaults.CheckpointEverySteps };
         var maxBody = new Option<long>("--max-request-bytes") { Description = "largest request body accepted (413 beyond)", DefaultValueFactory = _ => defaults.MaxRequestBodyBytes };
         var threads = new Option<int>("--threads") { Description = "CPU threads for training and generation", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var backendOptions = new BackendOptions();
         var command = new Command("serve", "Run the training service: HTTP API to submit, watch, cancel and download LoRA jobs, a durable SQLite queue, and a dashboard.")
         {
             urls, dataDir, token, modelRoot, datasetRoot, outputRoot, concurrency, checkpointEvery, maxBody, threads,
         };
+        backendOptions.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             WebApplication? app = null;
+            Backend? backend = null;
             int exit = CommandErrors.Guard(error, () =>
             {
                 CpuParallel.Threads = parse.GetValue(threads);
+                backend = backendOptions.Create(parse, CpuParallel.Threads);
                 string listen = parse.GetValue(urls)!;
                 string? secret = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("LORA_TOKEN");
                 RequireTokenBeyondLoopback(listen, secret);
@@ -50,6 +54,7 @@ internal static class ServeCommand
                     CheckpointEverySteps = parse.GetValue(checkpointEvery),
                     MaxRequestBodyBytes = parse.GetValue(maxBody),
                     Urls = listen,
+                    Backend = backend,
                 };
                 settings.Validate();
                 app = LoraTrainingServer.Create(o => Copy(settings, o));
@@ -64,6 +69,7 @@ internal static class ServeCommand
             {
                 await app.StartAsync(cancellationToken).ConfigureAwait(false);
                 output.WriteLine($"lora serve: listening on {string.Join(' ', app.Addresses())}");
+                output.WriteLine($"lora serve: jobs and /generate run on the {backend} backend");
                 output.Flush();
                 await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
             }
@@ -107,5 +113,6 @@ internal static class ServeCommand
         to.CheckpointEverySteps = from.CheckpointEverySteps;
         to.MaxRequestBodyBytes = from.MaxRequestBodyBytes;
         to.Urls = from.Urls;
+        to.Backend = from.Backend;
     }
 }

@@ -18,6 +18,7 @@ internal static class TrainCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var model = new ModelOptions();
+        var backendOptions = new BackendOptions();
         var dataOptions = new DataOptions();
         var data = new Option<string>("--data") { Description = "training file: JSONL (text, prompt/completion, messages or input_ids) or CSV/TSV", Required = true };
         var valData = new Option<string?>("--val-data") { Description = "validation file, same format as --data" };
@@ -54,6 +55,7 @@ internal static class TrainCommand
             weightDecay, valFraction, evalEvery, checkpointEvery, seed, full, resume, threads, packing, streaming,
         };
         model.AddTo(command, withAdapter: false);
+        backendOptions.AddTo(command, withBf16Compute: true);
         dataOptions.AddTo(command);
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Guard(error, () =>
         {
@@ -89,9 +91,10 @@ internal static class TrainCommand
                 Packing = parse.GetValue(packing),
             };
             options.Validate();
+            var backend = backendOptions.Create(parse, CpuParallel.Threads);
             EnsureWritable(outPath, isFull);
 
-            using var lm = model.Load(parse);
+            using var lm = model.Load(parse, backend);
             string modelDir = parse.GetValue(model.Model)!;
             bool stream = parse.GetValue(streaming);
             var rows = stream ? null : dataOptions.Load(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize, error, cancellationToken);
@@ -111,7 +114,7 @@ internal static class TrainCommand
             }
 
             long trainable = lm.TrainableParameters().Sum(static p => p.Value.Length);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {(rows is null ? "streamed rows" : $"{rows.Count} rows")}"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {(rows is null ? "streamed rows" : $"{rows.Count} rows")}{(backend.IsHost ? string.Empty : $", on the {backend} backend")}"));
             using var trainer = parse.GetValue(resume) is { } checkpoint ? Trainer.Resume(lm, checkpoint) : new Trainer(lm, options);
             var progress = new ProgressPrinter(error);
             var result = rows is null
