@@ -5,6 +5,8 @@
 #   2. `lora bench` frozen forward+backward tokens/s against the same work in PyTorch (Debian, OpenBLAS).
 #   3. The LoRA (r=16) and QLoRA (NF4, double quantization) steps against the frozen pass, interleaved,
 #      and QLoRA's peak tensor memory against LoRA over F32 weights on a wider model (hidden 2048).
+#      The same LoRA step on the torch backend (libtorch through TorchSharp, CPU; F32 and BF16 compute)
+#      next to the native engine and PyTorch.
 #   4. Tokenizer MB/s on real tokenizer.json files, and generation tokens/s with and without the KV cache.
 #   5. ONNX export time and size, and ONNX Runtime forward tokens/s next to our engine.
 #   6. The pipeline API's batching: PredictScores rows/s at PredictionBatchSize 1, 8, 32 and Generate
@@ -31,12 +33,27 @@ torch=$(/usr/bin/python3 eng/bench_torch.py "${shape[@]}" --steps "$steps" --thr
 echo "ours f32:  $ours_f32"
 echo "ours bf16: $ours_bf16"
 echo "pytorch:   $torch"
+# tokens/s of a PyTorch line, and of one mode's line in `lora bench` output (its lines start with the mode's name).
 tps() { sed -E 's/^tokens\/s=([0-9.]+).*/\1/' <<<"$1"; }
-awk -v a="$(tps "$ours_f32")" -v b="$(tps "$ours_bf16")" -v t="$(tps "$torch")" \
+mode_tps() { sed -nE "s/^$1 +tokens\/s=([0-9.]+).*/\1/p" <<<"$2"; }
+awk -v a="$(mode_tps frozen "$ours_f32")" -v b="$(mode_tps frozen "$ours_bf16")" -v t="$(tps "$torch")" \
   'BEGIN { printf "ratio ours/pytorch: f32 %.2fx, bf16 %.2fx\n", a / t, b / t }'
 
 echo "== LoRA and QLoRA steps against the frozen pass (same run): ${shape[*]} --rank 16"
-"$lora" bench "${shape[@]}" --steps "$steps" --threads "$threads" --rank 16 --quantize nf4 --double-quant
+steps_out=$("$lora" bench "${shape[@]}" --steps "$steps" --threads "$threads" --rank 16 --quantize nf4 --double-quant)
+echo "$steps_out"
+echo "== LoRA step (r=16) on the torch backend (libtorch CPU, F32 and BF16 compute) beside the native engine and PyTorch: ${shape[*]}"
+lora_native=$(grep '^lora ' <<<"$steps_out")
+lora_torch_f32=$("$lora" bench "${shape[@]}" --steps "$steps" --threads "$threads" --rank 16 --backend torch | grep '^lora ')
+lora_torch_bf16=$("$lora" bench "${shape[@]}" --steps "$steps" --threads "$threads" --rank 16 --backend torch --bf16-compute | grep '^lora ')
+lora_pytorch=$(/usr/bin/python3 eng/bench_torch.py "${shape[@]}" --steps "$steps" --threads "$threads" --rank 16)
+echo "native engine:      $lora_native"
+echo "torch backend f32:  $lora_torch_f32"
+echo "torch backend bf16: $lora_torch_bf16"
+echo "pytorch:            $lora_pytorch"
+awk -v n="$(mode_tps 'lora r=16' "$lora_native")" -v f="$(mode_tps 'lora r=16' "$lora_torch_f32")" \
+    -v h="$(mode_tps 'lora r=16' "$lora_torch_bf16")" -v p="$(tps "$lora_pytorch")" \
+  'BEGIN { printf "ratio torch-backend/native: f32 %.2fx, bf16 %.2fx; ratio to pytorch: native %.2fx, torch-backend f32 %.2fx, bf16 %.2fx\n", f / n, h / n, n / p, f / p, h / p }'
 echo "== peak memory, QLoRA vs LoRA over F32 weights, weight-dominated shape (4 layers of TinyLlama's width), gradient checkpointing"
 "$lora" bench --layers 4 --hidden 2048 --heads 32 --kv-heads 4 --intermediate 5632 --vocab 32000 --seq 256 --batch 1 \
   --steps 2 --threads "$threads" --rank 16 --quantize nf4 --double-quant --recompute
