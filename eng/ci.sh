@@ -13,15 +13,5 @@ dotnet test Microsoft.ML.Lora.sln -c Release --no-build -nologo -v q --logger "c
 sum() { awk -v key="$1:" '$1 == key && NF == 2 && $2 ~ /^[0-9]+$/ { s += $2 } END { print s + 0 }' "$log"; }
 passed=$(sum Passed)
 failed=$(sum Failed)
-# The ML.NET binding's tests run wherever ML.NET resolves: MLNET_ASSEMBLIES names a folder of its assemblies.
-if [[ -n "${MLNET_ASSEMBLIES:-}" ]]; then
-  mlnet_log=$(mktemp)
-  bash eng/test-mlnet.sh "$MLNET_ASSEMBLIES" 2>&1 | tee "$mlnet_log" || status=$?
-  passed=$((passed + $(awk '/^mlnet tests:/ { print $3 }' "$mlnet_log")))
-  failed=$((failed + $(awk '/^mlnet tests:/ { print $5 }' "$mlnet_log")))
-  rm -f "$mlnet_log"
-else
-  echo "ML.NET binding tests not run: ML.NET is not restorable here; set MLNET_ASSEMBLIES=DIR (see README, 'ML.NET pipeline')"
-fi
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"

@@ -1,16 +1,15 @@
 using System.Diagnostics;
 using System.Globalization;
-using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.MLNet;
 using Microsoft.ML.Lora.Tensors;
-using Microsoft.ML.Lora.Training;
 
 namespace Microsoft.ML.Lora.Benchmarks;
 
 /// <summary>
-/// <c>pipeline</c> mode: what batching buys at the pipeline API, on a small random Llama
-/// (<see cref="PipelineBenchModel"/>) with a LoRA adapter from one training step, saved and loaded once per
-/// setting. (1) rows/s of <see cref="LoraTextClassificationTransformer.PredictScores"/> with
-/// PredictionBatchSize 1, 8 and 32; (2) new tokens/s of <see cref="LoraCausalLmTransformer.Generate"/> over
+/// <c>pipeline</c> mode: what batching buys at the ML.NET pipeline API, on a small random Llama
+/// (<see cref="PipelineBenchModel"/>) with a LoRA adapter from one training step (the same adapter for every
+/// setting: one seed). (1) rows/s of the classifier's scoring (what its Transform runs per batch) with
+/// PredictionBatchSize 1, 8 and 32; (2) new tokens/s of the causal LM's generation over
 /// prompts of equal token length with GenerationBatchSize 1 and 8 (greedy, a fixed count of new tokens, no
 /// stop token). The settings run interleaved, one call each per repetition, after one warm-up call each. The
 /// result is the ratio to batch 1: the median over repetitions of each repetition's own ratio (paired, so a
@@ -48,8 +47,8 @@ internal static class PipelineBenchmark
             var config = PipelineBenchModel.Config;
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine(string.Create(inv, $"model: random Llama layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize}, LoRA r=8 (one training step), byte-level tokenizer; threads={threads} reps={reps}"));
-            Classification(modelPath, Path.Combine(root, "classifier"), reps, inv);
-            Generation(modelPath, Path.Combine(root, "causal-lm"), reps, inv);
+            Classification(modelPath, reps, inv);
+            Generation(modelPath, reps, inv);
             return 0;
         }
         finally
@@ -58,27 +57,24 @@ internal static class PipelineBenchmark
         }
     }
 
-    private static void Classification(string modelPath, string adapter, int reps, CultureInfo inv)
+    private static void Classification(string modelPath, int reps, CultureInfo inv)
     {
         var random = new Random(3);
         var texts = Enumerable.Range(0, Texts).Select(_ => Sentence(random, random.Next(16, 65))).ToArray();
-        var options = new LoraTextClassificationOptions
+        var rows = texts.Select(static t => new[] { t }).ToArray();
+        var labelled = texts[..8].Select((t, i) => new ClassifiedText { Sentence1 = t, Label = i % 2 == 0 ? "a" : "b" }).ToArray();
+        var transformers = PredictionBatchSizes.Select(b =>
         {
-            ModelPath = modelPath,
-            Lora = new() { Rank = 8 },
-            Training = new TrainingOptions { MaxSteps = 1, BatchSize = 4, Seed = 1 },
-        };
-        using (var trained = new LoraTextClassificationEstimator(options).Fit(TextTable.FromColumns(("Text", texts[..8]), ("Label", new[] { 0, 1, 0, 1, 0, 1, 0, 1 }))))
-        {
-            trained.SaveAdapter(adapter);
-        }
-
-        var transformers = PredictionBatchSizes.Select(b => LoraTextClassificationTransformer.Load(adapter, options with { PredictionBatchSize = b })).ToArray();
+            var ml = new MLContext(seed: 1);
+            var options = new LoraTextClassificationTrainer.Options { ModelPath = modelPath, MaxSteps = 1, BatchSize = 4, PredictionBatchSize = b };
+            var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(labelled)).Transform(ml.Data.LoadFromEnumerable(labelled));
+            return ml.MulticlassClassification.Trainers.LoraTextClassification(options).Fit(keyed);
+        }).ToArray();
         try
         {
-            var scores = transformers.Select(t => t.PredictScores(texts)).ToArray();
+            var scores = transformers.Select(t => t.PredictScores(rows)).ToArray();
             double maxDiff = scores.Skip(1).SelectMany(s => s.Zip(scores[0], (a, b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max())).Max();
-            var times = Interleaved(transformers.Length, reps, i => transformers[i].PredictScores(texts));
+            var times = Interleaved(transformers.Length, reps, i => transformers[i].PredictScores(rows));
             int tokens = texts.Sum(t => transformers[0].Encode(t).Length);
             Console.WriteLine(string.Create(inv, $"== classification: PredictScores over {Texts} texts ({tokens} tokens, {texts.Min(t => t.Length)}-{texts.Max(t => t.Length)} chars), 2 classes"));
             for (int i = 0; i < transformers.Length; i++)
@@ -98,26 +94,22 @@ internal static class PipelineBenchmark
         }
     }
 
-    private static void Generation(string modelPath, string adapter, int reps, CultureInfo inv)
+    private static void Generation(string modelPath, int reps, CultureInfo inv)
     {
         var random = new Random(4);
         // One byte per token and no BOS: prompts of equal character count have equal token counts.
         var prompts = Enumerable.Range(0, Prompts).Select(_ => Sentence(random, PromptChars)).ToArray();
-        var options = new LoraCausalLmOptions
+        var pairs = prompts[..4].Select((p, i) => new PromptPair { Prompt = p, Completion = i % 2 == 0 ? " yes" : " no" }).ToArray();
+        var transformers = GenerationBatchSizes.Select(b =>
         {
-            ModelPath = modelPath,
-            Lora = new() { Rank = 8 },
-            Training = new TrainingOptions { MaxSteps = 1, BatchSize = 4, Seed = 1 },
-            // -1 is no token id: generation never stops early, so every setting produces Prompts × NewTokens tokens.
-            Generation = new GenerationOptions { MaxNewTokens = NewTokens, StopTokenIds = [-1] },
-        };
-        var rows = TextTable.FromColumns(("Prompt", prompts[..4]), ("Completion", new[] { " yes", " no", " yes", " no" }));
-        using (var trained = new LoraCausalLmEstimator(options).Fit(rows))
-        {
-            trained.SaveAdapter(adapter);
-        }
+            var ml = new MLContext(seed: 1);
+            var options = new LoraCausalLmTrainer.Options { ModelPath = modelPath, MaxSteps = 1, BatchSize = 4, MaxNewTokens = NewTokens, GenerationBatchSize = b };
+            var transformer = ml.Transforms.Text.LoraCausalLm(options).Fit(ml.Data.LoadFromEnumerable(pairs));
 
-        var transformers = GenerationBatchSizes.Select(b => LoraCausalLmTransformer.Load(adapter, options with { GenerationBatchSize = b })).ToArray();
+            // -1 is no token id: generation never stops early, so every setting produces Prompts × NewTokens tokens.
+            transformer.Generation = transformer.Generation with { StopTokenIds = [-1] };
+            return transformer;
+        }).ToArray();
         try
         {
             var outputs = transformers.Select(t => t.Generate(prompts)).ToArray();
@@ -172,6 +164,20 @@ internal static class PipelineBenchmark
         double at = q * (sorted.Length - 1);
         int lo = (int)Math.Floor(at), hi = Math.Min(lo + 1, sorted.Length - 1);
         return sorted[lo] + (at - lo) * (sorted[hi] - sorted[lo]);
+    }
+
+    private sealed class ClassifiedText
+    {
+        public string Sentence1 { get; set; } = "";
+
+        public string Label { get; set; } = "";
+    }
+
+    private sealed class PromptPair
+    {
+        public string Prompt { get; set; } = "";
+
+        public string Completion { get; set; } = "";
     }
 
     private static string Sentence(Random random, int chars)

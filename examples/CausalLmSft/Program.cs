@@ -1,50 +1,65 @@
-// Supervised fine-tuning (SFT) of a causal LM with LoRA through the plain pipeline API: Fit trains on
-// prompt/completion rows, Transform generates, then the adapter is saved, loaded back, merged and exported.
-//   dotnet run --project examples/CausalLmSft              (a tiny model made on the spot)
-//   dotnet run --project examples/CausalLmSft -- MODEL_DIR OUT_DIR   (a Hugging Face model folder)
-// Microsoft.ML.Lora, its .Lora and .Training namespaces and the Shared/ helpers come as global usings (examples/Directory.Build.props).
-using Microsoft.ML.Lora.Models;
+// Supervised fine-tuning (SFT) of a causal LM with LoRA as a step of an ML.NET pipeline, on the real TinyStories
+// model the repository ships: mlContext.Transforms.Text.LoraCausalLm fits on String prompt/completion columns,
+// Transform and a PredictionEngine generate, then the adapter is saved, reloaded, merged and exported to ONNX.
+//   dotnet run --project examples/CausalLmSft                       (models/tinystories-656k)
+//   dotnet run --project examples/CausalLmSft -- MODEL_DIR OUT_DIR  (any Hugging Face Llama-family folder)
+// Microsoft.ML.Lora and the Shared/ helpers come as global usings (examples/Directory.Build.props).
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Lora.MLNet;
 
 var (output, modelPath) = ExampleFolders.FromArgs(args, "causal-lm-sft");
 
-var data = TextTable.FromRows(new[]
-{
-    new Pair("capital of France? ", "Paris"),
-    new Pair("2+2=", "4"),
-    new Pair("color of the sky? ", "blue"),
-    new Pair("opposite of hot? ", "cold"),
-    new Pair("dog says ", "woof"),
-    new Pair("été → ", "summer"),
-});
-var options = new LoraCausalLmOptions
+// Facts about a new character the stories never had. Completions start without a space: the model's
+// SentencePiece-style tokenizer puts the word boundary in front of every piece it encodes.
+Pair[] facts =
+[
+    new("Zog the dragon was", "purple and very kind."),
+    new("Zog liked to eat", "green soup with a big spoon."),
+    new("Zog lived in", "a tall tower by the sea."),
+    new("Zog's best friend was", "a small red bird named Pip."),
+];
+var ml = new MLContext(seed: 1);
+IDataView data = ml.Data.LoadFromEnumerable(facts);
+var options = new LoraCausalLmTrainer.Options
 {
     ModelPath = modelPath,
-    Lora = new LoraOptions { Rank = 8 },
-    Training = new TrainingOptions { LearningRate = 1e-2, BatchSize = 6, MaxSteps = 120, WarmupSteps = 5, Seed = 1 },
-    Generation = new GenerationOptions { MaxNewTokens = 16 },
+    LearningRate = 1e-2,
+    MaxEpochs = 60,
+    BatchSize = 4,
+    MaxNewTokens = 16,
+    Progress = new ConsoleProgress(),
 };
 
-using var sft = new LoraCausalLmEstimator(options).Fit(data, new ConsoleProgress());
+using var sft = ml.Transforms.Text.LoraCausalLm(options).Fit(data);
 var generated = sft.Transform(data);
-foreach (var (prompt, text) in data.GetColumn<string>("Prompt").Zip(generated.GetColumn<string>("GeneratedText")))
+foreach (var (prompt, text) in generated.GetColumn<string>("Prompt").Zip(generated.GetColumn<string>("GeneratedText")))
 {
-    Console.WriteLine($"{prompt}→ {text}");
+    Console.WriteLine($"{prompt} → {text}");
 }
+
+var engine = ml.Model.CreatePredictionEngine<Pair, Generation>(sft);
+Console.WriteLine($"PredictionEngine: 'Zog the dragon was' → {engine.Predict(new Pair("Zog the dragon was", "")).GeneratedText}");
 
 string adapter = Path.Combine(output, "adapter");
 sft.SaveAdapter(adapter);
-using (var loaded = LoraCausalLmTransformer.Load(adapter, options))
+var texts = generated.GetColumn<string>("GeneratedText").ToList();
+using (var loaded = LoraCausalLmTransformer.Load(ml, adapter))
 {
-    bool same = loaded.Transform(data).GetColumn<string>("GeneratedText").SequenceEqual(generated.GetColumn<string>("GeneratedText"));
-    Console.WriteLine($"saved {adapter}; loaded generations identical: {same}");
+    Console.WriteLine($"saved {adapter}; reloaded generations identical: {loaded.Transform(data).GetColumn<string>("GeneratedText").SequenceEqual(texts)}");
 }
 
 sft.Merge();
-bool mergedSame = sft.Transform(data).GetColumn<string>("GeneratedText").SequenceEqual(generated.GetColumn<string>("GeneratedText"));
-Console.WriteLine($"merged into the base weights; generations identical: {mergedSame}");
+Console.WriteLine($"merged into the base weights; generations identical: {sft.Transform(data).GetColumn<string>("GeneratedText").SequenceEqual(texts)}");
 string onnx = Path.Combine(output, "sft.onnx");
 sft.ExportOnnx(onnx);
 Console.WriteLine($"exported {onnx}: inputs input_ids, attention_mask; output logits [batch, sequence, vocab]");
 
-/// <summary>One prompt and the completion to learn.</summary>
+/// <summary>One prompt and the completion to learn, as ML.NET reads them (String columns).</summary>
 internal sealed record Pair(string Prompt, string Completion);
+
+/// <summary>What the transformer adds.</summary>
+internal sealed class Generation
+{
+    public string GeneratedText { get; set; } = "";
+}

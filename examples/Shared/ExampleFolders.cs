@@ -2,14 +2,15 @@ namespace Microsoft.ML.Lora.Examples;
 
 /// <summary>
 /// The folders an example works in, from its command line <c>[MODEL_DIR [OUT_DIR]]</c>: the output folder
-/// (default <c>artifacts/examples/NAME</c>) and the model folder (default a tiny model made there on the spot).
+/// (default <c>artifacts/examples/NAME</c>) and the model folder (default the real TinyStories-656K model the
+/// repository ships in <c>models/tinystories-656k</c>).
 /// </summary>
 internal static class ExampleFolders
 {
     public static (string Output, string ModelPath) FromArgs(string[] args, string name)
     {
         string output = OutputFolder(args.Length > 1 ? args[1] : Path.Combine("artifacts", "examples", name), isDefault: args.Length <= 1);
-        string modelPath = args.Length > 0 ? args[0] : TinyModel.Create(Path.Combine(output, "tiny-model"));
+        string modelPath = args.Length > 0 ? args[0] : TinyStories.Path;
         return (output, modelPath);
     }
 

@@ -11,17 +11,24 @@ namespace Microsoft.ML.Lora.MLNet;
 /// </summary>
 internal sealed class ClassificationScorer : TextBatchScorer
 {
-    private readonly LoraTextClassificationTransformer model;
+    private readonly Func<IReadOnlyList<string[]>, float[][]> scores;
     private readonly int classes;
 
-    /// <param name="model">The plain transformer that scores texts.</param>
-    /// <param name="keyValues">The annotations of the label column (its KeyValues are copied), or null to use the model's label names.</param>
-    public ClassificationScorer(LoraTextClassificationTransformer model, DataViewSchema.Annotations? keyValues)
-        : base("input", model.Options.TextColumn, model.Options.PredictionBatchSize)
+    /// <param name="inputs">The sentence columns (role and name).</param>
+    /// <param name="batchSize">Rows scored together.</param>
+    /// <param name="labels">The classes (count and names).</param>
+    /// <param name="predictedLabelColumn">Name of the PredictedLabel column.</param>
+    /// <param name="scoreColumn">Name of the Score column.</param>
+    /// <param name="keyValues">The annotations of the training label column (its KeyValues are copied), or null to use the class names.</param>
+    /// <param name="scores">Class probabilities of rows of texts.</param>
+    public ClassificationScorer(
+        IReadOnlyList<(string Kind, string Name)> inputs, int batchSize, ClassificationLabels labels, string predictedLabelColumn, string scoreColumn,
+        DataViewSchema.Annotations? keyValues, Func<IReadOnlyList<string[]>, float[][]> scores)
+        : base(inputs, batchSize)
     {
-        this.model = model;
-        classes = model.NumLabels;
-        var labelAnnotations = keyValues is not null && HasKeyValues(keyValues, classes) ? keyValues : NamesAnnotation(model.LabelNames, classes);
+        this.scores = scores;
+        classes = labels.Count;
+        var labelAnnotations = keyValues is not null && HasKeyValues(keyValues, classes) ? keyValues : NamesAnnotation(labels.Names, classes);
         string[]? slotNames = labelAnnotations is null ? null : TextKeyValues(labelAnnotations);
 
         var predicted = new DataViewSchema.Annotations.Builder();
@@ -41,8 +48,8 @@ internal sealed class ClassificationScorer : TextBatchScorer
         AddScoreKinds(score, AnnotationNames.Score);
         Outputs =
         [
-            new DataViewSchema.DetachedColumn(model.Options.PredictedLabelColumn, new KeyDataViewType(typeof(uint), classes), predicted.ToAnnotations()),
-            new DataViewSchema.DetachedColumn(model.Options.ScoreColumn, new VectorDataViewType(NumberDataViewType.Single, classes), score.ToAnnotations()),
+            new DataViewSchema.DetachedColumn(predictedLabelColumn, new KeyDataViewType(typeof(uint), classes), predicted.ToAnnotations()),
+            new DataViewSchema.DetachedColumn(scoreColumn, new VectorDataViewType(NumberDataViewType.Single, classes), score.ToAnnotations()),
         ];
     }
 
@@ -63,12 +70,12 @@ internal sealed class ClassificationScorer : TextBatchScorer
     }
 
     /// <inheritdoc/>
-    public override object[] Score(IReadOnlyList<string> texts) => model.PredictScores(texts);
+    public override object[] Score(IReadOnlyList<string[]> rows) => scores(rows);
 
     /// <inheritdoc/>
     public override Delegate MakeGetter(int output, Func<object> current) => output switch
     {
-        // Key k stands for class k − 1; ties go to the lowest class, as in the plain transformer's Transform.
+        // Key k stands for class k − 1; ties go to the lowest class.
         0 => (ValueGetter<uint>)((ref uint value) => value = (uint)Sampler.ArgMax((float[])current()) + 1),
         _ => (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) =>
         {

@@ -37,6 +37,31 @@ internal static class ColumnChecks
         return column;
     }
 
+    /// <summary>The Single (float) column <paramref name="name"/>: a regression label.</summary>
+    public static DataViewSchema.Column Single(DataViewSchema schema, string kind, string name)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        var column = schema.GetColumnOrNull(name) ?? throw SchemaErrors.Missing(kind, name);
+        if (column.Type != NumberDataViewType.Single)
+        {
+            throw SchemaErrors.Mismatch(kind, name, "Single", column.Type.ToString());
+        }
+
+        return column;
+    }
+
+    /// <summary>The Single (float) scalar column <paramref name="name"/> of a schema shape.</summary>
+    public static SchemaShape.Column Single(SchemaShape shape, string kind, string name)
+    {
+        var column = Find(shape, kind, name);
+        if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.IsKey || column.ItemType != NumberDataViewType.Single)
+        {
+            throw SchemaErrors.Mismatch(kind, name, "Single", ShapeTypeName(column));
+        }
+
+        return column;
+    }
+
     /// <summary>The text column <paramref name="name"/> of a schema shape.</summary>
     public static SchemaShape.Column Text(SchemaShape shape, string kind, string name)
     {

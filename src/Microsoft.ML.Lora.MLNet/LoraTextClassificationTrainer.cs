@@ -1,58 +1,89 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Lora.Lora;
+using Microsoft.ML.Lora.Models;
+using Microsoft.ML.Lora.Text;
 using Microsoft.ML.Lora.Training;
+using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML.Lora.MLNet;
 
 /// <summary>
-/// ML.NET estimator that fine-tunes a Llama-family model for text classification with LoRA or QLoRA
-/// (Hugging Face's ForSequenceClassification shape). <see cref="LoraTrainerBase{TOptions, TTransformer}.Fit"/> reads the text column
-/// (<see cref="LoraTextClassificationOptions.TextColumn"/>, String) and the key-typed label column
-/// (<see cref="LoraTextClassificationOptions.LabelColumn"/>, as <c>MapValueToKey</c> makes it: key k is class k − 1)
-/// and trains with <see cref="LoraTextClassificationEstimator"/>. Made by
-/// <c>mlContext.MulticlassClassification.Trainers.LoraTextClassification(options)</c>.
+/// Fine-tunes a Llama-family model for text classification with LoRA or QLoRA, as a multiclass trainer of
+/// an ML.NET pipeline (Hugging Face's <c>…ForSequenceClassification</c> shape: a <c>score</c> head on the
+/// last token, trained fully, over a body adapted by LoRA). Fit reads the sentence column(s) (String) and the
+/// key-typed label (<c>MapValueToKey</c>: key k is class k − 1); the transformer adds PredictedLabel (a key
+/// with the label's KeyValues) and Score (the class probabilities). Made by
+/// <c>mlContext.MulticlassClassification.Trainers.LoraTextClassification(…)</c>.
 /// </summary>
-public sealed class LoraTextClassificationTrainer : LoraTrainerBase<LoraTextClassificationOptions, LoraTextClassificationPredictionTransformer>
+public sealed class LoraTextClassificationTrainer : LoraTrainerBase<LoraTextClassificationTransformer>
 {
-    /// <summary>A trainer with <paramref name="options"/> (validated here).</summary>
-    /// <param name="options">Model, adapter, training and column options. NumLabels, when set, must equal the label's key count; LabelNames are taken from the label's KeyValues when those are text.</param>
-    /// <param name="progress">Receives one report per optimizer step during Fit.</param>
-    /// <param name="cancellationToken">Cancels Fit (between micro-batches).</param>
-    /// <exception cref="ArgumentException">An invalid option; the message names it.</exception>
-    public LoraTextClassificationTrainer(LoraTextClassificationOptions options, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
-        : base(options, progress, cancellationToken)
+    private readonly Options options;
+
+    internal LoraTextClassificationTrainer(IHostEnvironment environment, Options options)
+        : base(environment, options)
     {
+        this.options = (Options)options.Snapshot();
     }
 
-    /// <summary>
-    /// Reads the text and key-label columns in one row-cursor pass and trains an adapter on them.
-    /// </summary>
-    private protected override LoraTextClassificationPredictionTransformer FitCore(IDataView input)
+    /// <summary>Options of <see cref="LoraTextClassificationTrainer"/>; public fields with defaults, as ML.NET's trainer options.</summary>
+    public sealed class Options : LoraSequenceTrainerOptions
     {
-        ColumnChecks.Text(input.Schema, "input", Options.TextColumn);
-        var labelColumn = ColumnChecks.Key(input.Schema, "label", Options.LabelColumn, out int keyCount);
-        if (Options.NumLabels is int k && k != keyCount)
+        /// <summary>The column the transformer adds with the predicted class (a key with the label's KeyValues). Default "PredictedLabel".</summary>
+        public string PredictedLabelColumnName = "PredictedLabel";
+
+        /// <inheritdoc/>
+        internal override void Validate()
         {
-            throw SchemaErrors.Mismatch("label", Options.LabelColumn, $"Key<UInt32, 0-{k - 1}> (NumLabels = {k})", labelColumn.Type.ToString());
+            base.Validate();
+            RequireText(nameof(PredictedLabelColumnName), PredictedLabelColumnName, "a column name");
+            Require(PredictedLabelColumnName != ScoreColumnName, nameof(PredictedLabelColumnName), PredictedLabelColumnName, "a column other than ScoreColumnName");
+        }
+    }
+
+    /// <summary>Reads the sentence and key-label columns through row cursors (once to count, once per epoch) and trains an adapter.</summary>
+    private protected override LoraTextClassificationTransformer FitCore(IDataView input)
+    {
+        var o = options;
+        var train = Rows(input);
+        var validation = o.ValidationSet is null ? null : Rows(o.ValidationSet);
+        if (validation is not null && validation.KeyCount != train.KeyCount)
+        {
+            throw SchemaErrors.Mismatch("label", o.LabelColumnName, $"Key with {train.KeyCount} values in the ValidationSet (as in the training data)", validation.LabelColumn!.Value.Type.ToString());
         }
 
-        // Text KeyValues become the class names saved with the adapter; given LabelNames must then match the key count.
-        string[]? names = ClassificationScorer.TextKeyValues(labelColumn.Annotations);
-        var options = Options with { NumLabels = keyCount, LabelNames = names ?? Options.LabelNames };
-        options.Validate();
-        var (texts, labels) = DataViewColumns.Read(input, [("input", Options.TextColumn)], ("label", Options.LabelColumn), CancellationToken, out _);
-        var table = TextTable.FromColumns((options.TextColumn, texts[0]), (options.LabelColumn, labels));
-        var model = new LoraTextClassificationEstimator(options).Fit(table, Progress, CancellationToken);
-        return new LoraTextClassificationPredictionTransformer(model, labelColumn.Annotations);
+        var annotations = train.LabelColumn!.Value.Annotations;
+        var labels = new ClassificationLabels(train.KeyCount, ClassificationScorer.TextKeyValues(annotations));
+        using var run = new FitRun(Environment, nameof(LoraTextClassificationTrainer), o);
+        var text = new SentenceText(Tokenizer.Load(o.ModelPath), o.MaxSequenceLength);
+        var open = run.Passes(truncated => train.Read(run.CheckCanceled).Select(r => SequenceClassification.TrainingRow(text.Encode(r.Texts, truncated), r.ClassIndex, (int)r.Position + 1)));
+        var validationRows = validation?.Read(run.CheckCanceled).Select(r => SequenceClassification.TrainingRow(text.Encode(r.Texts), r.ClassIndex, (int)r.Position + 1)).ToList();
+        run.CheckCanceled();
+        var backend = run.ResolveBackend();
+        var settings = Settings(o);
+        var model = StepModel.LoadBase(settings.ModelPath, o.DType, o.Quantization, (path, dtype) => LlamaForCausalLM.LoadForSequenceClassification(path, labels.Count, dtype, labels.Names, run.Seed));
+        return StepModel.Build(model, m =>
+        {
+            m.AddAdapter(o.ToLoraOptions(), seed: run.Seed);
+            m.To(backend);
+            TrainingResult result;
+            using (var trainer = new Trainer(m, o.ToTrainingOptions(run.Seed)))
+            {
+                result = trainer.Train(open, validationRows, run.Progress, run.Token);
+            }
+
+            return new LoraTextClassificationTransformer(m, text, settings, labels, annotations, run.Metrics(result));
+        });
     }
 
-    /// <summary>
-    /// PredictedLabel (key, with the label's KeyValues) and Score (vector of Single, annotated as a
-    /// multiclass score), after checking the text and label columns.
-    /// </summary>
+    /// <summary>PredictedLabel (key, with the label's KeyValues) and Score (vector of Single, annotated as a multiclass score), after checking the sentence and label columns.</summary>
     private protected override SchemaShape.Column[] OutputColumns(SchemaShape inputSchema)
     {
-        ColumnChecks.Text(inputSchema, "input", Options.TextColumn);
-        var label = ColumnChecks.Key(inputSchema, "label", Options.LabelColumn);
+        foreach (var (kind, name) in SentenceColumns(options))
+        {
+            ColumnChecks.Text(inputSchema, kind, name);
+        }
+
+        var label = ColumnChecks.Key(inputSchema, "label", options.LabelColumnName);
         var keyValues = label.Annotations.FirstOrDefault(static a => a.Name == AnnotationNames.KeyValues);
         bool hasKeyValues = keyValues.Name is not null;
         var kinds = new[] { ShapeColumns.ScalarText(AnnotationNames.ScoreColumnKind), ShapeColumns.ScalarText(AnnotationNames.ScoreValueKind) };
@@ -62,8 +93,28 @@ public sealed class LoraTextClassificationTrainer : LoraTrainerBase<LoraTextClas
             : kinds;
         return
         [
-            ShapeColumns.Create(Options.PredictedLabelColumn, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, predictedAnnotations),
-            ShapeColumns.Create(Options.ScoreColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, scoreAnnotations),
+            ShapeColumns.Create(options.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, predictedAnnotations),
+            ShapeColumns.Create(options.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, scoreAnnotations),
         ];
     }
+
+    /// <summary>The sentence columns with their roles in messages: "sentence", and "sentence2" for pairs.</summary>
+    internal static (string Kind, string Name)[] SentenceColumns(LoraSequenceTrainerOptions options) =>
+        options.Sentence2ColumnName is null ? [("sentence", options.Sentence1ColumnName)] : [("sentence", options.Sentence1ColumnName), ("sentence2", options.Sentence2ColumnName)];
+
+    private DataViewRows Rows(IDataView data) =>
+        new(data, SentenceColumns(options), ("label", options.LabelColumnName), LabelKind.Key);
+
+    private static StepSettings Settings(Options o) => new()
+    {
+        Task = StepSettings.TextClassification,
+        ModelPath = Path.GetFullPath(o.ModelPath),
+        DType = o.DType,
+        Quantization = o.Quantization,
+        MaxSequenceLength = o.MaxSequenceLength,
+        InputColumns = o.SentenceColumns,
+        OutputColumn = o.ScoreColumnName,
+        PredictedLabelColumn = o.PredictedLabelColumnName,
+        BatchSize = o.PredictionBatchSize,
+    };
 }

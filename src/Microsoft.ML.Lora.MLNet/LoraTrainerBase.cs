@@ -1,40 +1,34 @@
-using Microsoft.ML.Lora.Training;
+using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML.Lora.MLNet;
 
 /// <summary>
-/// What the ML.NET estimators of the LoRA steps (<see cref="LoraCausalLmTrainer"/>,
-/// <see cref="LoraTextClassificationTrainer"/>) share: validated options, the progress and cancellation of
-/// <see cref="Fit"/>, which reads the step's columns through a row cursor and trains with the plain
-/// estimator, and <see cref="GetOutputSchema"/>, which checks those columns and appends the added ones.
+/// What the LoRA trainers share: validated options (copied when the trainer is made), the MLContext they
+/// were made from, a <see cref="Fit"/> that reads the data view through row cursors and trains an adapter,
+/// and a <see cref="GetOutputSchema"/> that checks the columns Fit reads and appends the added ones.
 /// </summary>
-/// <typeparam name="TOptions">The step's options.</typeparam>
 /// <typeparam name="TTransformer">The transformer <see cref="Fit"/> returns.</typeparam>
-public abstract class LoraTrainerBase<TOptions, TTransformer> : IEstimator<TTransformer>
-    where TOptions : LoraFineTuningOptions
-    where TTransformer : class, ITransformer
+public abstract class LoraTrainerBase<TTransformer> : IEstimator<TTransformer>
+    where TTransformer : LoraTransformerBase
 {
-    private protected LoraTrainerBase(TOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    private protected LoraTrainerBase(IHostEnvironment environment, LoraTrainerOptions options)
     {
+        ArgumentNullException.ThrowIfNull(environment);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        Options = options;
-        Progress = progress;
-        CancellationToken = cancellationToken;
+        Environment = environment;
     }
 
-    /// <summary>The options.</summary>
-    public TOptions Options { get; }
+    /// <summary>The MLContext's environment (seed, log, cancellation, device settings).</summary>
+    private protected IHostEnvironment Environment { get; }
 
-    /// <summary>Receives one report per optimizer step during Fit.</summary>
-    private protected IProgress<TrainingProgress>? Progress { get; }
-
-    /// <summary>Cancels Fit (between micro-batches).</summary>
-    private protected CancellationToken CancellationToken { get; }
-
-    /// <summary>Reads the step's columns through a row cursor and trains an adapter on them.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">A column is missing or of the wrong type; the message names it (ML.NET's wording).</exception>
-    /// <exception cref="InvalidOperationException">A row's label is the missing key (0); the message names the row.</exception>
+    /// <summary>
+    /// Trains an adapter on <paramref name="input"/>: the columns are checked first (ML.NET's wording), then the
+    /// base model loads, and each epoch reads the rows once through a new cursor.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or of the wrong type; the message names it.</exception>
+    /// <exception cref="InvalidOperationException">A row has an empty text or a missing label; the message names the column and the row.</exception>
+    /// <exception cref="OperationCanceledException">Options.CancellationToken, or ML.NET's cancellation of the context, stopped Fit; nothing is kept.</exception>
     public TTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);

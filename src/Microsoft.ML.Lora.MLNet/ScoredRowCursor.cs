@@ -2,7 +2,7 @@ using Microsoft.ML.Data;
 namespace Microsoft.ML.Lora.MLNet;
 
 /// <summary>
-/// Cursor of a <see cref="ScoredDataView"/>. A second cursor over the input, holding only the text column,
+/// Cursor of a <see cref="ScoredDataView"/>. A second cursor over the input, holding only the text columns,
 /// runs ahead to gather a batch of texts; the main cursor delivers the passed-through columns of the current
 /// row, whose outputs are the batch's results in order.
 /// </summary>
@@ -12,7 +12,7 @@ internal sealed class ScoredRowCursor : DataViewRowCursor
     private readonly TextBatchScorer scorer;
     private readonly DataViewRowCursor main;
     private readonly DataViewRowCursor? ahead;
-    private readonly ValueGetter<ReadOnlyMemory<char>>? aheadText;
+    private readonly ValueGetter<ReadOnlyMemory<char>>[] aheadTexts = [];
     private readonly bool[] outputActive;
     private readonly Delegate?[] outputGetters;
     private object[] results = [];
@@ -28,9 +28,9 @@ internal sealed class ScoredRowCursor : DataViewRowCursor
         outputGetters = new Delegate?[outputActive.Length];
         if (outputActive.Any(static a => a))
         {
-            var text = ColumnChecks.Text(inputSchema, scorer.InputKind, scorer.InputColumn);
-            ahead = input.GetRowCursor([text]);
-            aheadText = ahead.GetGetter<ReadOnlyMemory<char>>(text);
+            var texts = scorer.InputColumns(inputSchema);
+            ahead = input.GetRowCursor(texts);
+            aheadTexts = [.. texts.Select(t => ahead.GetGetter<ReadOnlyMemory<char>>(t))];
             for (int i = 0; i < outputActive.Length; i++)
             {
                 outputGetters[i] = outputActive[i] ? scorer.MakeGetter(i, Current) : null;
@@ -97,18 +97,24 @@ internal sealed class ScoredRowCursor : DataViewRowCursor
 
     private void FillBatch()
     {
-        var texts = new List<string>(scorer.BatchSize);
+        var texts = new List<string[]>(scorer.BatchSize);
         ReadOnlyMemory<char> text = default;
         while (texts.Count < scorer.BatchSize && ahead!.MoveNext())
         {
-            aheadText!(ref text);
-            texts.Add(text.ToString());
+            var row = new string[aheadTexts.Length];
+            for (int i = 0; i < row.Length; i++)
+            {
+                aheadTexts[i](ref text);
+                row[i] = text.ToString();
+            }
+
+            texts.Add(row);
         }
 
         if (texts.Count == 0)
         {
             throw new InvalidOperationException(
-                $"the input data view gave a second cursor fewer rows than the first (column '{scorer.InputColumn}'); the input must give the same rows to every cursor");
+                $"the input data view gave a second cursor fewer rows than the first (column '{scorer.Inputs[0].Name}'); the input must give the same rows to every cursor");
         }
 
         // The main cursor has just moved to the batch's first row.

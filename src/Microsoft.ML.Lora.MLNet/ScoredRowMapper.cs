@@ -3,7 +3,7 @@ namespace Microsoft.ML.Lora.MLNet;
 
 /// <summary>
 /// Row-to-row form of a binding transformer, which ML.NET's PredictionEngine (and a TransformerChain's
-/// mapper) use: the outputs of one row are computed from its text on first read and kept for that row.
+/// mapper) use: the outputs of one row are computed from its texts on first read and kept for that row.
 /// </summary>
 internal sealed class ScoredRowMapper : IRowToRowMapper
 {
@@ -30,7 +30,14 @@ internal sealed class ScoredRowMapper : IRowToRowMapper
         var needed = new HashSet<int>();
         foreach (var column in dependingColumns)
         {
-            needed.Add(column.Index < InputSchema.Count ? column.Index : InputSchema[scorer.InputColumn].Index);
+            if (column.Index < InputSchema.Count)
+            {
+                needed.Add(column.Index);
+            }
+            else
+            {
+                needed.UnionWith(scorer.InputColumns(InputSchema).Select(static c => c.Index));
+            }
         }
 
         return needed.Order().Select(i => InputSchema[i]).ToArray();
@@ -50,7 +57,7 @@ internal sealed class ScoredRowMapper : IRowToRowMapper
         private readonly DataViewRow input;
         private readonly HashSet<int> active;
         private readonly Delegate?[] getters;
-        private readonly ValueGetter<ReadOnlyMemory<char>>? text;
+        private ValueGetter<ReadOnlyMemory<char>>[]? texts;
         private long scoredPosition = -1;
         private object? result;
 
@@ -65,7 +72,7 @@ internal sealed class ScoredRowMapper : IRowToRowMapper
             {
                 if (active.Contains(inputCount + i))
                 {
-                    text ??= input.GetGetter<ReadOnlyMemory<char>>(mapper.InputSchema[mapper.scorer.InputColumn]);
+                    texts ??= [.. mapper.scorer.InputColumns(mapper.InputSchema).Select(c => input.GetGetter<ReadOnlyMemory<char>>(c))];
                     getters[i] = mapper.scorer.MakeGetter(i, Current);
                 }
             }
@@ -100,8 +107,14 @@ internal sealed class ScoredRowMapper : IRowToRowMapper
             if (result is null || scoredPosition != input.Position)
             {
                 ReadOnlyMemory<char> value = default;
-                text!(ref value);
-                result = mapper.scorer.ScoreRows([value.ToString()], input.Position)[0];
+                var row = new string[texts!.Length];
+                for (int i = 0; i < row.Length; i++)
+                {
+                    texts[i](ref value);
+                    row[i] = value.ToString();
+                }
+
+                result = mapper.scorer.ScoreRows([row], input.Position)[0];
                 scoredPosition = input.Position;
             }
 

@@ -86,16 +86,16 @@ public sealed class ScoredDataViewTests
     }
 
     /// <summary>Adds "Length" (Int32): each text's length; records every batch it is asked to score.</summary>
-    private sealed class RecordingScorer(int batchSize) : TextBatchScorer("input", "Text", batchSize)
+    private sealed class RecordingScorer(int batchSize) : TextBatchScorer([("sentence", "Text")], batchSize)
     {
         public List<string[]> Batches { get; } = [];
 
         public override IReadOnlyList<DataViewSchema.DetachedColumn> Outputs { get; } = [new("Length", NumberDataViewType.Int32)];
 
-        public override object[] Score(IReadOnlyList<string> texts)
+        public override object[] Score(IReadOnlyList<string[]> rows)
         {
-            Batches.Add([.. texts]);
-            return texts.Select(static t => (object)t.Length).ToArray();
+            Batches.Add([.. rows.Select(static r => r[0])]);
+            return rows.Select(static r => (object)r[0].Length).ToArray();
         }
 
         public override Delegate MakeGetter(int output, Func<object> current) =>
