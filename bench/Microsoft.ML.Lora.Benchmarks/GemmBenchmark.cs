@@ -21,7 +21,7 @@ internal static unsafe class GemmBenchmark
 
     public static int Run(BenchOptions options)
     {
-        CpuParallel.Threads = options.Threads;
+        Backend.Native.Threads = options.Threads;
         Gemm.ForceIsa = options.Isa;
         GemmConfig.BlockingOverride = options.Blocking;
         OpenBlas? blas = options.NoOpenBlas ? null : OpenBlas.TryLoad();

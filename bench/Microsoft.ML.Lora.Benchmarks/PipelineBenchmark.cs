@@ -38,7 +38,7 @@ internal static class PipelineBenchmark
             }
         }
 
-        CpuParallel.Threads = threads;
+        Backend.Native.Threads = threads;
         string root = Path.Combine(Path.GetTempPath(), "lora-pipeline-bench-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(root);
         try

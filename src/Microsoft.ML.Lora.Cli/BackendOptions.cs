@@ -28,18 +28,15 @@ internal sealed class BackendOptions
     }
 
     /// <summary>
-    /// The backend the options name; throws naming the option when it cannot run here. Call it before
-    /// writing anything, so that a bad device leaves no output behind. On the torch CPU backend libtorch
-    /// gets <paramref name="threads"/> threads, as the native engine does.
+    /// The backend the options name, with <paramref name="threads"/> host threads (the native engine's too:
+    /// loading and NF4 packing run on it). Throws naming the option when the backend cannot run here; call it
+    /// before writing anything, so that a bad device leaves no output behind.
     /// </summary>
     public Backend Create(ParseResult parse, int threads)
     {
+        Tensors.Backend.Native.Threads = threads;
         var backend = Backends.Create(parse.GetValue(Backend), parse.GetValue(Device), parse.GetResult(Bf16Compute) is not null && parse.GetValue(Bf16Compute));
-        if (backend is TorchBackend { Device: "cpu" })
-        {
-            global::TorchSharp.torch.set_num_threads(threads);
-        }
-
+        backend.Threads = threads;
         return backend;
     }
 }

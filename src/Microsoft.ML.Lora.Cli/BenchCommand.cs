@@ -50,7 +50,6 @@ internal static class BenchCommand
         backendOptions.AddTo(command, withBf16Compute: true);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
-            CpuParallel.Threads = parse.GetValue(threads);
             var config = LlamaConfig.Create(
                 vocabSize: parse.GetValue(vocab),
                 hiddenSize: parse.GetValue(hidden),
@@ -70,7 +69,7 @@ internal static class BenchCommand
                 throw new ArgumentException($"--quantize takes nf4 and needs --rank (QLoRA trains adapters); got '{quant}' with rank {r}");
             }
 
-            var backend = backendOptions.Create(parse, CpuParallel.Threads);
+            var backend = backendOptions.Create(parse, parse.GetValue(threads));
 
             var random = new Random(2);
             var rows = Enumerable.Range(0, b).Select(_ => Enumerable.Range(0, t).Select(_ => random.Next(config.VocabSize)).ToArray()).ToList();
@@ -129,7 +128,7 @@ internal static class BenchCommand
                 }
 
                 string compute = backend is TorchBackend { Options.Bf16Compute: true } ? " bf16_compute" : string.Empty;
-                output.WriteLine(string.Create(inv, $"shape: layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize} batch={b} seq={t} steps={timed} threads={CpuParallel.Threads} backend={backend.Name}:{backend.Device}{compute}"));
+                output.WriteLine(string.Create(inv, $"shape: layers={config.NumHiddenLayers} hidden={config.HiddenSize} heads={config.NumAttentionHeads}/{config.NumKeyValueHeads} intermediate={config.IntermediateSize} vocab={config.VocabSize} batch={b} seq={t} steps={timed} threads={backend.Threads} backend={backend.Name}:{backend.Device}{compute}"));
                 if (!measured)
                 {
                     output.WriteLine($"memory: peak_mb not measured on the {backend.Name} backend (its tensors are libtorch's, outside the native pool); weights_mb is weights and gradients by dtype size");

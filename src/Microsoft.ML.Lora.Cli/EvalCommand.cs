@@ -28,8 +28,7 @@ internal static class EvalCommand
                 throw new ArgumentException($"--batch-size must be at least 1; got {batch}");
             }
 
-            CpuParallel.Threads = parse.GetValue(threads);
-            var backend = backendOptions.Create(parse, CpuParallel.Threads);
+            var backend = backendOptions.Create(parse, parse.GetValue(threads));
             using var lm = model.Load(parse, backend);
             var rows = dataOptions.Load(parse, parse.GetValue(data)!, parse.GetValue(model.Model)!, lm.Config.VocabSize, error);
             var result = Evaluator.Evaluate(lm, rows, batch);

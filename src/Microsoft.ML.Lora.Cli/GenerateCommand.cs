@@ -35,8 +35,7 @@ internal static class GenerateCommand
         backendOptions.AddTo(command);
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Guard(error, () =>
         {
-            CpuParallel.Threads = parse.GetValue(threads);
-            var backend = backendOptions.Create(parse, CpuParallel.Threads);
+            var backend = backendOptions.Create(parse, parse.GetValue(threads));
             string dir = parse.GetValue(model.Model)!;
             if ((parse.GetValue(prompt) is null) == (parse.GetValue(messages) is null))
             {

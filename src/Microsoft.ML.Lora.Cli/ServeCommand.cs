@@ -38,8 +38,7 @@ internal static class ServeCommand
             Backend? backend = null;
             int exit = CommandErrors.Guard(error, () =>
             {
-                CpuParallel.Threads = parse.GetValue(threads);
-                backend = backendOptions.Create(parse, CpuParallel.Threads);
+                backend = backendOptions.Create(parse, parse.GetValue(threads));
                 string listen = parse.GetValue(urls)!;
                 string? secret = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("LORA_TOKEN");
                 RequireTokenBeyondLoopback(listen, secret);

@@ -59,7 +59,6 @@ internal static class TrainCommand
         dataOptions.AddTo(command);
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Guard(error, () =>
         {
-            CpuParallel.Threads = parse.GetValue(threads);
             string outPath = Path.GetFullPath(parse.GetValue(outDir)!);
             bool isFull = parse.GetValue(full);
             LoraOptions? lora = isFull ? null : new LoraOptions
@@ -91,7 +90,7 @@ internal static class TrainCommand
                 Packing = parse.GetValue(packing),
             };
             options.Validate();
-            var backend = backendOptions.Create(parse, CpuParallel.Threads);
+            var backend = backendOptions.Create(parse, parse.GetValue(threads));
             EnsureWritable(outPath, isFull);
 
             using var lm = model.Load(parse, backend);

@@ -45,6 +45,18 @@ public sealed class TorchBackend : Backend
     /// <inheritdoc/>
     public override bool IsHost => false;
 
+    /// <inheritdoc/>
+    /// <remarks>libtorch's intra-op thread pool (<c>torch.set_num_threads</c>), which is process-wide in libtorch itself.</remarks>
+    public override int Threads
+    {
+        get => torch.get_num_threads();
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            torch.set_num_threads(value);
+        }
+    }
+
     /// <summary>The libtorch device.</summary>
     public torch.Device TorchDevice { get; }
 

@@ -3,7 +3,7 @@ namespace Microsoft.ML.Lora.Cli.Tests;
 /// <summary>Runs the <c>lora</c> command in-process and captures its output.</summary>
 internal static class CliRunner
 {
-    // The CLI sets the process-wide CpuParallel.Threads; tests run one command at a time.
+    // The CLI sets the process-wide thread count (Backend.Threads); tests run one command at a time.
     private static readonly Lock Gate = new();
 
     public static (int Exit, string Out, string Err) Run(params string[] args)

@@ -218,6 +218,16 @@ public sealed class TorchBackendTests : IDisposable
     }
 
     [Fact]
+    public void ThreadsIsLibtorchsIntraOpPool()
+    {
+        // Other tests run beside this one, so the count is read and checked, not changed.
+        Assert.Equal(global::TorchSharp.torch.get_num_threads(), Torch.Threads);
+        int before = Torch.Threads;
+        Assert.Throws<ArgumentOutOfRangeException>(() => Torch.Threads = 0);
+        Assert.Equal(before, global::TorchSharp.torch.get_num_threads());
+    }
+
+    [Fact]
     public void HostAccessToADeviceTensorIsAClearError()
     {
         using var t = Torch.Zeros(DType.F32, 2, 3);

@@ -23,6 +23,15 @@ public abstract class Backend
     /// <summary>Whether tensors of this backend are plain host memory (their pointers and spans may be read).</summary>
     public abstract bool IsHost { get; }
 
+    /// <summary>
+    /// Host threads this backend's CPU work uses (at least 1). The native engine partitions every kernel
+    /// over this many threads (results are bit-identical for any count); libtorch on the CPU uses it for
+    /// its intra-op pool. Like libtorch's own setting it holds for the whole process, for every model on
+    /// this backend: set it once, before training or inference starts.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Less than 1.</exception>
+    public abstract int Threads { get; set; }
+
     /// <inheritdoc/>
     public override string ToString() => $"{Name} ({Device})";
 

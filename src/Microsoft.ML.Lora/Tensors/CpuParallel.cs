@@ -3,9 +3,9 @@ namespace Microsoft.ML.Lora.Tensors;
 /// <summary>
 /// Static partitioning of work over a fixed number of threads. Each index is always handled by one
 /// thread in a fixed order, so results do not depend on scheduling (bit-reproducible for a fixed
-/// <see cref="Threads"/>).
+/// <see cref="Threads"/>). Applications set the count through <see cref="Backend.Threads"/> of <see cref="Backend.Native"/>.
 /// </summary>
-public static class CpuParallel
+internal static class CpuParallel
 {
     private static int threads = Environment.ProcessorCount;
 

@@ -25,6 +25,14 @@ public sealed unsafe class NativeBackend : Backend
     public override bool IsHost => true;
 
     /// <inheritdoc/>
+    /// <remarks>Defaults to the processor count.</remarks>
+    public override int Threads
+    {
+        get => CpuParallel.Threads;
+        set => CpuParallel.Threads = value;
+    }
+
+    /// <inheritdoc/>
     public override Tensor Empty(DType dtype, params int[] shape) => Tensor.Empty(dtype, shape);
 
     /// <inheritdoc/>

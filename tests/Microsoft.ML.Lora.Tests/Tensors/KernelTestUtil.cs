@@ -2,7 +2,7 @@ using Microsoft.ML.Lora.Tensors;
 
 namespace Microsoft.ML.Lora.Tests.Tensors;
 
-/// <summary>Tests that change <see cref="CpuParallel.Threads"/> run alone, after the parallel ones.</summary>
+/// <summary>Tests that change the native thread count (<see cref="Backend.Threads"/>) run alone, after the parallel ones.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class CpuParallelThreadsCollection
 {
