@@ -239,23 +239,27 @@ for m in ("transformers", "peft", "bitsandbytes"):
   [[ "$device" == cuda* ]] || echo "note: no CUDA device in use: the CUDA parts (golden tests on CUDA, GPU benchmark) are not run; this is the CPU path on a small shape"
 
   stage "native libraries"
-  libtorch="" libtorch_what=""
-  if [[ -n "${LORA_LIBTORCH_DIR:-}" ]]; then libtorch=$LORA_LIBTORCH_DIR; libtorch_what="LORA_LIBTORCH_DIR"
-  elif [[ -n "$facts" && -f "$(fact lib)/libtorch_cpu.so" ]]; then libtorch=$(fact lib); libtorch_what="PyTorch $(fact version)"
-  else
-    libtorch=$(ls -d "${NUGET_PACKAGES:-$HOME/.nuget/packages}"/libtorch-cpu-linux-x64/*/runtimes/linux-x64/native 2>/dev/null | sort -V | tail -1)
-    libtorch_what="the NuGet cache's libtorch-cpu-linux-x64, CPU only"
+  # Candidates in order: LORA_LIBTORCH_DIR, PyTorch's torch/lib, and (CPU only) the NuGet cache's libtorch-cpu,
+  # which is what the shim was built against; the first whose route probes well is used.
+  local candidates=() whats=() nv="" c
+  [[ -n "${LORA_LIBTORCH_DIR:-}" ]] && candidates+=("$LORA_LIBTORCH_DIR") && whats+=("LORA_LIBTORCH_DIR")
+  [[ -n "$facts" && -f "$(fact lib)/libtorch_cpu.so" ]] && candidates+=("$(fact lib)") && whats+=("PyTorch $(fact version)")
+  if [[ "$device" == cpu ]]; then
+    c=$(ls -d "${NUGET_PACKAGES:-$HOME/.nuget/packages}"/libtorch-cpu-linux-x64/*/runtimes/linux-x64/native 2>/dev/null | sort -V | tail -1)
+    [[ -n "$c" ]] && candidates+=("$c") && whats+=("the NuGet cache's libtorch-cpu-linux-x64, CPU only")
   fi
+  [[ -n "$facts" ]] && nv=$(ls -d "$(fact site)"/nvidia/*/lib "$(fact site)"/nvidia/cu*/lib 2>/dev/null | paste -sd:)
   route="none"; run_app=""
-  if [[ -z "$libtorch" || ! -f "$libtorch/libtorch_cpu.so" ]]; then
-    echo "no libtorch found (PyTorch's torch/lib, LORA_LIBTORCH_DIR, or the NuGet cache): the .NET parts cannot run"
-  else
+  local base_path=${LD_LIBRARY_PATH:-} i
+  for i in "${!candidates[@]}"; do
+    libtorch=${candidates[$i]} libtorch_what=${whats[$i]}
+    if [[ ! -f "$libtorch/libtorch_cpu.so" ]]; then echo "libtorch: $libtorch ($libtorch_what) has no libtorch_cpu.so"; continue; fi
     echo "libtorch: $libtorch ($libtorch_what)"
-    local nv=""
-    [[ -n "$facts" ]] && nv=$(ls -d "$(fact site)"/nvidia/*/lib "$(fact site)"/nvidia/cu*/lib 2>/dev/null | paste -sd:)
-    export LD_LIBRARY_PATH="$libtorch${nv:+:$nv}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export LD_LIBRARY_PATH="$libtorch${nv:+:$nv}${base_path:+:$base_path}"
     choose_route
-  fi
+    [[ "$route" == none ]] || break
+  done
+  ((${#candidates[@]})) || echo "no libtorch found (LORA_LIBTORCH_DIR, PyTorch's torch/lib, or on cpu the NuGet cache): the .NET parts cannot run"
   echo "natives: route $route${run_app:+ (app: ${run_app#"$root"/})}"
 
   local golden="not run" status=0
