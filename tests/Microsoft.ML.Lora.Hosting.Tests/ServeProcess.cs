@@ -11,9 +11,9 @@ internal sealed class ServeProcess : IDisposable
     private readonly ConcurrentQueue<string> log = new();
     private readonly TaskCompletionSource<string> listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ServeProcess(string dataDirectory)
+    private ServeProcess(string dataDirectory, string[] arguments)
     {
-        var start = new ProcessStartInfo(DotnetHost(), [CliPath(), "serve", "--urls", "http://127.0.0.1:0", "--data-dir", dataDirectory])
+        var start = new ProcessStartInfo(DotnetHost(), [CliPath(), "serve", "--urls", "http://127.0.0.1:0", "--data-dir", dataDirectory, .. arguments])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -31,10 +31,10 @@ internal sealed class ServeProcess : IDisposable
 
     public string Log => string.Join('\n', log);
 
-    /// <summary>Starts the process and waits until it listens.</summary>
-    public static async Task<ServeProcess> StartAsync(string dataDirectory)
+    /// <summary>Starts the process (with more <c>lora serve</c> arguments) and waits until it listens.</summary>
+    public static async Task<ServeProcess> StartAsync(string dataDirectory, params string[] arguments)
     {
-        var serve = new ServeProcess(dataDirectory);
+        var serve = new ServeProcess(dataDirectory, arguments);
         try
         {
             string url = await serve.listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
