@@ -1,7 +1,7 @@
 // Fine-tunes a text classifier with LoRA as a step of an ML.NET pipeline, on the real TinyStories model the
 // repository ships: MapValueToKey → LoraTextClassification → MapKeyToValue, then ML.NET's evaluator, a
 // PredictionEngine, and the adapter saved, reloaded, exported to ONNX and merged. An ML.NET model zip cannot hold
-// the LoRA step: docs/mlnet.md shows how an app saves and reloads the whole pipeline.
+// the LoRA step: docs/mlnet-saving.md shows how an app saves and reloads the whole pipeline.
 //   dotnet run --project examples/TextClassification                       (models/tinystories-656k)
 //   dotnet run --project examples/TextClassification -- MODEL_DIR OUT_DIR  (any Hugging Face Llama-family folder)
 // Microsoft.ML.Lora and the Shared/ helpers come as global usings (examples/Directory.Build.props).

@@ -9,5 +9,5 @@ internal static class SaveNotSupported
         $"{transformer} cannot be saved into an ML.NET model file (mlContext.Model.Save): ML.NET's model format is only " +
         "open to ML.NET's own components. Save the adapter with SaveAdapter(directory) and load it back with " +
         $"{transformer}.Load(mlContext, directory) (or export the merged model with ExportOnnx); save the rest of the pipeline " +
-        "(the steps before and after it) in an ML.NET zip of its own, as docs/mlnet.md shows.");
+        "(the steps before and after it) in an ML.NET zip of its own, as docs/mlnet-saving.md shows.");
 }
