@@ -9,6 +9,9 @@ namespace Microsoft.ML.Lora.Formats;
 /// When both exist the single file wins, as in transformers' <c>from_pretrained</c>. Open checks that
 /// every shard exists and holds every tensor the map assigns to it; tensors in a shard but not in the
 /// map are ignored. Disposing unmaps every shard.
+/// A metadata entry whose key is not a stored tensor and whose value is one names a shared tensor stored once
+/// (<c>safetensors.torch.save_model</c> writes <c>{"model.embed_tokens.weight": "lm_head.weight"}</c> when it drops
+/// a tied duplicate): the key reads as the stored tensor (see <see cref="Aliases"/>).
 /// </summary>
 public sealed class SafeTensorsFolder : IDisposable
 {
@@ -20,6 +23,7 @@ public sealed class SafeTensorsFolder : IDisposable
 
     private readonly List<SafeTensorsFile> files;
     private readonly Dictionary<string, SafeTensorsFile> byTensor;
+    private readonly Dictionary<string, string> aliases;
 
     private SafeTensorsFolder(string directory, List<SafeTensorsFile> files, Dictionary<string, SafeTensorsFile> byTensor, IReadOnlyDictionary<string, string> metadata)
     {
@@ -28,13 +32,19 @@ public sealed class SafeTensorsFolder : IDisposable
         this.byTensor = byTensor;
         Metadata = metadata;
         Names = byTensor.Keys.Order(StringComparer.Ordinal).ToArray();
+        aliases = metadata
+            .Where(m => !byTensor.ContainsKey(m.Key) && byTensor.ContainsKey(m.Value))
+            .ToDictionary(static m => m.Key, static m => m.Value, StringComparer.Ordinal);
     }
 
     /// <summary>Full path of the folder.</summary>
     public string Directory { get; }
 
-    /// <summary>Every tensor name, sorted ordinally.</summary>
+    /// <summary>Every stored tensor name, sorted ordinally (aliases are not listed).</summary>
     public IReadOnlyList<string> Names { get; }
+
+    /// <summary>Shared tensors named in the metadata: alias → the stored tensor it reads as.</summary>
+    public IReadOnlyDictionary<string, string> Aliases => aliases;
 
     /// <summary>The opened safetensors files (one, or the shards in index order of first use).</summary>
     public IReadOnlyList<SafeTensorsFile> Files => files;
@@ -74,18 +84,21 @@ public sealed class SafeTensorsFolder : IDisposable
         throw new FileNotFoundException($"model folder {full} has neither {SingleFileName} nor {IndexFileName} — is this a Hugging Face safetensors checkpoint?", single);
     }
 
-    /// <summary>Whether the folder holds <paramref name="name"/>.</summary>
-    public bool Contains(string name) => byTensor.ContainsKey(name);
+    /// <summary>Whether the folder holds <paramref name="name"/>, stored or as an alias.</summary>
+    public bool Contains(string name) => byTensor.ContainsKey(name) || aliases.ContainsKey(name);
 
-    /// <summary>The header entry of <paramref name="name"/>.</summary>
+    /// <summary>The stored name <paramref name="name"/> reads as: itself, or the tensor an alias names.</summary>
+    public string Resolve(string name) => aliases.TryGetValue(name, out string? stored) ? stored : name;
+
+    /// <summary>The header entry of <paramref name="name"/> (of the stored tensor for an alias).</summary>
     /// <exception cref="InvalidDataException">No such tensor.</exception>
-    public SafeTensorInfo Info(string name) => FileOf(name).Info(name);
+    public SafeTensorInfo Info(string name) => FileOf(name).Info(Resolve(name));
 
-    /// <summary>The file that holds <paramref name="name"/>.</summary>
+    /// <summary>The file that holds <paramref name="name"/> (or the tensor it is an alias of).</summary>
     /// <exception cref="InvalidDataException">No such tensor.</exception>
     public SafeTensorsFile FileOf(string name)
     {
-        if (byTensor.TryGetValue(name, out var file))
+        if (byTensor.TryGetValue(Resolve(name), out var file))
         {
             return file;
         }
@@ -94,16 +107,16 @@ public sealed class SafeTensorsFolder : IDisposable
     }
 
     /// <inheritdoc cref="SafeTensorsFile.Read(string, DType)"/>
-    public Tensor Read(string name, DType target) => FileOf(name).Read(name, target);
+    public Tensor Read(string name, DType target) => FileOf(name).Read(Resolve(name), target);
 
     /// <inheritdoc cref="SafeTensorsFile.Read(string, DType, ReadOnlySpan{int})"/>
-    public Tensor Read(string name, DType target, ReadOnlySpan<int> expectedShape) => FileOf(name).Read(name, target, expectedShape);
+    public Tensor Read(string name, DType target, ReadOnlySpan<int> expectedShape) => FileOf(name).Read(Resolve(name), target, expectedShape);
 
     /// <inheritdoc cref="SafeTensorsFile.ReadFloats(string)"/>
-    public float[] ReadFloats(string name) => FileOf(name).ReadFloats(name);
+    public float[] ReadFloats(string name) => FileOf(name).ReadFloats(Resolve(name));
 
     /// <inheritdoc cref="SafeTensorsFile.ReadInt64(string)"/>
-    public long[] ReadInt64(string name) => FileOf(name).ReadInt64(name);
+    public long[] ReadInt64(string name) => FileOf(name).ReadInt64(Resolve(name));
 
     /// <summary>Unmaps every file. Idempotent.</summary>
     public void Dispose()

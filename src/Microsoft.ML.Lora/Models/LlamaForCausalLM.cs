@@ -9,7 +9,10 @@ namespace Microsoft.ML.Lora.Models;
 /// embed_tokens → layers → norm → lm_head (or the embedding when tie_word_embeddings). When the config has
 /// <see cref="LlamaConfig.NumLabels"/> (a ForSequenceClassification config) the head is <c>score</c>
 /// (NumLabels, C), never tied, always F32, and the logits of every position are class scores (see
-/// <see cref="SequenceClassification"/> for pooling at each row's last token).
+/// <see cref="SequenceClassification"/> for pooling at each row's last token). A tied checkpoint may store its
+/// one matrix as <c>model.embed_tokens.weight</c> or only as <c>lm_head.weight</c> (or name the other in its
+/// safetensors metadata); it loads as <see cref="EmbedTokens"/> either way and saves as transformers does,
+/// under <c>model.embed_tokens.weight</c> alone.
 /// Parameter names are Hugging Face's keys. Forward/backward per module; weight gradients only for
 /// trainable parameters (all start frozen).
 /// </summary>
@@ -24,7 +27,9 @@ public sealed class LlamaForCausalLM : IDisposable
         float eps = (float)config.RmsNormEps;
         try
         {
-            EmbedTokens = weights.Matrix("model.embed_tokens.weight", config.VocabSize, c);
+            EmbedTokens = config.TieWordEmbeddings
+                ? weights.Tied("model.embed_tokens.weight", "lm_head.weight", config.VocabSize, c)
+                : weights.Matrix("model.embed_tokens.weight", config.VocabSize, c);
             Layers = new DecoderLayer[config.NumHiddenLayers];
             for (int i = 0; i < Layers.Length; i++)
             {
@@ -493,6 +498,12 @@ public sealed class LlamaForCausalLM : IDisposable
     {
         public abstract Parameter Matrix(string name, int rows, int cols);
 
+        /// <summary>
+        /// A tied matrix named <paramref name="name"/>, stored under that name or only under
+        /// <paramref name="twin"/> (a tied checkpoint keeps one copy, under either name).
+        /// </summary>
+        public virtual Parameter Tied(string name, string twin, int rows, int cols) => Matrix(name, rows, cols);
+
         public abstract Parameter Vector(string name, int length, float fill);
 
         public Parameter Norm(string name, int length) => Vector(name, length, 1f);
@@ -507,6 +518,16 @@ public sealed class LlamaForCausalLM : IDisposable
     private sealed class FolderWeights(SafeTensorsFolder folder, DType dtype, Random? newHead) : WeightSource
     {
         public override Parameter Matrix(string name, int rows, int cols) => new(name, folder.Read(name, dtype, [rows, cols]));
+
+        public override Parameter Tied(string name, string twin, int rows, int cols)
+        {
+            if (folder.Contains(name) || !folder.Contains(twin))
+            {
+                return Matrix(name, rows, cols);
+            }
+
+            return new(name, folder.Read(twin, dtype, [rows, cols]));
+        }
 
         public override Parameter Head(string name, int rows, int cols) =>
             newHead is null ? new(name, folder.Read(name, DType.F32, [rows, cols])) : RandomWeights.Normal(name, rows, cols, newHead, DType.F32);
