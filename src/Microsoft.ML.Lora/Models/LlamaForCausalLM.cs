@@ -11,8 +11,8 @@ namespace Microsoft.ML.Lora.Models;
 /// (NumLabels, C), never tied, always F32, and the logits of every position are class scores (see
 /// <see cref="SequenceClassification"/> for pooling at each row's last token). A tied checkpoint may store its
 /// one matrix as <c>model.embed_tokens.weight</c> or only as <c>lm_head.weight</c> (or name the other in its
-/// safetensors metadata); it loads as <see cref="EmbedTokens"/> either way and saves as transformers does,
-/// under <c>model.embed_tokens.weight</c> alone.
+/// safetensors metadata); it loads as <see cref="EmbedTokens"/> either way and saves in the layout it came in
+/// (<see cref="TiedLayout"/>).
 /// Parameter names are Hugging Face's keys. Forward/backward per module; weight gradients only for
 /// trainable parameters (all start frozen).
 /// </summary>
@@ -27,9 +27,15 @@ public sealed class LlamaForCausalLM : IDisposable
         float eps = (float)config.RmsNormEps;
         try
         {
-            EmbedTokens = config.TieWordEmbeddings
-                ? weights.Tied("model.embed_tokens.weight", "lm_head.weight", config.VocabSize, c)
-                : weights.Matrix("model.embed_tokens.weight", config.VocabSize, c);
+            if (config.TieWordEmbeddings)
+            {
+                (EmbedTokens, TiedLayout) = weights.Tied(TiedWeightLayout.EmbeddingName, TiedWeightLayout.HeadName, config.VocabSize, c);
+            }
+            else
+            {
+                EmbedTokens = weights.Matrix(TiedWeightLayout.EmbeddingName, config.VocabSize, c);
+            }
+
             Layers = new DecoderLayer[config.NumHiddenLayers];
             for (int i = 0; i < Layers.Length; i++)
             {
@@ -184,6 +190,13 @@ public sealed class LlamaForCausalLM : IDisposable
         var newHead = stored.NumLabels is null ? new Random(seed) : null;
         return new LlamaForCausalLM(config, new FolderWeights(folder, dtype, newHead)) { SourceDirectory = Path.GetFullPath(directory) };
     }
+
+    /// <summary>
+    /// For a tied model (<see cref="LlamaConfig.TieWordEmbeddings"/>), the name its one matrix is saved under and
+    /// the alias its safetensors metadata gives, as in the folder it was loaded from (so a save keeps the layout it
+    /// came in); <c>model.embed_tokens.weight</c> alone, transformers' layout, for a new model. Null when untied.
+    /// </summary>
+    public TiedWeightLayout? TiedLayout { get; }
 
     /// <summary>The folder this model was loaded from (tokenizer files are copied from it on save), or null.</summary>
     public string? SourceDirectory { get; private init; }
@@ -500,9 +513,10 @@ public sealed class LlamaForCausalLM : IDisposable
 
         /// <summary>
         /// A tied matrix named <paramref name="name"/>, stored under that name or only under
-        /// <paramref name="twin"/> (a tied checkpoint keeps one copy, under either name).
+        /// <paramref name="twin"/> (a tied checkpoint keeps one copy, under either name), and how it was stored.
         /// </summary>
-        public virtual Parameter Tied(string name, string twin, int rows, int cols) => Matrix(name, rows, cols);
+        public virtual (Parameter Value, TiedWeightLayout Layout) Tied(string name, string twin, int rows, int cols) =>
+            (Matrix(name, rows, cols), new TiedWeightLayout(name, null));
 
         public abstract Parameter Vector(string name, int length, float fill);
 
@@ -519,14 +533,13 @@ public sealed class LlamaForCausalLM : IDisposable
     {
         public override Parameter Matrix(string name, int rows, int cols) => new(name, folder.Read(name, dtype, [rows, cols]));
 
-        public override Parameter Tied(string name, string twin, int rows, int cols)
+        public override (Parameter Value, TiedWeightLayout Layout) Tied(string name, string twin, int rows, int cols)
         {
-            if (folder.Contains(name) || !folder.Contains(twin))
-            {
-                return Matrix(name, rows, cols);
-            }
-
-            return new(name, folder.Read(twin, dtype, [rows, cols]));
+            string source = folder.Contains(name) || !folder.Contains(twin) ? name : twin;
+            var value = new Parameter(name, folder.Read(source, dtype, [rows, cols]));
+            string stored = folder.Resolve(source);
+            string other = stored == name ? twin : name;
+            return (value, new TiedWeightLayout(stored, folder.Aliases.TryGetValue(other, out string? target) && target == stored ? other : null));
         }
 
         public override Parameter Head(string name, int rows, int cols) =>

@@ -21,7 +21,8 @@ public static class ModelFolderWriter
 
     /// <summary>
     /// Saves the base weights (adapters are not included: merge them first) in <paramref name="dtype"/>
-    /// (default: BF16 when any weight is BF16, else F32; NF4 weights are dequantized).
+    /// (default: BF16 when any weight is BF16, else F32; NF4 weights are dequantized). A tied model's matrix is
+    /// written under the name, and with the metadata alias, of <see cref="LlamaForCausalLM.TiedLayout"/>.
     /// <paramref name="directory"/> must not exist or be empty.
     /// </summary>
     public static void Save(LlamaForCausalLM model, string directory, DType? dtype = null, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
@@ -41,8 +42,9 @@ public static class ModelFolderWriter
         try
         {
             Directory.CreateDirectory(temp);
-            var entries = parameters.Select(p => Entry(p, saveType));
-            SafeTensorsWriter.WriteModel(temp, entries, progress: progress, cancellationToken: cancellationToken);
+            var tied = model.TiedLayout;
+            var entries = parameters.Select(p => Entry(p, ReferenceEquals(p, model.EmbedTokens) && tied is not null ? tied.StoredName : p.Name, saveType));
+            SafeTensorsWriter.WriteModel(temp, entries, metadata: tied?.Metadata, progress: progress, cancellationToken: cancellationToken);
             var config = JsonNode.Parse(model.Config.ToJson())!.AsObject();
             config["torch_dtype"] = saveType == DType.BF16 ? "bfloat16" : "float32";
             File.WriteAllText(Path.Combine(temp, "config.json"), config.ToJsonString(new() { WriteIndented = true }) + "\n");
@@ -73,12 +75,12 @@ public static class ModelFolderWriter
         }
     }
 
-    private static SafeTensorEntry Entry(Parameter p, DType saveType)
+    private static SafeTensorEntry Entry(Parameter p, string name, DType saveType)
     {
         bool matrix = p.Value.Rank == 2;
         var type = matrix ? saveType : DType.F32;
         return type == p.Value.DType
-            ? SafeTensorEntry.FromTensor(p.Name, p.Value)
-            : SafeTensorEntry.Deferred(p.Name, type, p.Value.Shape.ToArray(), () => p.Value.To(type));
+            ? SafeTensorEntry.FromTensor(name, p.Value)
+            : SafeTensorEntry.Deferred(name, type, p.Value.Shape.ToArray(), () => p.Value.To(type));
     }
 }

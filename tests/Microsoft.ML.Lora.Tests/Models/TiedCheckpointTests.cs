@@ -58,11 +58,11 @@ public sealed class TiedCheckpointTests : IDisposable
         var mergedLogits = LoraAdapterTests.Logits(model, batch);
         string saved = Path.Combine(root, layout + "-merged");
         model.Save(saved);
+        using (var source = SafeTensorsFolder.Open(dir))
         using (var folder = SafeTensorsFolder.Open(saved))
         {
-            Assert.Contains(Embed, folder.Names);
-            Assert.DoesNotContain(Head, folder.Names);
-            Assert.Empty(folder.Aliases);
+            Assert.Equal(source.Names, folder.Names);
+            Assert.Equal(source.Aliases, folder.Aliases);
         }
 
         using var reloaded = LlamaForCausalLM.Load(saved);
@@ -71,6 +71,46 @@ public sealed class TiedCheckpointTests : IDisposable
         string onnx = Path.Combine(root, layout + ".onnx");
         LlamaOnnxExporter.Export(reloaded, onnx);
         Assert.True(new FileInfo(onnx).Length > 0);
+    }
+
+    [Theory]
+    [InlineData("canonical")]
+    [MemberData(nameof(Layouts))]
+    public void SavingKeepsTheLayoutItCameInAndEveryByte(string layout)
+    {
+        string dir = layout == "canonical" ? FixturePaths.Case("llama_tied_headdim") : Variant(layout);
+        string saved = Path.Combine(root, layout + "-saved");
+        using (var model = LlamaForCausalLM.Load(dir))
+        {
+            Assert.Equal(layout.StartsWith("head-only", StringComparison.Ordinal) ? Head : Embed, model.TiedLayout!.StoredName);
+            model.Save(saved);
+        }
+
+        using var source = SafeTensorsFolder.Open(dir);
+        using var folder = SafeTensorsFolder.Open(saved);
+        Assert.Equal(source.Names, folder.Names);
+        Assert.Equal(source.Aliases, folder.Aliases);
+        Assert.Equal(layout.Contains("alias", StringComparison.Ordinal) ? 1 : 0, folder.Aliases.Count);
+        foreach (string name in source.Names)
+        {
+            Assert.Equal(source.Info(name).Shape, folder.Info(name).Shape);
+            Assert.True(source.FileOf(name).GetBytes(name).SequenceEqual(folder.FileOf(name).GetBytes(name)), $"{layout}: {name} changed on save");
+        }
+    }
+
+    [Fact]
+    public void ANewTiedModelSavesAsTransformersDoes()
+    {
+        var config = LlamaConfig.Load(Path.Combine(FixturePaths.Case("llama_tied_headdim"), "config.json"));
+        using var model = LlamaForCausalLM.CreateRandom(config, seed: 4);
+        Assert.Equal(new TiedWeightLayout(Embed, null), model.TiedLayout);
+        string saved = Path.Combine(root, "random");
+        model.Save(saved);
+        using var folder = SafeTensorsFolder.Open(saved);
+        Assert.Contains(Embed, folder.Names);
+        Assert.DoesNotContain(Head, folder.Names);
+        Assert.Empty(folder.Aliases);
+        Assert.Equal("pt", folder.Metadata["format"]);
     }
 
     [Fact]
