@@ -40,6 +40,9 @@ def expected_params(cfg):
             s[p + "self_attn.v_proj.bias"] = [KV * D]
         if o_bias:
             s[p + "self_attn.o_proj.bias"] = [C]
+        if cfg["model_type"] == "qwen3":
+            s[p + "self_attn.q_norm.weight"] = [D]
+            s[p + "self_attn.k_norm.weight"] = [D]
         s[p + "mlp.gate_proj.weight"] = [I, C]
         s[p + "mlp.up_proj.weight"] = [I, C]
         s[p + "mlp.down_proj.weight"] = [C, I]

@@ -118,6 +118,35 @@ CASES = [
         "use_cache": True,
         "vocab_size": 72,
     }),
+    ("qwen3", 1005, {
+        # Qwen3: q_norm/k_norm (RMSNorm over each head's head_dim values) between the q/k
+        # projections and RoPE; head_dim explicit and != hidden/heads, as in real Qwen3 configs.
+        "architectures": ["Qwen3ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "head_dim": 16,
+        "hidden_act": "silu",
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 48,
+        "max_position_embeddings": 40960,
+        "max_window_layers": 2,
+        "model_type": "qwen3",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-6,
+        "rope_scaling": None,
+        "rope_theta": 1000000.0,
+        "sliding_window": None,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "use_sliding_window": False,
+        "vocab_size": 60,
+    }),
 ]
 
 EVAL_LENGTHS = [3, 9, 5, 7, 4]
@@ -135,6 +164,10 @@ def qkv_bias_of(cfg):
     if cfg["model_type"] == "qwen2":
         return True  # Qwen2: q/k/v always have a bias, o_proj never
     return bool(cfg.get("attention_bias", False))
+
+
+def qk_norm_of(cfg):
+    return cfg["model_type"] == "qwen3"  # Qwen3: per-head RMSNorm of q and k before RoPE
 
 
 def o_bias_of(cfg):
@@ -169,6 +202,9 @@ def make_weights(cfg, seed):
         w[p + "self_attn.k_proj.weight"] = linear(KV * D, C, 1.5)
         w[p + "self_attn.v_proj.weight"] = linear(KV * D, C)
         w[p + "self_attn.o_proj.weight"] = linear(C, H * D)
+        if qk_norm_of(cfg):
+            w[p + "self_attn.q_norm.weight"] = 1 + 0.1 * randn(D)
+            w[p + "self_attn.k_norm.weight"] = 1 + 0.1 * randn(D)
         if qkv_bias_of(cfg):
             w[p + "self_attn.q_proj.bias"] = 0.1 * randn(H * D)
             w[p + "self_attn.k_proj.bias"] = 0.1 * randn(KV * D)
@@ -187,7 +223,8 @@ def make_weights(cfg, seed):
 
 def is_bf16_rounded(name):
     """Linear weights, the embedding and lm_head; not norm weights, not biases."""
-    return name.endswith(".weight") and "layernorm" not in name and name != "model.norm.weight"
+    return (name.endswith(".weight") and "layernorm" not in name and name != "model.norm.weight"
+            and not name.endswith(("q_norm.weight", "k_norm.weight")))
 
 
 # ----------------------------------------------------------------------------- RoPE
@@ -306,6 +343,9 @@ def forward(cfg, P, input_ids, capture=None):
         n = rms_norm(x, P[p + "input_layernorm.weight"], eps)
         q = linear_fn(n, P[a + "q_proj.weight"], P.get(a + "q_proj.bias")).view(B_, T_, H, D)
         k = linear_fn(n, P[a + "k_proj.weight"], P.get(a + "k_proj.bias")).view(B_, T_, KV, D)
+        if qk_norm_of(cfg):
+            q = rms_norm(q, P[a + "q_norm.weight"], eps)
+            k = rms_norm(k, P[a + "k_norm.weight"], eps)
         v = linear_fn(n, P[a + "v_proj.weight"], P.get(a + "v_proj.bias")).view(B_, T_, KV, D)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         att = attention_core(q, k, v)

@@ -8,10 +8,11 @@ namespace Microsoft.ML.Lora.Models;
 
 /// <summary>
 /// The hyper-parameters of a Llama-family decoder, as in a Hugging Face <c>config.json</c>. Supported:
-/// <c>model_type</c> llama (also SmolLM, TinyLlama), mistral and qwen2, with the CausalLM or the
+/// <c>model_type</c> llama (also SmolLM, TinyLlama), mistral, qwen2 and qwen3, with the CausalLM or the
 /// ForSequenceClassification architecture (a <c>score</c> head of <see cref="NumLabels"/> outputs instead of <c>lm_head</c>).
 /// <c>model_type</c> decides the layer layout, as in transformers: qwen2 has q/k/v bias and no o_proj bias,
-/// llama's <c>attention_bias</c> adds bias to q, k, v and o_proj and <c>mlp_bias</c> to the MLP, mistral has none.
+/// llama's and qwen3's <c>attention_bias</c> adds bias to q, k, v and o_proj, llama's <c>mlp_bias</c> to the MLP,
+/// mistral has none; qwen3 normalizes each query and key head before RoPE (<see cref="QkNorm"/>).
 /// Immutable and validated: build one with <see cref="Load"/>, <see cref="Parse"/>, <see cref="Create"/> or <see cref="With"/>.
 /// Malformed files throw <see cref="InvalidDataException"/> naming the file and field; well-formed but
 /// unsupported ones (architecture, rope_scaling type, activation) throw <see cref="NotSupportedException"/>.
@@ -24,6 +25,7 @@ public sealed record LlamaConfig
         ["llama"] = "LlamaForCausalLM",
         ["mistral"] = "MistralForCausalLM",
         ["qwen2"] = "Qwen2ForCausalLM",
+        ["qwen3"] = "Qwen3ForCausalLM",
     };
 
     /// <summary>Supported <c>model_type</c> values and their sequence-classification architecture.</summary>
@@ -32,6 +34,7 @@ public sealed record LlamaConfig
         ["llama"] = "LlamaForSequenceClassification",
         ["mistral"] = "MistralForSequenceClassification",
         ["qwen2"] = "Qwen2ForSequenceClassification",
+        ["qwen3"] = "Qwen3ForSequenceClassification",
     };
 
     /// <summary>transformers' <c>num_labels</c> when a classification config gives neither it nor <c>id2label</c>.</summary>
@@ -78,14 +81,14 @@ public sealed record LlamaConfig
         RopeScaling = ropeScaling;
         MaxPositionEmbeddings = maxPositionEmbeddings;
         TieWordEmbeddings = tieWordEmbeddings;
-        QkvBias = modelType == "qwen2" || (modelType == "llama" && attentionBias);
-        OBias = modelType == "llama" && attentionBias;
+        QkvBias = modelType == "qwen2" || (HasAttentionBiasOption(modelType) && attentionBias);
+        OBias = HasAttentionBiasOption(modelType) && attentionBias;
         MlpBias = modelType == "llama" && mlpBias;
         SlidingWindow = slidingWindow;
         TorchDtype = torchDtype;
     }
 
-    /// <summary><c>model_type</c>: llama, mistral or qwen2.</summary>
+    /// <summary><c>model_type</c>: llama, mistral, qwen2 or qwen3.</summary>
     public string ModelType { get; }
 
     /// <summary><c>architectures[0]</c>, e.g. LlamaForCausalLM or LlamaForSequenceClassification.</summary>
@@ -146,11 +149,17 @@ public sealed record LlamaConfig
     /// <summary><c>tie_word_embeddings</c>: lm_head shares embed_tokens; default false.</summary>
     public bool TieWordEmbeddings { get; }
 
-    /// <summary>q_proj, k_proj and v_proj have a bias (qwen2 always; llama when <c>attention_bias</c>).</summary>
+    /// <summary>q_proj, k_proj and v_proj have a bias (qwen2 always; llama and qwen3 when <c>attention_bias</c>).</summary>
     public bool QkvBias { get; }
 
-    /// <summary>o_proj has a bias (llama when <c>attention_bias</c>).</summary>
+    /// <summary>o_proj has a bias (llama and qwen3 when <c>attention_bias</c>).</summary>
     public bool OBias { get; }
+
+    /// <summary>
+    /// Queries and keys pass a per-head RMSNorm (<c>self_attn.q_norm</c>, <c>self_attn.k_norm</c>, weights of
+    /// <see cref="HeadDim"/>, eps <see cref="RmsNormEps"/>) after their projection and before RoPE (qwen3).
+    /// </summary>
+    public bool QkNorm => ModelType == "qwen3";
 
     /// <summary>gate_proj, up_proj and down_proj have a bias (llama's <c>mlp_bias</c>).</summary>
     public bool MlpBias { get; }
@@ -159,7 +168,7 @@ public sealed record LlamaConfig
     public string HiddenAct => "silu";
 
     /// <summary>
-    /// <c>sliding_window</c> of mistral (or of qwen2 when <c>use_sliding_window</c>); informational only:
+    /// <c>sliding_window</c> of mistral (or of qwen2 and qwen3 when <c>use_sliding_window</c>); informational only:
     /// attention here is full causal, which equals sliding-window attention for sequences up to this length.
     /// </summary>
     public int? SlidingWindow { get; }
@@ -188,8 +197,8 @@ public sealed record LlamaConfig
 
     /// <summary>
     /// Builds a config in code (e.g. a random model for a benchmark); parameters are the config.json fields
-    /// in .NET casing with transformers' defaults. <c>attentionBias</c> and <c>mlpBias</c> are llama options and
-    /// must be false for mistral and qwen2 (qwen2's q/k/v bias is implied). Invalid values throw <see cref="ArgumentException"/>.
+    /// in .NET casing with transformers' defaults. <c>attentionBias</c> is a llama and qwen3 option and <c>mlpBias</c>
+    /// a llama one; both must be false for the others (qwen2's q/k/v bias is implied). Invalid values throw <see cref="ArgumentException"/>.
     /// </summary>
     public static LlamaConfig Create(
         int vocabSize,
@@ -219,9 +228,13 @@ public sealed record LlamaConfig
             throw new ArgumentException($"model_type '{modelType}' is not supported; supported: {SupportedList}", nameof(modelType));
         }
 
-        if (modelType != "llama" && (attentionBias || mlpBias))
+        if ((attentionBias && !HasAttentionBiasOption(modelType)) || (mlpBias && modelType != "llama"))
         {
-            throw new ArgumentException($"attention_bias and mlp_bias are llama options; {modelType}'s biases are fixed by its architecture", attentionBias ? nameof(attentionBias) : nameof(mlpBias));
+            throw new ArgumentException(
+                attentionBias && !HasAttentionBiasOption(modelType)
+                    ? $"attention_bias is a llama and qwen3 option; {modelType}'s biases are fixed by its architecture"
+                    : $"mlp_bias is a llama option; {modelType}'s MLP has no bias",
+                attentionBias && !HasAttentionBiasOption(modelType) ? nameof(attentionBias) : nameof(mlpBias));
         }
 
         var config = new LlamaConfig(
@@ -299,7 +312,7 @@ public sealed record LlamaConfig
             RopeScaling,
             maxPositionEmbeddings ?? MaxPositionEmbeddings,
             tieWordEmbeddings ?? TieWordEmbeddings,
-            attentionBias: ModelType == "llama" && OBias,
+            attentionBias: HasAttentionBiasOption(ModelType) && OBias,
             mlpBias: MlpBias,
             SlidingWindow,
             TorchDtype,
@@ -317,7 +330,7 @@ public sealed record LlamaConfig
             json.WriteStartArray("architectures");
             json.WriteStringValue(Architecture);
             json.WriteEndArray();
-            if (ModelType == "llama")
+            if (HasAttentionBiasOption(ModelType))
             {
                 json.WriteBoolean("attention_bias", OBias);
             }
@@ -377,7 +390,7 @@ public sealed record LlamaConfig
                 json.WriteString("torch_dtype", TorchDtype);
             }
 
-            if (ModelType == "qwen2")
+            if (ModelType is "qwen2" or "qwen3")
             {
                 json.WriteBoolean("use_sliding_window", SlidingWindow.HasValue);
             }
@@ -388,6 +401,9 @@ public sealed record LlamaConfig
 
         return Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n";
     }
+
+    // attention_bias (bias on q, k, v and o_proj together) is a config option of these model types.
+    private static bool HasAttentionBiasOption(string modelType) => modelType is "llama" or "qwen3";
 
     private static string SupportedList => string.Join(", ", Supported.Select(kv => $"{kv.Key} ({kv.Value})"));
 
@@ -425,7 +441,7 @@ public sealed record LlamaConfig
         int? slidingWindow = modelType switch
         {
             "mistral" => json.OptionalInt("sliding_window"),
-            "qwen2" when json.OptionalBool("use_sliding_window") == true => json.OptionalInt("sliding_window"),
+            "qwen2" or "qwen3" when json.OptionalBool("use_sliding_window") == true => json.OptionalInt("sliding_window"),
             _ => null,
         };
 
@@ -445,7 +461,7 @@ public sealed record LlamaConfig
             ParseRopeScaling(json.OptionalObject("rope_scaling") ?? ropeParameters, source),
             json.RequiredInt("max_position_embeddings"),
             json.OptionalBool("tie_word_embeddings") ?? false,
-            modelType == "llama" && (json.OptionalBool("attention_bias") ?? false),
+            HasAttentionBiasOption(modelType) && (json.OptionalBool("attention_bias") ?? false),
             modelType == "llama" && (json.OptionalBool("mlp_bias") ?? false),
             slidingWindow,
             json.OptionalString("torch_dtype") ?? json.OptionalString("dtype"))

@@ -47,7 +47,9 @@ public sealed class LlamaForCausalLM : IDisposable
                     weights.Linear(p + "self_attn.o_proj", c, nh * hs, config.OBias),
                     nh,
                     nkv,
-                    hs);
+                    hs,
+                    config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.q_norm.weight", hs), eps) : null,
+                    config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.k_norm.weight", hs), eps) : null);
                 var mlp = new Mlp(
                     weights.Linear(p + "mlp.gate_proj", inter, c, config.MlpBias),
                     weights.Linear(p + "mlp.up_proj", inter, c, config.MlpBias),
@@ -115,6 +117,11 @@ public sealed class LlamaForCausalLM : IDisposable
         foreach (var norm in Layers.SelectMany(static l => new[] { l.InputLayerNorm, l.PostAttentionLayerNorm }).Append(Norm))
         {
             norm.Weight.MoveTo(backend);
+        }
+
+        foreach (var weight in Layers.SelectMany(static l => l.SelfAttn.NormParameters()))
+        {
+            weight.MoveTo(backend);
         }
 
         InputsEmbedsGrad?.Dispose();

@@ -126,7 +126,7 @@ public sealed class DecoderLayer : IDisposable
     public IEnumerable<Parameter> Parameters()
     {
         yield return InputLayerNorm.Weight;
-        foreach (var p in SelfAttn.Projections().SelectMany(static l => l.Parameters()))
+        foreach (var p in SelfAttn.Projections().SelectMany(static l => l.Parameters()).Concat(SelfAttn.NormParameters()))
         {
             yield return p;
         }

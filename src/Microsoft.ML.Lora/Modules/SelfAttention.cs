@@ -3,8 +3,9 @@ using Microsoft.ML.Lora.Tensors;
 namespace Microsoft.ML.Lora.Modules;
 
 /// <summary>
-/// Llama self-attention: q/k/v projections (optionally biased), RoPE on q and k, causal GQA, o_proj.
-/// Saves the input, rotated q and k, v, the attention output and the log-sum-exp.
+/// Llama self-attention: q/k/v projections (optionally biased), optionally a per-head RMSNorm of q and k
+/// (Qwen3's q_norm/k_norm), RoPE on q and k, causal GQA, o_proj. Saves the input, rotated q and k, v, the
+/// attention output and the log-sum-exp (and, with the norms, the projected q and k and their rstd).
 /// </summary>
 public sealed class SelfAttention : IDisposable
 {
@@ -15,12 +16,29 @@ public sealed class SelfAttention : IDisposable
     private Tensor? v;
     private Tensor? att;
     private Tensor? lse;
+    private Tensor? qRaw;
+    private Tensor? kRaw;
+    private Tensor? qRstd;
+    private Tensor? kRstd;
     private BatchShape shape;
     private RopeTable? rope;
 
     /// <summary>Assembles the block; projection shapes must agree with the head counts.</summary>
-    public SelfAttention(Linear qProj, Linear kProj, Linear vProj, Linear oProj, int heads, int kvHeads, int headDim)
+    public SelfAttention(Linear qProj, Linear kProj, Linear vProj, Linear oProj, int heads, int kvHeads, int headDim, RmsNormLayer? qNorm = null, RmsNormLayer? kNorm = null)
     {
+        if ((qNorm is null) != (kNorm is null))
+        {
+            throw new ArgumentException("q_norm and k_norm come together");
+        }
+
+        foreach (var norm in new[] { qNorm, kNorm })
+        {
+            if (norm is not null && norm.Weight.Value.Length != headDim)
+            {
+                throw new ArgumentException($"'{norm.Weight.Name}' has {norm.Weight.Value.Length} elements; expected head_dim {headDim}");
+            }
+        }
+
         if (heads % kvHeads != 0)
         {
             throw new ArgumentException($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
@@ -37,6 +55,8 @@ public sealed class SelfAttention : IDisposable
         Heads = heads;
         KvHeads = kvHeads;
         HeadDim = headDim;
+        QNorm = qNorm;
+        KNorm = kNorm;
     }
 
     /// <summary>q_proj (NH·HS, C).</summary>
@@ -60,6 +80,16 @@ public sealed class SelfAttention : IDisposable
     /// <summary>HS.</summary>
     public int HeadDim { get; }
 
+    /// <summary>Per-head RMSNorm of the queries (HS), or null.</summary>
+    public RmsNormLayer? QNorm { get; }
+
+    /// <summary>Per-head RMSNorm of the keys (HS), or null.</summary>
+    public RmsNormLayer? KNorm { get; }
+
+    /// <summary>The q/k norm weights (none without them).</summary>
+    public IEnumerable<Parameter> NormParameters() =>
+        QNorm is null ? [] : [QNorm.Weight, KNorm!.Weight];
+
     /// <summary>Whether activations from a Forward are held.</summary>
     public bool HasActivations => !saved.IsEmpty;
 
@@ -75,8 +105,23 @@ public sealed class SelfAttention : IDisposable
         v = saved.Keep(backend, n, KvHeads * HeadDim);
         att = saved.Keep(backend, n, Heads * HeadDim);
         lse = saved.Keep(backend, batch.B, Heads, batch.T);
-        QProj.Forward(x, q);
-        KProj.Forward(x, k);
+        if (QNorm is null)
+        {
+            QProj.Forward(x, q);
+            KProj.Forward(x, k);
+        }
+        else
+        {
+            qRaw = saved.Keep(backend, n, Heads * HeadDim);
+            kRaw = saved.Keep(backend, n, KvHeads * HeadDim);
+            qRstd = saved.Keep(backend, n * Heads);
+            kRstd = saved.Keep(backend, n * KvHeads);
+            QProj.Forward(x, qRaw);
+            KProj.Forward(x, kRaw);
+            HeadNorm(QNorm, qRaw, q, qRstd, Heads);
+            HeadNorm(KNorm!, kRaw, k, kRstd, KvHeads);
+        }
+
         VProj.Forward(x, v);
         backend.RopeForward(q, ropeTable, batch.B, batch.T, Heads, batch.Positions);
         backend.RopeForward(k, ropeTable, batch.B, batch.T, KvHeads, batch.Positions);
@@ -98,9 +143,25 @@ public sealed class SelfAttention : IDisposable
         using var kt = backend.Empty(DType.F32, n, kvWidth);
         using var vt = backend.Empty(DType.F32, n, kvWidth);
         using var at = backend.Empty(DType.F32, n, Heads * HeadDim);
-        QProj.Forward(x, qt);
-        KProj.Forward(x, kt);
+        if (QNorm is null)
+        {
+            QProj.Forward(x, qt);
+            KProj.Forward(x, kt);
+        }
+        else
+        {
+            using var qIn = backend.Empty(DType.F32, n, Heads * HeadDim);
+            using var kIn = backend.Empty(DType.F32, n, kvWidth);
+            using var qRstdT = backend.Empty(DType.F32, n * Heads);
+            using var kRstdT = backend.Empty(DType.F32, n * KvHeads);
+            QProj.Forward(x, qIn);
+            KProj.Forward(x, kIn);
+            HeadNorm(QNorm, qIn, qt, qRstdT, Heads);
+            HeadNorm(KNorm!, kIn, kt, kRstdT, KvHeads);
+        }
+
         VProj.Forward(x, vt);
+
         var positions = new int[n];
         for (int i = 0; i < n; i++)
         {
@@ -139,8 +200,17 @@ public sealed class SelfAttention : IDisposable
         backend.RopeBackward(dq, rope!, shape.B, shape.T, Heads, shape.Positions);
         backend.RopeBackward(dk, rope!, shape.B, shape.T, KvHeads, shape.Positions);
 
-        QProj.Backward(dq, input!, dx);
-        KProj.Backward(dk, input!, dx, accumulateDx: true);
+        // With the norms, dq/dk are gradients of the normed heads: take them back to the projections' outputs.
+        using var dqRaw = QNorm is null ? null : backend.Empty(DType.F32, n, Heads * HeadDim);
+        using var dkRaw = QNorm is null ? null : backend.Empty(DType.F32, n, KvHeads * HeadDim);
+        if (QNorm is not null)
+        {
+            HeadNormBackward(QNorm, dq, qRaw!, qRstd!, dqRaw!, Heads);
+            HeadNormBackward(KNorm!, dk, kRaw!, kRstd!, dkRaw!, KvHeads);
+        }
+
+        QProj.Backward(dqRaw ?? dq, input!, dx);
+        KProj.Backward(dkRaw ?? dk, input!, dx, accumulateDx: true);
         VProj.Backward(dv, input!, dx, accumulateDx: true);
         ReleaseActivations();
     }
@@ -150,6 +220,7 @@ public sealed class SelfAttention : IDisposable
     {
         saved.Release();
         (input, q, k, v, att, lse) = (null, null, null, null, null, null);
+        (qRaw, kRaw, qRstd, kRstd) = (null, null, null, null);
         foreach (var p in Projections())
         {
             p.ReleaseActivations();
@@ -167,6 +238,27 @@ public sealed class SelfAttention : IDisposable
         {
             p.Dispose();
         }
+
+        QNorm?.Dispose();
+        KNorm?.Dispose();
+    }
+
+    // x (N, heads·HS) → y (N, heads·HS), each head normalized over its HS values; rstd (N·heads).
+    private void HeadNorm(RmsNormLayer norm, Tensor x, Tensor y, Tensor rstd, int heads)
+    {
+        int rows = x.Dim(0) * heads;
+        using var xv = x.View(rows, HeadDim);
+        using var yv = y.View(rows, HeadDim);
+        norm.Forward(xv, yv, rstd);
+    }
+
+    private void HeadNormBackward(RmsNormLayer norm, Tensor dy, Tensor x, Tensor rstd, Tensor dx, int heads)
+    {
+        int rows = x.Dim(0) * heads;
+        using var dyv = dy.View(rows, HeadDim);
+        using var xv = x.View(rows, HeadDim);
+        using var dxv = dx.View(rows, HeadDim);
+        norm.Backward(dyv, xv, rstd, dxv);
     }
 
     private static void Expect(Linear l, int outFeatures, int inFeatures)

@@ -252,7 +252,7 @@ public static class LlamaOnnxExporter
             Graph.AddInitializer("rope.sin", [maxPositions, hs], sin);
         }
 
-        // x (B,T,C) -> x · rsqrt(mean(x²) + eps) · w
+        // x (…,C) -> x · rsqrt(mean(x²) + eps) · w over the last axis
         private string Norm(string scope, string x, RmsNormLayer norm)
         {
             Graph.AddInitializer(norm.Weight.Name, [norm.Weight.Value.Length], norm.Weight.Value.ToFloatArray());
@@ -334,8 +334,17 @@ public static class LlamaOnnxExporter
                 return Node("Transpose", scope, [Node("Reshape", scope, [projected, shape])], OnnxAttribute.Ints("perm", 0, 2, 1, 3));
             }
 
-            string q = Rope(scope, Heads(Linear(attn.QProj, h), nh), cos, sin);
-            string k = Rope(scope, Heads(Linear(attn.KProj, h), nkv), cos, sin);
+            string q = Heads(Linear(attn.QProj, h), nh);
+            string k = Heads(Linear(attn.KProj, h), nkv);
+            if (attn.QNorm is { } qNorm)
+            {
+                // Qwen3: each head normalized over its HS values, before RoPE.
+                q = Norm($"{scope}.q_norm", q, qNorm);
+                k = Norm($"{scope}.k_norm", k, attn.KNorm!);
+            }
+
+            q = Rope(scope, q, cos, sin);
+            k = Rope(scope, k, cos, sin);
             string v = Heads(Linear(attn.VProj, h), nkv);
             if (kvCache)
             {
