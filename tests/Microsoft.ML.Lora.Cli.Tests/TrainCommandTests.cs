@@ -10,12 +10,15 @@ public sealed partial class TrainCommandTests
     private static readonly string Model = FixturePaths.Case("llama_gqa");
     private static readonly string Data = Path.Combine(FixturePaths.Case("llama_gqa"), "eval.jsonl");
 
-    [Fact]
-    public void TrainWritesAPeftAdapterThatEvalAndMergeAgreeOn()
+    [Theory]
+    [InlineData("llama_gqa", "qwen2_bias")]
+    [InlineData("qwen3", "llama_gqa")]
+    public void TrainWritesAPeftAdapterThatEvalAndMergeAgreeOn(string modelCase, string otherCase)
     {
+        string model = FixturePaths.Case(modelCase), data = Path.Combine(model, "eval.jsonl");
         using var tmp = new TempDir();
         string adapter = Path.Combine(tmp.Path, "adapter");
-        var (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--val-data", Data, "--out", adapter, "--rank", "4", "--lr", "1e-2", "--max-steps", "12", "--batch-size", "2", "--seed", "3");
+        var (exit, output, error) = CliRunner.Run("train", "--model", model, "--data", data, "--val-data", data, "--out", adapter, "--rank", "4", "--lr", "1e-2", "--max-steps", "12", "--batch-size", "2", "--seed", "3");
         Assert.True(exit == 0, error);
         Assert.Equal(["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl"], Directory.GetFiles(adapter).Select(Path.GetFileName).Order());
         double valLoss = double.Parse(ValLoss().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
@@ -27,19 +30,19 @@ public sealed partial class TrainCommandTests
         }
 
         // The saved adapter reproduces the trainer's last validation loss, and so does the merged model.
-        var withAdapter = Loss(CliRunner.Run("eval", "--model", Model, "--data", Data, "--adapter", adapter));
+        var withAdapter = Loss(CliRunner.Run("eval", "--model", model, "--data", data, "--adapter", adapter));
         Assert.Equal(valLoss, withAdapter, 1e-4);
-        var baseLoss = Loss(CliRunner.Run("eval", "--model", Model, "--data", Data));
+        var baseLoss = Loss(CliRunner.Run("eval", "--model", model, "--data", data));
         Assert.True(withAdapter < baseLoss - 1, $"adapter {withAdapter} vs base {baseLoss}: training must have changed the model");
 
         string merged = Path.Combine(tmp.Path, "merged");
-        (exit, _, error) = CliRunner.Run("merge", "--model", Model, "--adapter", adapter, "--out", merged);
+        (exit, _, error) = CliRunner.Run("merge", "--model", model, "--adapter", adapter, "--out", merged);
         Assert.True(exit == 0, error);
         Assert.True(File.Exists(Path.Combine(merged, "config.json")) && File.Exists(Path.Combine(merged, "model.safetensors")));
-        Assert.Equal(withAdapter, Loss(CliRunner.Run("eval", "--model", merged, "--data", Data)), 1e-5);
+        Assert.Equal(withAdapter, Loss(CliRunner.Run("eval", "--model", merged, "--data", data)), 1e-5);
 
         // An adapter trained on this base does not fit another one: the error names the key.
-        (exit, _, error) = CliRunner.Run("eval", "--model", FixturePaths.Case("qwen2_bias"), "--data", Path.Combine(FixturePaths.Case("qwen2_bias"), "eval.jsonl"), "--adapter", adapter);
+        (exit, _, error) = CliRunner.Run("eval", "--model", FixturePaths.Case(otherCase), "--data", Path.Combine(FixturePaths.Case(otherCase), "eval.jsonl"), "--adapter", adapter);
         Assert.Equal(1, exit);
         Assert.Contains("lora_", error, StringComparison.Ordinal);
     }

@@ -87,6 +87,11 @@ CASES = [
         r=4, lora_alpha=8, bias="lora_only",
         target_modules=["k_proj", "o_proj", "q_proj", "v_proj"],
         layers_to_transform=[0])),
+    # Qwen3 (q_norm/k_norm between the adapted q/k projections and RoPE), every projection adapted
+    ("peft_qwen3", "qwen3", 2004, peft_config(
+        base_model_name_or_path="tests/fixtures/qwen3",
+        r=4, lora_alpha=8,
+        target_modules=["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])),
 ]
 
 

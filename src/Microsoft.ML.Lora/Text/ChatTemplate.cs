@@ -19,7 +19,7 @@ public abstract class ChatTemplate
     }
 
     /// <summary>The names <see cref="FromName"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["chatml", "llama3", "llama2", "mistral", "zephyr"];
+    public static IReadOnlyList<string> Names { get; } = ["chatml", "qwen3", "llama3", "llama2", "mistral", "zephyr"];
 
     /// <summary>The template's name (one of <see cref="Names"/>).</summary>
     public abstract string Name { get; }
@@ -59,6 +59,7 @@ public abstract class ChatTemplate
         return name.Trim().ToLowerInvariant() switch
         {
             "chatml" or "qwen" => new ChatMlTemplate(),
+            "qwen3" => new Qwen3Template(),
             "llama3" => new Llama3Template(),
             "llama2" => new Llama2Template(),
             "mistral" => new MistralTemplate(),
@@ -70,7 +71,7 @@ public abstract class ChatTemplate
     /// <summary>
     /// Recognises a Jinja <c>chat_template</c> by the markers that only its format writes; null when none
     /// matches. Checked in this order (the first hit wins):
-    /// <c>&lt;|start_header_id|&gt;</c> → llama3; <c>&lt;|im_start|&gt;</c> → chatml;
+    /// <c>&lt;|start_header_id|&gt;</c> → llama3; <c>&lt;|im_start|&gt;</c> with <c>&lt;/think&gt;</c> → qwen3; <c>&lt;|im_start|&gt;</c> → chatml;
     /// <c>&lt;&lt;SYS&gt;&gt;</c> → llama2; <c>[SYSTEM_PROMPT]</c> → none (Mistral's newer Tekken format, not built in);
     /// <c>[INST]</c> → mistral; <c>&lt;|user|&gt;</c> and <c>&lt;|assistant|&gt;</c> without <c>&lt;|end|&gt;</c> → zephyr
     /// (<c>&lt;|end|&gt;</c> is Phi-3's turn end, a different format).
@@ -86,7 +87,7 @@ public abstract class ChatTemplate
 
         if (Has("<|im_start|>"))
         {
-            return new ChatMlTemplate();
+            return Has("</think>") ? new Qwen3Template() : new ChatMlTemplate();
         }
 
         if (Has("<<SYS>>"))

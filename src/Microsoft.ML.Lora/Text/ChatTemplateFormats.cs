@@ -39,6 +39,71 @@ internal sealed class ChatMlTemplate : ChatTemplate
 }
 
 /// <summary>
+/// Qwen3: ChatML with a thinking block. An assistant turn after the last user message is written
+/// <c>&lt;|im_start|&gt;assistant\n&lt;think&gt;\n{reasoning}\n&lt;/think&gt;\n\n{content}&lt;|im_end|&gt;\n</c> (the last
+/// turn always, even with empty reasoning; an earlier one only when it has reasoning); other assistant turns
+/// keep only the answer. Reasoning is what a message's content holds between <c>&lt;think&gt;</c> and
+/// <c>&lt;/think&gt;</c>. The generation prompt is <c>&lt;|im_start|&gt;assistant\n</c> (thinking on).
+/// </summary>
+/// <remarks>
+/// Source: the chat_template of Qwen3's tokenizer_config.json (without tools): the split on
+/// <c>'&lt;/think&gt;'</c>, <c>loop.index0 &gt; ns.last_query_index</c> and <c>reasoning_content.strip('\n')</c>.
+/// The trained span of a turn is everything after <c>&lt;|im_start|&gt;assistant\n</c>, think block included,
+/// so a model trained on answers without reasoning learns to write the empty block itself, as the
+/// template renders them. <c>enable_thinking=false</c> (an empty block in the generation prompt) is not
+/// offered.
+/// </remarks>
+internal sealed class Qwen3Template : ChatTemplate
+{
+    public override string Name => "qwen3";
+
+    private protected override void RenderCore(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, ChatTextBuilder output)
+    {
+        int lastQuery = -1;
+        for (int i = messages.Count - 1; i >= 0; i--)
+        {
+            if (messages[i].Role == ChatRole.User)
+            {
+                lastQuery = i;
+                break;
+            }
+        }
+
+        for (int i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            if (m.Role != ChatRole.Assistant)
+            {
+                output.Prompt($"<|im_start|>{ChatMessage.RoleName(m.Role)}\n{m.Content}<|im_end|>\n");
+                continue;
+            }
+
+            string content = m.Content, reasoning = string.Empty;
+            int close = content.LastIndexOf("</think>", StringComparison.Ordinal);
+            if (close >= 0)
+            {
+                string before = content[..content.IndexOf("</think>", StringComparison.Ordinal)];
+                content = content[(close + "</think>".Length)..].TrimStart('\n');
+                int open = before.LastIndexOf("<think>", StringComparison.Ordinal);
+                reasoning = (open >= 0 ? before[(open + "<think>".Length)..] : before).TrimEnd('\n').TrimStart('\n');
+            }
+
+            string reply = i > lastQuery && (i == messages.Count - 1 || reasoning.Length > 0)
+                ? $"<think>\n{reasoning.Trim('\n')}\n</think>\n\n{content.TrimStart('\n')}"
+                : content;
+            output.Prompt("<|im_start|>assistant\n");
+            output.Assistant(reply, "<|im_end|>");
+            output.Prompt("\n");
+        }
+
+        if (addGenerationPrompt)
+        {
+            output.Prompt("<|im_start|>assistant\n");
+        }
+    }
+}
+
+/// <summary>
 /// Llama 3 / 3.1 / 3.2 Instruct: <c>&lt;|begin_of_text|&gt;</c>, then per message
 /// <c>&lt;|start_header_id|&gt;{role}&lt;|end_header_id|&gt;\n\n{content | trim}&lt;|eot_id|&gt;</c>; generation
 /// prompt <c>&lt;|start_header_id|&gt;assistant&lt;|end_header_id|&gt;\n\n</c>.

@@ -62,6 +62,28 @@ public class LlamaConfigTests
     }
 
     [Fact]
+    public void Qwen3NormalizesQueryAndKeyHeadsWithAnExplicitHeadDim()
+    {
+        var c = LlamaConfig.Parse(RealWorldConfigs.Qwen3_06B, Source);
+        Assert.Equal(("qwen3", "Qwen3ForCausalLM"), (c.ModelType, c.Architecture));
+        Assert.Equal((151936, 1024, 3072, 28), (c.VocabSize, c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers));
+        Assert.Equal((16, 8, 128), (c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim));
+        Assert.True(c.QkNorm);
+        Assert.True(c.TieWordEmbeddings);
+        Assert.False(c.QkvBias || c.OBias || c.MlpBias);
+        Assert.Null(c.SlidingWindow);
+        Assert.False(LlamaConfig.Parse(RealWorldConfigs.Qwen2_05B, Source).QkNorm);
+
+        // attention_bias adds q/k/v and o_proj biases, as in llama; the written config round-trips.
+        var biased = LlamaConfig.Parse(Edited(o => o["attention_bias"] = true, RealWorldConfigs.Qwen3_06B), Source);
+        Assert.True(biased.QkvBias && biased.OBias);
+        Assert.Equal(biased, LlamaConfig.Parse(biased.ToJson(), Source));
+        Assert.Equal(c, LlamaConfig.Parse(c.ToJson(), Source));
+        Assert.Equal("Qwen3ForSequenceClassification", c.ForSequenceClassification(3).Architecture);
+        Assert.Throws<ArgumentException>(() => LlamaConfig.Create(64, 32, 48, 1, 4, modelType: "qwen3", mlpBias: true));
+    }
+
+    [Fact]
     public void Mistral7B()
     {
         var c = LlamaConfig.Parse(RealWorldConfigs.Mistral7B, Source);

@@ -147,5 +147,37 @@ internal static class RealWorldConfigs
         }
         """;
 
-    public static IEnumerable<string> All => [TinyLlama, SmolLM135M, Qwen2_05B, Mistral7B, Llama32_1B];
+    /// <summary>Qwen/Qwen3-0.6B: q_norm/k_norm, head_dim 128 with hidden 1024 and 16 heads.</summary>
+    public const string Qwen3_06B = """
+        {
+          "architectures": ["Qwen3ForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "bos_token_id": 151643,
+          "eos_token_id": 151645,
+          "head_dim": 128,
+          "hidden_act": "silu",
+          "hidden_size": 1024,
+          "initializer_range": 0.02,
+          "intermediate_size": 3072,
+          "max_position_embeddings": 40960,
+          "max_window_layers": 28,
+          "model_type": "qwen3",
+          "num_attention_heads": 16,
+          "num_hidden_layers": 28,
+          "num_key_value_heads": 8,
+          "rms_norm_eps": 1e-06,
+          "rope_scaling": null,
+          "rope_theta": 1000000,
+          "sliding_window": null,
+          "tie_word_embeddings": true,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.51.0",
+          "use_cache": true,
+          "use_sliding_window": false,
+          "vocab_size": 151936
+        }
+        """;
+
+    public static IEnumerable<string> All => [TinyLlama, SmolLM135M, Qwen2_05B, Mistral7B, Llama32_1B, Qwen3_06B];
 }

@@ -26,6 +26,7 @@ public sealed class PeftAdapterTests : IDisposable
         { "peft_llama_gqa", "llama_gqa" },
         { "peft_llama_gqa_rslora", "llama_gqa" },
         { "peft_qwen2_bias", "qwen2_bias" },
+        { "peft_qwen3", "qwen3" },
     };
 
     public void Dispose() => files.Dispose();
@@ -241,6 +242,7 @@ public sealed class PeftAdapterTests : IDisposable
     [Theory]
     [InlineData("peft_llama_gqa", "llama_gqa")]
     [InlineData("peft_qwen2_bias", "qwen2_bias")]
+    [InlineData("peft_qwen3", "qwen3")]
     public void ReferenceAdapterSavesBackToTheSameConfigAndTensors(string adapterCase, string baseCase)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(baseCase));

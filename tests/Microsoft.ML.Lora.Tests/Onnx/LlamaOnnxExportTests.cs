@@ -30,6 +30,7 @@ public sealed class LlamaOnnxExportTests : IDisposable
 
         data.Add("llama_gqa", true);
         data.Add("qwen2_bias", true);
+        data.Add("qwen3", true);
         return data;
     }
 
@@ -80,6 +81,7 @@ public sealed class LlamaOnnxExportTests : IDisposable
     [Theory]
     [InlineData("llama_gqa")]
     [InlineData("qwen2_bias")]
+    [InlineData("qwen3")]
     public void KvCacheExportGeneratesOurGreedyTokensInOnnxRuntime(string name)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
@@ -224,6 +226,7 @@ public sealed class LlamaOnnxExportTests : IDisposable
     [InlineData("llama_gqa", 32)]
     [InlineData("qwen2_bias", 32)]
     [InlineData("llama_tied_headdim", 64)]
+    [InlineData("qwen3", 32)]
     public void Int4WeightsRunInOnnxRuntimeAsTheDequantizedModel(string name, int blockSize)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
