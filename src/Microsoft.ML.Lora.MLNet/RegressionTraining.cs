@@ -154,39 +154,6 @@ internal static class RegressionTraining
     }
 
     // The engine's streamed-epoch shuffle: a buffer of StreamShuffleBuffer rows, seeded by (seed, epoch).
-    private static IEnumerable<RegressionRow> Shuffled(IEnumerable<RegressionRow> rows, TrainingOptions options, int epoch)
-    {
-        if (!options.Shuffle)
-        {
-            foreach (var r in rows)
-            {
-                yield return r;
-            }
-
-            yield break;
-        }
-
-        var random = new Random(unchecked((int)TrainingRandom.DropoutSeed(options.Seed, epoch)));
-        var buffer = new List<RegressionRow>(TrainingData.StreamShuffleBuffer);
-        foreach (var r in rows)
-        {
-            if (buffer.Count < TrainingData.StreamShuffleBuffer)
-            {
-                buffer.Add(r);
-                continue;
-            }
-
-            int slot = random.Next(buffer.Count);
-            yield return buffer[slot];
-            buffer[slot] = r;
-        }
-
-        while (buffer.Count > 0)
-        {
-            int slot = random.Next(buffer.Count);
-            yield return buffer[slot];
-            buffer[slot] = buffer[^1];
-            buffer.RemoveAt(buffer.Count - 1);
-        }
-    }
+    private static IEnumerable<RegressionRow> Shuffled(IEnumerable<RegressionRow> rows, TrainingOptions options, int epoch) =>
+        TrainingData.StreamShuffle(rows, options, epoch);
 }

@@ -224,9 +224,16 @@ internal sealed class TrainingData
         return [.. rows];
     }
 
-    private IEnumerable<TokenRow> EpochStream(int epoch)
+    private IEnumerable<TokenRow> EpochStream(int epoch) =>
+        StreamShuffle(Checked(stream!(), options, vocabSize, numLabels, count: false, onTruncated: static () => { }), options, epoch);
+
+    /// <summary>
+    /// A streamed epoch's order: <paramref name="rows"/> as they come when <see cref="TrainingOptions.Shuffle"/> is
+    /// off, else a buffer shuffle — fill <see cref="StreamShuffleBuffer"/> rows, then emit a slot drawn with the
+    /// (seed, epoch) generator and refill it, and drain the buffer at the end.
+    /// </summary>
+    internal static IEnumerable<T> StreamShuffle<T>(IEnumerable<T> rows, TrainingOptions options, int epoch)
     {
-        var rows = Checked(stream!(), options, vocabSize, numLabels, count: false, onTruncated: static () => { });
         if (!options.Shuffle)
         {
             foreach (var r in rows)
@@ -237,9 +244,8 @@ internal sealed class TrainingData
             yield break;
         }
 
-        // Buffer shuffle: fill the buffer, then emit a seeded random slot and refill it; drain at the end.
         var random = new Random(unchecked((int)TrainingRandom.DropoutSeed(options.Seed, epoch)));
-        var buffer = new List<TokenRow>(StreamShuffleBuffer);
+        var buffer = new List<T>(StreamShuffleBuffer);
         foreach (var r in rows)
         {
             if (buffer.Count < StreamShuffleBuffer)
