@@ -314,17 +314,17 @@ public sealed class TorchBackend : Backend
     public override void RopeBackward(LoraTensor dx, RopeTable table, int b, int t, int nh, int[]? positions) => Rotate(dx, table, b, t, nh, positions, -1f);
 
     /// <inheritdoc/>
-    public override void AttentionForward(LoraTensor q, LoraTensor k, LoraTensor v, LoraTensor o, LoraTensor lse, int b, int t, int nh, int nkv, int[]? positions)
+    public override void AttentionForward(LoraTensor q, LoraTensor k, LoraTensor v, LoraTensor o, LoraTensor lse, int b, int t, int nh, int nkv, int[]? positions, int window = 0)
     {
         using var scope = torch.NewDisposeScope();
         int hs = (int)(q.Length / ((long)b * t * nh));
         var (qh, kh, vh) = (Heads(q, b, t, nh, hs), Heads(k, b, t, nkv, hs), Heads(v, b, t, nkv, hs));
-        var output = Sdpa(qh, kh, vh, nh / nkv, Mask(b, t, positions));
+        var output = Sdpa(qh, kh, vh, nh / nkv, Mask(b, t, positions, window));
         T(o).view(b, t, nh, hs).copy_(output.transpose(1, 2));
     }
 
     /// <inheritdoc/>
-    public override void AttentionBackward(LoraTensor dout, LoraTensor q, LoraTensor k, LoraTensor v, LoraTensor o, LoraTensor lse, LoraTensor dq, LoraTensor dk, LoraTensor dv, int b, int t, int nh, int nkv, int[]? positions)
+    public override void AttentionBackward(LoraTensor dout, LoraTensor q, LoraTensor k, LoraTensor v, LoraTensor o, LoraTensor lse, LoraTensor dq, LoraTensor dk, LoraTensor dv, int b, int t, int nh, int nkv, int[]? positions, int window = 0)
     {
         // One local autograd call around attention alone: the fused kernel's own backward.
         using var scope = torch.NewDisposeScope();
@@ -333,7 +333,7 @@ public sealed class TorchBackend : Backend
         var qh = Heads(q, b, t, nh, hs).detach().requires_grad_(true);
         var kh = Heads(k, b, t, nkv, hs).detach().requires_grad_(true);
         var vh = Heads(v, b, t, nkv, hs).detach().requires_grad_(true);
-        var output = Sdpa(qh, kh, vh, nh / nkv, Mask(b, t, positions));
+        var output = Sdpa(qh, kh, vh, nh / nkv, Mask(b, t, positions, window));
         var upstream = Heads(dout, b, t, nh, hs);
         var grads = torch.autograd.grad([output], [qh, kh, vh], [upstream]);
         T(dq).view(b, t, nh, hs).copy_(grads[0].transpose(1, 2));
@@ -342,7 +342,7 @@ public sealed class TorchBackend : Backend
     }
 
     /// <inheritdoc/>
-    public override void AttentionDecode(LoraTensor q, LoraTensor kCache, LoraTensor vCache, LoraTensor o, int b, int tn, int past, int nh, int nkv)
+    public override void AttentionDecode(LoraTensor q, LoraTensor kCache, LoraTensor vCache, LoraTensor o, int b, int tn, int past, int nh, int nkv, int window = 0)
     {
         using var scope = torch.NewDisposeScope();
         int hs = kCache.Dim(3), length = past + tn;
@@ -350,10 +350,16 @@ public sealed class TorchBackend : Backend
         var kh = T(kCache).narrow(1, 0, length).transpose(1, 2);
         var vh = T(vCache).narrow(1, 0, length).transpose(1, 2);
 
-        // New query i sits at position past + i and sees keys 0 … past + i.
+        // New query i sits at position past + i and sees keys 0 … past + i (the last window of them).
         var rows = torch.arange(past, length, ScalarType.Int64, TorchDevice).view(tn, 1);
         var cols = torch.arange(0, length, ScalarType.Int64, TorchDevice).view(1, length);
-        var output = Sdpa(qh, kh, vh, nh / nkv, cols.le(rows));
+        var visible = cols.le(rows);
+        if (window > 0)
+        {
+            visible = visible.logical_and(cols.gt(rows.sub(window)));
+        }
+
+        var output = Sdpa(qh, kh, vh, nh / nkv, visible);
         T(o).view(b, tn, nh, hs).copy_(output.transpose(1, 2));
     }
 
@@ -516,17 +522,28 @@ public sealed class TorchBackend : Backend
     }
 
     // Null (plain causal) without positions; else (B,1,T,T): column j is visible from i when i − pos[i] ≤ j ≤ i.
-    private TorchTensor? Mask(int b, int t, int[]? positions)
+    // Null (plain causal) without packing or a window; else (B or 1, 1, T, T) true where the query may look.
+    private TorchTensor? Mask(int b, int t, int[]? positions, int window)
     {
-        if (positions is null)
+        if (positions is null && window <= 0)
         {
             return null;
         }
 
-        var pos = uploads.Get(positions).view(b, t, 1);
         var i = torch.arange(0, t, ScalarType.Int64, TorchDevice).view(1, t, 1);
         var j = torch.arange(0, t, ScalarType.Int64, TorchDevice).view(1, 1, t);
-        return j.le(i).logical_and(j.ge(i.sub(pos))).unsqueeze(1);
+        var visible = j.le(i);
+        if (positions is not null)
+        {
+            visible = visible.logical_and(j.ge(i.sub(uploads.Get(positions).view(b, t, 1))));
+        }
+
+        if (window > 0)
+        {
+            visible = visible.logical_and(j.gt(i.sub(window)));
+        }
+
+        return visible.unsqueeze(1);
     }
 
     private void Rotate(LoraTensor x, RopeTable table, int b, int t, int nh, int[]? positions, float sign)

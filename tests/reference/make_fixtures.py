@@ -147,6 +147,33 @@ CASES = [
         "use_sliding_window": False,
         "vocab_size": 60,
     }),
+    ("qwen2_window", 1006, {
+        # Sliding-window attention shorter than the rows (T = 7, eval rows up to 9): layer 0 attends
+        # fully (max_window_layers 1), layer 1 sees only the last 3 keys.
+        "architectures": ["Qwen2ForCausalLM"],
+        "attention_dropout": 0.0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "hidden_act": "silu",
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 40,
+        "max_position_embeddings": 32768,
+        "max_window_layers": 1,
+        "model_type": "qwen2",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-6,
+        "rope_scaling": None,
+        "rope_theta": 1000000.0,
+        "sliding_window": 3,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "use_sliding_window": True,
+        "vocab_size": 64,
+    }),
 ]
 
 EVAL_LENGTHS = [3, 9, 5, 7, 4]
@@ -164,6 +191,19 @@ def qkv_bias_of(cfg):
     if cfg["model_type"] == "qwen2":
         return True  # Qwen2: q/k/v always have a bias, o_proj never
     return bool(cfg.get("attention_bias", False))
+
+
+def sliding_window_of(cfg, layer):
+    """The sliding window of a layer, or None (transformers: mistral's on every layer; qwen2/qwen3's with
+    use_sliding_window on the layers from max_window_layers on)."""
+    sw = cfg.get("sliding_window")
+    if sw is None:
+        return None
+    if cfg["model_type"] == "mistral":
+        return sw
+    if cfg["model_type"] in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
+        return sw if layer >= cfg.get("max_window_layers", 28) else None
+    return None
 
 
 def qk_norm_of(cfg):
@@ -292,21 +332,24 @@ def linear_fn(x, w, b=None):
     return y + b if b is not None else y
 
 
-def attention_core(q, k, v):
-    """q: (B,T,H,D), k/v: (B,T,KV,D) -> (B,T,H*D). Causal, GQA, scale 1/sqrt(D)."""
+def attention_core(q, k, v, window=None):
+    """q: (B,T,H,D), k/v: (B,T,KV,D) -> (B,T,H*D). Causal, GQA, scale 1/sqrt(D).
+    window: query i sees keys j with i - window < j <= i (transformers' sliding_window mask)."""
     B_, T_, H, D = q.shape
     rep = H // k.shape[2]
     k = k.repeat_interleave(rep, dim=2)          # query head h uses kv head h // rep
     v = v.repeat_interleave(rep, dim=2)
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(D)
     mask = torch.ones(T_, T_, dtype=torch.bool).triu(1)
+    if window is not None:
+        mask = mask | torch.ones(T_, T_, dtype=torch.bool).tril(-window)
     scores = scores.masked_fill(mask, float("-inf"))
     p = scores.softmax(-1)
     out = torch.einsum("bhqk,bkhd->bqhd", p, v)
     return out.reshape(B_, T_, H * D)
 
 
-def attention_naive(q, k, v):
+def attention_naive(q, k, v, window=None):
     """Per-batch, per-head, per-position loops; the same math written independently."""
     B_, T_, H, D = q.shape
     rep = H // k.shape[2]
@@ -315,13 +358,14 @@ def attention_naive(q, k, v):
         for h in range(H):
             kv = h // rep
             for t in range(T_):
-                s = [float(torch.dot(q[b, t, h], k[b, j, kv])) / math.sqrt(D) for j in range(t + 1)]
+                lo = 0 if window is None else max(0, t - window + 1)
+                s = [float(torch.dot(q[b, t, h], k[b, j, kv])) / math.sqrt(D) for j in range(lo, t + 1)]
                 m = max(s)
                 e = [math.exp(x - m) for x in s]
                 z = sum(e)
                 acc = torch.zeros(D, dtype=q.dtype)
-                for j in range(t + 1):
-                    acc += (e[j] / z) * v[b, j, kv]
+                for j in range(lo, t + 1):
+                    acc += (e[j - lo] / z) * v[b, j, kv]
                 out[b, t, h * D:(h + 1) * D] = acc
     return out
 
@@ -329,9 +373,6 @@ def attention_naive(q, k, v):
 def forward(cfg, P, input_ids, capture=None):
     """P: float64 tensors by HF name. Returns (logits (B,T,V), inputs_embeds)."""
     B_, T_ = input_ids.shape
-    sw = cfg.get("sliding_window")
-    if cfg["model_type"] == "mistral" and sw is not None and sw < T_:
-        raise NotImplementedError("sliding window shorter than the sequence")
     H, KV, D = cfg["num_attention_heads"], cfg["num_key_value_heads"], head_dim_of(cfg)
     eps = cfg["rms_norm_eps"]
     cos, sin = rope_cos_sin(cfg, T_)
@@ -348,9 +389,10 @@ def forward(cfg, P, input_ids, capture=None):
             k = rms_norm(k, P[a + "k_norm.weight"], eps)
         v = linear_fn(n, P[a + "v_proj.weight"], P.get(a + "v_proj.bias")).view(B_, T_, KV, D)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        att = attention_core(q, k, v)
+        window = sliding_window_of(cfg, i)
+        att = attention_core(q, k, v, window)
         if capture is not None:
-            capture.append((q.detach(), k.detach(), v.detach(), att.detach()))
+            capture.append((q.detach(), k.detach(), v.detach(), att.detach(), window))
         h = x + linear_fn(att, P[a + "o_proj.weight"], P.get(a + "o_proj.bias"))
         n = rms_norm(h, P[p + "post_attention_layernorm.weight"], eps)
         mlp = F.silu(linear_fn(n, P[p + "mlp.gate_proj.weight"])) * linear_fn(n, P[p + "mlp.up_proj.weight"])
@@ -430,8 +472,8 @@ def make_case(name, seed, cfg):
     gemb = grads[-1]
 
     # --- self checks
-    for q, k, v, att in capture:
-        assert torch.allclose(attention_naive(q, k, v), att, rtol=0, atol=1e-12), "attention mismatch"
+    for q, k, v, att, window in capture:
+        assert torch.allclose(attention_naive(q, k, v, window), att, rtol=0, atol=1e-12), "attention mismatch"
     ref = F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=IGNORE)
     assert abs(ref.item() - loss.item()) < 1e-12, (ref.item(), loss.item())
     probs = logits.detach().softmax(-1)

@@ -168,10 +168,20 @@ public sealed record LlamaConfig
     public string HiddenAct => "silu";
 
     /// <summary>
-    /// <c>sliding_window</c> of mistral (or of qwen2 and qwen3 when <c>use_sliding_window</c>); informational only:
-    /// attention here is full causal, which equals sliding-window attention for sequences up to this length.
+    /// <c>sliding_window</c> of mistral (or of qwen2 and qwen3 when <c>use_sliding_window</c>): the layers that
+    /// slide (<see cref="SlidingWindowOfLayer"/>) let a token see only the last this-many tokens, itself included.
+    /// Null: every layer attends to the whole causal prefix.
     /// </summary>
     public int? SlidingWindow { get; }
+
+    /// <summary>
+    /// <c>max_window_layers</c> of qwen2 and qwen3 with <c>use_sliding_window</c> (transformers' default 28): the
+    /// layers before this index attend fully, the later ones slide. 0 for mistral (every layer slides).
+    /// </summary>
+    public int MaxWindowLayers { get; private init; }
+
+    /// <summary>The sliding window of layer <paramref name="layer"/>, or 0 when it attends to the whole prefix.</summary>
+    public int SlidingWindowOfLayer(int layer) => SlidingWindow is int w && layer >= MaxWindowLayers ? w : 0;
 
     /// <summary><c>torch_dtype</c> (or transformers v5 <c>dtype</c>) of the checkpoint, e.g. "bfloat16"; informational.</summary>
     public string? TorchDtype { get; }
@@ -318,7 +328,7 @@ public sealed record LlamaConfig
             TorchDtype,
             NumLabels,
             Labels?.Names,
-            PadTokenId);
+            PadTokenId) with { MaxWindowLayers = MaxWindowLayers };
 
     /// <summary>A Hugging Face compatible config.json (keys sorted, as transformers writes them).</summary>
     public string ToJson()
@@ -362,6 +372,11 @@ public sealed record LlamaConfig
             }
 
             json.WriteNumber("max_position_embeddings", MaxPositionEmbeddings);
+            if (ModelType is "qwen2" or "qwen3" && SlidingWindow is not null)
+            {
+                json.WriteNumber("max_window_layers", MaxWindowLayers);
+            }
+
             if (ModelType == "llama")
             {
                 json.WriteBoolean("mlp_bias", MlpBias);
@@ -445,6 +460,7 @@ public sealed record LlamaConfig
             _ => null,
         };
 
+        int maxWindowLayers = modelType is "qwen2" or "qwen3" && slidingWindow is not null ? json.OptionalInt("max_window_layers") ?? 28 : 0;
         var ropeParameters = json.OptionalObject("rope_parameters");
         var config = new LlamaConfig(
             modelType,
@@ -467,6 +483,7 @@ public sealed record LlamaConfig
             json.OptionalString("torch_dtype") ?? json.OptionalString("dtype"))
         {
             PadTokenId = json.OptionalInt("pad_token_id"),
+            MaxWindowLayers = maxWindowLayers,
         };
         if (classifier)
         {
@@ -679,6 +696,11 @@ public sealed record LlamaConfig
         if (!(RopeTheta > 0) || !double.IsFinite(RopeTheta))
         {
             return ("rope_theta", $"is {RopeTheta}; expected a positive finite number");
+        }
+
+        if (MaxWindowLayers < 0)
+        {
+            return ("max_window_layers", $"is {MaxWindowLayers}; expected a non-negative integer");
         }
 
         if (SlidingWindow is <= 0)

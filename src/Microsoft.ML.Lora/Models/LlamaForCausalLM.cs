@@ -49,7 +49,10 @@ public sealed class LlamaForCausalLM : IDisposable
                     nkv,
                     hs,
                     config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.q_norm.weight", hs), eps) : null,
-                    config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.k_norm.weight", hs), eps) : null);
+                    config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.k_norm.weight", hs), eps) : null)
+                {
+                    SlidingWindow = config.SlidingWindowOfLayer(i),
+                };
                 var mlp = new Mlp(
                     weights.Linear(p + "mlp.gate_proj", inter, c, config.MlpBias),
                     weights.Linear(p + "mlp.up_proj", inter, c, config.MlpBias),

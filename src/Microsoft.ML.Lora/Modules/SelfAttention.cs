@@ -80,6 +80,9 @@ public sealed class SelfAttention : IDisposable
     /// <summary>HS.</summary>
     public int HeadDim { get; }
 
+    /// <summary>Sliding window of this layer: a query sees only its last this-many keys, itself included; 0 for none.</summary>
+    public int SlidingWindow { get; init; }
+
     /// <summary>Per-head RMSNorm of the queries (HS), or null.</summary>
     public RmsNormLayer? QNorm { get; }
 
@@ -125,7 +128,7 @@ public sealed class SelfAttention : IDisposable
         VProj.Forward(x, v);
         backend.RopeForward(q, ropeTable, batch.B, batch.T, Heads, batch.Positions);
         backend.RopeForward(k, ropeTable, batch.B, batch.T, KvHeads, batch.Positions);
-        backend.AttentionForward(q, k, v, att, lse, batch.B, batch.T, Heads, KvHeads, batch.Positions);
+        backend.AttentionForward(q, k, v, att, lse, batch.B, batch.T, Heads, KvHeads, batch.Positions, SlidingWindow);
 
         OProj.Forward(att, y);
     }
@@ -177,7 +180,7 @@ public sealed class SelfAttention : IDisposable
             backend.Copy(vt, from, valueCache, to, (long)tn * kvWidth);
         }
 
-        backend.AttentionDecode(qt, keyCache, valueCache, at, b, tn, past, Heads, KvHeads);
+        backend.AttentionDecode(qt, keyCache, valueCache, at, b, tn, past, Heads, KvHeads, SlidingWindow);
         OProj.Forward(at, y);
     }
 
@@ -196,7 +199,7 @@ public sealed class SelfAttention : IDisposable
         using var dq = backend.Empty(DType.F32, n, Heads * HeadDim);
         using var dk = backend.Empty(DType.F32, n, KvHeads * HeadDim);
         using var dv = backend.Empty(DType.F32, n, KvHeads * HeadDim);
-        backend.AttentionBackward(datt, q!, k!, v!, att!, lse!, dq, dk, dv, shape.B, shape.T, Heads, KvHeads, shape.Positions);
+        backend.AttentionBackward(datt, q!, k!, v!, att!, lse!, dq, dk, dv, shape.B, shape.T, Heads, KvHeads, shape.Positions, SlidingWindow);
         backend.RopeBackward(dq, rope!, shape.B, shape.T, Heads, shape.Positions);
         backend.RopeBackward(dk, rope!, shape.B, shape.T, KvHeads, shape.Positions);
 

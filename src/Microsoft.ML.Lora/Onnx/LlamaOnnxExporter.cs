@@ -174,7 +174,30 @@ public static class LlamaOnnxExporter
 
             string future = Node("Greater", "mask", [Node("Unsqueeze", "mask", [keys, "const.axes0"]), Node("Unsqueeze", "mask", [queries, "const.axes1"])]);
             string paddingKeys = Node("Unsqueeze", "mask", [Node("Equal", "mask", ["attention_mask", "const.zero"]), "const.axes12"]);
-            string bias = Node("Where", "mask", [Node("Or", "mask", [future, paddingKeys]), "const.neg_inf", "const.zero_f"]);
+            string hidden = Node("Or", "mask", [future, paddingKeys]);
+            string bias = Node("Where", "mask", [hidden, "const.neg_inf", "const.zero_f"]);
+
+            // A sliding layer also hides keys W or more positions back: i − j ≥ W. One bias per distinct window.
+            var slidingBiases = new Dictionary<int, string>();
+            string BiasOf(int window)
+            {
+                if (window <= 0)
+                {
+                    return bias;
+                }
+
+                if (!slidingBiases.TryGetValue(window, out string? windowed))
+                {
+                    string limit = $"const.window_{window}";
+                    Graph.AddInitializer(limit, [], [(long)window - 1]);
+                    string distance = Node("Sub", "mask", [Node("Unsqueeze", "mask", [queries, "const.axes1"]), Node("Unsqueeze", "mask", [keys, "const.axes0"])]);
+                    string old = Node("Greater", "mask", [distance, limit]);
+                    windowed = Node("Where", "mask", [Node("Or", "mask", [hidden, old]), "const.neg_inf", "const.zero_f"]);
+                    slidingBiases[window] = windowed;
+                }
+
+                return windowed;
+            }
 
             // RoPE angles of each token: (T,HS) from positions 0…T−1, or (B,1,T,HS) from position_ids.
             string cos, sin;
@@ -195,7 +218,7 @@ public static class LlamaOnnxExporter
             {
                 string p = $"model.layers.{layer.Index}";
                 string h = Norm($"{p}.input_layernorm", x, layer.InputLayerNorm);
-                string attn = Attention($"{p}.self_attn", layer.Index, h, layer.SelfAttn, cos, sin, bias);
+                string attn = Attention($"{p}.self_attn", layer.Index, h, layer.SelfAttn, cos, sin, BiasOf(layer.SelfAttn.SlidingWindow));
                 x = Node("Add", p, [x, attn]);
                 h = Norm($"{p}.post_attention_layernorm", x, layer.PostAttentionLayerNorm);
                 var mlp = layer.Mlp;

@@ -32,10 +32,12 @@ internal static unsafe class Attention
     /// q (B,T,NH,HS), k (B,T,NKV,HS), v (B,T,NKV,HS) -> o (B,T,NH,HS), lse (B,NH,T).
     /// <paramref name="positions"/> (B,T), optional, packs several examples per row: the query at column i
     /// with position p attends to columns i − p … i only (its own example). Null: one example per row.
+    /// <paramref name="window"/> &gt; 0 is a sliding window: the query at column i also sees no key before
+    /// column i − window + 1 (it sees its last <paramref name="window"/> keys, itself included). 0: no window.
     /// </summary>
-    public static void Forward(float* q, float* k, float* v, float* o, float* lse, int b, int t, int nh, int nkv, int hs, int* positions = null)
+    public static void Forward(float* q, float* k, float* v, float* o, float* lse, int b, int t, int nh, int nkv, int hs, int* positions = null, int window = 0)
     {
-        if (!Validate(b, t, nh, nkv, hs))
+        if (!Validate(b, t, nh, nkv, hs, window))
         {
             return;
         }
@@ -48,7 +50,7 @@ internal static unsafe class Attention
         RequireNotNull(o, nameof(o));
         RequireNotNull(lse, nameof(lse));
 
-        var s = new Shape(b, t, nh, nkv, hs, positions);
+        var s = new Shape(b, t, nh, nkv, hs, positions, window);
         nint qp = (nint)q, kp = (nint)k, vp = (nint)v, op = (nint)o, lp = (nint)lse;
         CpuParallel.For(b * nkv, MinUnitsPerThread(s), (start, end) =>
         {
@@ -68,10 +70,10 @@ internal static unsafe class Attention
         });
     }
 
-    /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk (B,T,NKV,HS), dv (B,T,NKV,HS), all overwritten; <paramref name="positions"/> as in Forward.</summary>
-    public static void Backward(float* dout, float* q, float* k, float* v, float* o, float* lse, float* dq, float* dk, float* dv, int b, int t, int nh, int nkv, int hs, int* positions = null)
+    /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk (B,T,NKV,HS), dv (B,T,NKV,HS), all overwritten; <paramref name="positions"/> and <paramref name="window"/> as in Forward.</summary>
+    public static void Backward(float* dout, float* q, float* k, float* v, float* o, float* lse, float* dq, float* dk, float* dv, int b, int t, int nh, int nkv, int hs, int* positions = null, int window = 0)
     {
-        if (!Validate(b, t, nh, nkv, hs))
+        if (!Validate(b, t, nh, nkv, hs, window))
         {
             return;
         }
@@ -88,7 +90,7 @@ internal static unsafe class Attention
         RequireNotNull(dk, nameof(dk));
         RequireNotNull(dv, nameof(dv));
 
-        var s = new Shape(b, t, nh, nkv, hs, positions);
+        var s = new Shape(b, t, nh, nkv, hs, positions, window);
         nint dop = (nint)dout, qp = (nint)q, kp = (nint)k, vp = (nint)v, op = (nint)o, lp = (nint)lse, dqp = (nint)dq, dkp = (nint)dk, dvp = (nint)dv;
         CpuParallel.For(b * nkv, MinUnitsPerThread(s), (start, end) =>
         {
@@ -496,8 +498,13 @@ internal static unsafe class Attention
         }
     }
 
-    private static bool Validate(int b, int t, int nh, int nkv, int hs)
+    private static bool Validate(int b, int t, int nh, int nkv, int hs, int window)
     {
+        if (window < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(window), window, "Attention: the sliding window must be positive, or 0 for none.");
+        }
+
         if (b < 0 || t < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(b), $"Attention: B and T must be non-negative; got B={b}, T={t}.");
@@ -529,12 +536,20 @@ internal static unsafe class Attention
         }
     }
 
-    private readonly struct Shape(int b, int t, int nh, int nkv, int hs, int* positions)
+    private readonly struct Shape(int b, int t, int nh, int nkv, int hs, int* positions, int window)
     {
         private readonly int* positions = positions;
+        private readonly int window = window;
 
-        /// <summary>First key column the query at column <paramref name="i"/> of row <paramref name="bi"/> may attend to.</summary>
-        public int FirstKey(int bi, int i) => positions == null ? 0 : i - positions[((long)bi * T) + i];
+        /// <summary>
+        /// First key column the query at column <paramref name="i"/> of row <paramref name="bi"/> may attend to:
+        /// its example's first column, and no earlier than the sliding window allows. Non-decreasing in i.
+        /// </summary>
+        public int FirstKey(int bi, int i)
+        {
+            int first = positions == null ? 0 : i - positions[((long)bi * T) + i];
+            return window > 0 ? Math.Max(first, i - window + 1) : first;
+        }
 
         public int B { get; } = b;
 

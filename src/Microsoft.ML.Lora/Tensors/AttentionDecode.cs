@@ -11,9 +11,11 @@ internal static unsafe class AttentionDecode
 {
     /// <summary>
     /// q (B,Tn,NH,HS); kCache, vCache (B,TMax,NKV,HS) with positions 0 … past+Tn−1 filled -> o (B,Tn,NH,HS).
+    /// <paramref name="window"/> &gt; 0: the query at position p sees keys p − window + 1 … p only.
     /// </summary>
-    public static void Forward(float* q, float* kCache, float* vCache, float* o, int b, int tn, int past, int tmax, int nh, int nkv, int hs)
+    public static void Forward(float* q, float* kCache, float* vCache, float* o, int b, int tn, int past, int tmax, int nh, int nkv, int hs, int window = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(window);
         if (b < 0 || tn < 0 || past < 0 || past + tn > tmax)
         {
             throw new ArgumentOutOfRangeException(nameof(past), $"AttentionDecode: B={b}, Tn={tn}, past={past} do not fit a cache of {tmax} positions.");
@@ -45,11 +47,11 @@ internal static unsafe class AttentionDecode
                 {
                     long row = (((long)bi * tn) + i) * qStride + ((long)h * hs);
                     var qRow = new ReadOnlySpan<float>((float*)qp + row, hs);
-                    int keys = past + i + 1;
+                    int last = past + i, first = window > 0 ? Math.Max(0, last + 1 - window) : 0, keys = last + 1 - first;
                     var s = scores.AsSpan(0, keys);
                     for (int j = 0; j < keys; j++)
                     {
-                        s[j] = TensorPrimitives.Dot(qRow, new ReadOnlySpan<float>(kBase + (j * kvStride), hs)) * scale;
+                        s[j] = TensorPrimitives.Dot(qRow, new ReadOnlySpan<float>(kBase + ((first + j) * kvStride), hs)) * scale;
                     }
 
                     float max = TensorPrimitives.Max<float>(s);
@@ -60,7 +62,7 @@ internal static unsafe class AttentionDecode
                     oRow.Clear();
                     for (int j = 0; j < keys; j++)
                     {
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vBase + (j * kvStride), hs), s[j] * inv, oRow, oRow);
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vBase + ((first + j) * kvStride), hs), s[j] * inv, oRow, oRow);
                     }
                 }
             }

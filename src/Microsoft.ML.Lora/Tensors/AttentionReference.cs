@@ -7,7 +7,7 @@ namespace Microsoft.ML.Lora.Tensors;
 internal static class AttentionReference
 {
     /// <summary>q (B,T,NH,HS), k, v (B,T,NKV,HS) -> o (B,T,NH,HS), lse (B,NH,T).</summary>
-    public static (double[] O, double[] Lse) Forward(double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null)
+    public static (double[] O, double[] Lse) Forward(double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null, int window = 0)
     {
         var o = new double[b * t * nh * hs];
         var lse = new double[b * nh * t];
@@ -15,7 +15,7 @@ internal static class AttentionReference
         {
             for (int h = 0; h < nh; h++)
             {
-                var (p, rowLse) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions);
+                var (p, rowLse) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions, window);
                 int kvh = h / (nh / nkv);
                 for (int i = 0; i < t; i++)
                 {
@@ -35,7 +35,7 @@ internal static class AttentionReference
     }
 
     /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk, dv (B,T,NKV,HS).</summary>
-    public static (double[] Dq, double[] Dk, double[] Dv) Backward(double[] dout, double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null)
+    public static (double[] Dq, double[] Dk, double[] Dv) Backward(double[] dout, double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null, int window = 0)
     {
         var dq = new double[q.Length];
         var dk = new double[k.Length];
@@ -45,7 +45,7 @@ internal static class AttentionReference
         {
             for (int h = 0; h < nh; h++)
             {
-                var (p, _) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions);
+                var (p, _) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions, window);
                 int kvh = h / (nh / nkv);
                 for (int i = 0; i < t; i++)
                 {
@@ -80,8 +80,8 @@ internal static class AttentionReference
     }
 
     // Causal softmax of scale·q_i·k_j over lo(i) ≤ j ≤ i (P is 0 elsewhere), and its log-sum-exp per row;
-    // lo(i) = i − positions[i] for packed rows, else 0.
-    private static (double[,] P, double[] Lse) Probabilities(double[] q, double[] k, int bi, int h, int t, int nh, int nkv, int hs, int[]? positions)
+    // lo(i) = i − positions[i] for packed rows, else 0; with a sliding window, at least i − window + 1.
+    private static (double[,] P, double[] Lse) Probabilities(double[] q, double[] k, int bi, int h, int t, int nh, int nkv, int hs, int[]? positions, int window)
     {
         int kvh = h / (nh / nkv);
         double scale = 1 / Math.Sqrt(hs);
@@ -90,6 +90,11 @@ internal static class AttentionReference
         for (int i = 0; i < t; i++)
         {
             int lo = positions is null ? 0 : i - positions[(bi * t) + i];
+            if (window > 0)
+            {
+                lo = Math.Max(lo, i - window + 1);
+            }
+
             double max = double.NegativeInfinity;
             for (int j = lo; j <= i; j++)
             {

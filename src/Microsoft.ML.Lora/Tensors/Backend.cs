@@ -123,17 +123,18 @@ public abstract class Backend
     /// Causal grouped-query attention, scale 1/√HS: q (B,T,NH,HS), k, v (B,T,NKV,HS) -> o (B,T,NH,HS),
     /// lse (B,NH,T) (a backend may leave lse unwritten if its Backward does not read it).
     /// With <paramref name="positions"/>, the query at column i with position p attends to columns i−p … i.
+    /// <paramref name="window"/> &gt; 0 is a sliding window: the query at column i sees no key before i − window + 1.
     /// </summary>
-    public abstract void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int b, int t, int nh, int nkv, int[]? positions);
+    public abstract void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int b, int t, int nh, int nkv, int[]? positions, int window = 0);
 
     /// <summary>dout (B,T,NH,HS) and the forward's tensors -> dq, dk, dv, overwritten.</summary>
-    public abstract void AttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dq, Tensor dk, Tensor dv, int b, int t, int nh, int nkv, int[]? positions);
+    public abstract void AttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dq, Tensor dk, Tensor dv, int b, int t, int nh, int nkv, int[]? positions, int window = 0);
 
     /// <summary>
     /// Inference attention over a KV cache: q (B,Tn,NH,HS) at positions past … past+Tn−1; kCache,
-    /// vCache (B,TMax,NKV,HS) filled up to past+Tn -> o (B,Tn,NH,HS).
+    /// vCache (B,TMax,NKV,HS) filled up to past+Tn -> o (B,Tn,NH,HS). <paramref name="window"/> as in <see cref="AttentionForward"/>.
     /// </summary>
-    public abstract void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor o, int b, int tn, int past, int nh, int nkv);
+    public abstract void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor o, int b, int tn, int past, int nh, int nkv, int window = 0);
 
     /// <summary>gate, up (N,I) -> h = silu(gate)·up.</summary>
     public abstract void SwiGluForward(Tensor gate, Tensor up, Tensor h);

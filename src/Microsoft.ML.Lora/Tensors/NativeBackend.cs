@@ -186,26 +186,26 @@ public sealed unsafe class NativeBackend : Backend
     }
 
     /// <inheritdoc/>
-    public override void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int b, int t, int nh, int nkv, int[]? positions)
+    public override void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int b, int t, int nh, int nkv, int[]? positions, int window = 0)
     {
         fixed (int* pp = positions)
         {
-            Attention.Forward(q.F32Ptr, k.F32Ptr, v.F32Ptr, o.F32Ptr, lse.F32Ptr, b, t, nh, nkv, HeadSize(q, b, t, nh), pp);
+            Attention.Forward(q.F32Ptr, k.F32Ptr, v.F32Ptr, o.F32Ptr, lse.F32Ptr, b, t, nh, nkv, HeadSize(q, b, t, nh), pp, window);
         }
     }
 
     /// <inheritdoc/>
-    public override void AttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dq, Tensor dk, Tensor dv, int b, int t, int nh, int nkv, int[]? positions)
+    public override void AttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dq, Tensor dk, Tensor dv, int b, int t, int nh, int nkv, int[]? positions, int window = 0)
     {
         fixed (int* pp = positions)
         {
-            Attention.Backward(dout.F32Ptr, q.F32Ptr, k.F32Ptr, v.F32Ptr, o.F32Ptr, lse.F32Ptr, dq.F32Ptr, dk.F32Ptr, dv.F32Ptr, b, t, nh, nkv, HeadSize(q, b, t, nh), pp);
+            Attention.Backward(dout.F32Ptr, q.F32Ptr, k.F32Ptr, v.F32Ptr, o.F32Ptr, lse.F32Ptr, dq.F32Ptr, dk.F32Ptr, dv.F32Ptr, b, t, nh, nkv, HeadSize(q, b, t, nh), pp, window);
         }
     }
 
     /// <inheritdoc/>
-    public override void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor o, int b, int tn, int past, int nh, int nkv) =>
-        Tensors.AttentionDecode.Forward(q.F32Ptr, kCache.F32Ptr, vCache.F32Ptr, o.F32Ptr, b, tn, past, kCache.Dim(1), nh, nkv, HeadSize(q, b, tn, nh));
+    public override void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor o, int b, int tn, int past, int nh, int nkv, int window = 0) =>
+        Tensors.AttentionDecode.Forward(q.F32Ptr, kCache.F32Ptr, vCache.F32Ptr, o.F32Ptr, b, tn, past, kCache.Dim(1), nh, nkv, HeadSize(q, b, tn, nh), window);
 
     /// <inheritdoc/>
     public override void SwiGluForward(Tensor gate, Tensor up, Tensor h) => SwiGlu.Forward(gate.F32Ptr, up.F32Ptr, h.F32Ptr, h.Length);

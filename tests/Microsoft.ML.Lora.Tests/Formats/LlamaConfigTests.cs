@@ -84,6 +84,25 @@ public class LlamaConfigTests
     }
 
     [Fact]
+    public void SlidingWindowsApplyToTheLayersTransformersSlides()
+    {
+        var mistral = LlamaConfig.Parse(RealWorldConfigs.Mistral7B, Source);
+        Assert.All(Enumerable.Range(0, mistral.NumHiddenLayers), l => Assert.Equal(mistral.SlidingWindow ?? 0, mistral.SlidingWindowOfLayer(l)));
+
+        var qwen = LlamaConfig.Load(Path.Combine(FixturePaths.Case("qwen2_window"), "config.json"));
+        Assert.Equal((3, 1), (qwen.SlidingWindow, qwen.MaxWindowLayers));
+        Assert.Equal([0, 3], Enumerable.Range(0, qwen.NumHiddenLayers).Select(qwen.SlidingWindowOfLayer));
+        Assert.Equal(qwen, LlamaConfig.Parse(qwen.ToJson(), Source));
+        Assert.Equal(1, qwen.With(numHiddenLayers: 4).MaxWindowLayers);
+
+        // Without use_sliding_window a qwen config attends fully, whatever sliding_window says.
+        var full = LlamaConfig.Parse(RealWorldConfigs.Qwen2_05B, Source);
+        Assert.Equal(0, full.SlidingWindowOfLayer(full.NumHiddenLayers - 1));
+        var defaulted = LlamaConfig.Parse(Edited(o => { o["use_sliding_window"] = true; o["sliding_window"] = 4096; }, RealWorldConfigs.Qwen2_05B), Source);
+        Assert.Equal((0, 4096), (defaulted.SlidingWindowOfLayer(23), defaulted.SlidingWindowOfLayer(28)));
+    }
+
+    [Fact]
     public void Mistral7B()
     {
         var c = LlamaConfig.Parse(RealWorldConfigs.Mistral7B, Source);

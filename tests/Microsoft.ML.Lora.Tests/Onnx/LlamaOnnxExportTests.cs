@@ -82,6 +82,7 @@ public sealed class LlamaOnnxExportTests : IDisposable
     [InlineData("llama_gqa")]
     [InlineData("qwen2_bias")]
     [InlineData("qwen3")]
+    [InlineData("qwen2_window")]
     public void KvCacheExportGeneratesOurGreedyTokensInOnnxRuntime(string name)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
