@@ -185,6 +185,15 @@ public sealed class TorchBackend : Backend
         T(destination).view(-1).narrow(0, destinationOffset, count).copy_(T(source).view(-1).narrow(0, sourceOffset, count));
     }
 
+    /// <inheritdoc/>
+    public override void CopyColumns(LoraTensor source, int sourceColumn, LoraTensor destination, int destinationColumn, int width)
+    {
+        CheckColumns(source, sourceColumn, destination, destinationColumn, width);
+        using var scope = torch.NewDisposeScope();
+        T(destination).view(destination.Dim(0), destination.Dim(1)).narrow(1, destinationColumn, width)
+            .copy_(T(source).view(source.Dim(0), source.Dim(1)).narrow(1, sourceColumn, width));
+    }
+
     // ---- dense algebra ------------------------------------------------------------------------
 
     /// <inheritdoc/>

@@ -91,8 +91,8 @@ public sealed class TorchBackendTests : IDisposable
 
         qlora.To(Torch);
         lora.To(Torch);
-        Assert.Equal(DType.NF4, qlora.Layers[0].Mlp.UpProj.Weight.Value.DType);
-        Assert.Equal(Torch, qlora.Layers[0].Mlp.UpProj.Weight.Value.Backend);
+        Assert.Equal(DType.NF4, qlora.Layers[0].Mlp.UpProj!.Weight.Value.DType);
+        Assert.Equal(Torch, qlora.Layers[0].Mlp.UpProj!.Weight.Value.Backend);
         var qa = qlora.AddAdapter(new LoraOptions { Rank = 4 }, seed: 5);
         var la = lora.AddAdapter(new LoraOptions { Rank = 4 }, seed: 5);
         var random = new Random(6);
@@ -112,11 +112,11 @@ public sealed class TorchBackendTests : IDisposable
         }
 
         // The packed weight comes back from the device byte for byte.
-        using var host = qlora.Layers[0].Mlp.UpProj.Weight.Value.ToHost();
+        using var host = qlora.Layers[0].Mlp.UpProj!.Weight.Value.ToHost();
         using var again = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
         again.QuantizeNf4(doubleQuant);
-        Assert.Equal(Nf4.Codes(again.Layers[0].Mlp.UpProj.Weight.Value), Nf4.Codes(host));
-        Assert.Equal(Nf4.BlockAbsmax(again.Layers[0].Mlp.UpProj.Weight.Value), Nf4.BlockAbsmax(host));
+        Assert.Equal(Nf4.Codes(again.Layers[0].Mlp.UpProj!.Weight.Value), Nf4.Codes(host));
+        Assert.Equal(Nf4.BlockAbsmax(again.Layers[0].Mlp.UpProj!.Weight.Value), Nf4.BlockAbsmax(host));
     }
 
     [Fact]
@@ -155,7 +155,7 @@ public sealed class TorchBackendTests : IDisposable
     {
         var batch = ReferenceModelTests.BatchOf(Expected("qwen2_bias"));
         using var model = LlamaForCausalLM.Load(FixturePaths.Case("qwen2_bias")).To(Torch);
-        var original = model.Layers[0].SelfAttn.QProj.Weight.Value.ToFloatArray();
+        var original = model.Layers[0].SelfAttn.QProj!.Weight.Value.ToFloatArray();
         var adapters = model.AddAdapter(new LoraOptions { Rank = 4 }, seed: 1);
         var random = new Random(4);
         foreach (var a in adapters)
@@ -167,7 +167,7 @@ public sealed class TorchBackendTests : IDisposable
         model.MergeAdapter();
         Assert.Equal(adapted, model.Forward(batch).Mean, adapted * 1e-5);
         model.UnmergeAdapter();
-        Assert.Equal(original, model.Layers[0].SelfAttn.QProj.Weight.Value.ToFloatArray());
+        Assert.Equal(original, model.Layers[0].SelfAttn.QProj!.Weight.Value.ToFloatArray());
     }
 
     [Fact]

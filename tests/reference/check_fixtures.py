@@ -46,6 +46,11 @@ def expected_params(cfg):
         s[p + "mlp.gate_proj.weight"] = [I, C]
         s[p + "mlp.up_proj.weight"] = [I, C]
         s[p + "mlp.down_proj.weight"] = [C, I]
+        if cfg["model_type"] == "phi3":
+            s[p + "self_attn.qkv_proj.weight"] = [(H + 2 * KV) * D, C]
+            s[p + "mlp.gate_up_proj.weight"] = [2 * I, C]
+            for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"):
+                del s[p + n + ".weight"]
     if not cfg["tie_word_embeddings"]:
         s["lm_head.weight"] = [V, C]
     return s

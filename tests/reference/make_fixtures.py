@@ -174,6 +174,35 @@ CASES = [
         "use_sliding_window": True,
         "vocab_size": 64,
     }),
+    ("phi3", 1007, {
+        # Phi-3: fused qkv_proj (q, k, v rows) and gate_up_proj (gate rows, then up), sliding window on
+        # every layer (4 < T = 7), as Phi-3-mini's config shapes it (GQA as in Phi-3-medium).
+        "architectures": ["Phi3ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 1,
+        "embd_pdrop": 0.0,
+        "eos_token_id": 2,
+        "hidden_act": "silu",
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 48,
+        "max_position_embeddings": 4096,
+        "model_type": "phi3",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "original_max_position_embeddings": 4096,
+        "resid_pdrop": 0.0,
+        "rms_norm_eps": 1e-5,
+        "rope_scaling": None,
+        "rope_theta": 10000.0,
+        "sliding_window": 4,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": 68,
+    }),
 ]
 
 EVAL_LENGTHS = [3, 9, 5, 7, 4]
@@ -199,11 +228,15 @@ def sliding_window_of(cfg, layer):
     sw = cfg.get("sliding_window")
     if sw is None:
         return None
-    if cfg["model_type"] == "mistral":
+    if cfg["model_type"] in ("mistral", "phi3"):
         return sw
     if cfg["model_type"] in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
         return sw if layer >= cfg.get("max_window_layers", 28) else None
     return None
+
+
+def fused_of(cfg):
+    return cfg["model_type"] == "phi3"  # Phi-3: qkv_proj and gate_up_proj
 
 
 def qk_norm_of(cfg):
@@ -255,6 +288,12 @@ def make_weights(cfg, seed):
         w[p + "mlp.gate_proj.weight"] = linear(I, C, 1.5)
         w[p + "mlp.up_proj.weight"] = linear(I, C, 1.5)
         w[p + "mlp.down_proj.weight"] = linear(C, I)
+    if fused_of(cfg):
+        # Phi-3 stores q/k/v as one qkv_proj and gate/up as one gate_up_proj (rows concatenated).
+        for i in range(cfg["num_hidden_layers"]):
+            a, m = f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
+            w[a + "qkv_proj.weight"] = torch.cat([w.pop(a + n + "_proj.weight") for n in "qkv"], 0)
+            w[m + "gate_up_proj.weight"] = torch.cat([w.pop(m + "gate_proj.weight"), w.pop(m + "up_proj.weight")], 0)
     w["model.norm.weight"] = 1 + 0.1 * randn(C)
     if not cfg["tie_word_embeddings"]:
         w["lm_head.weight"] = linear(V, C, 2.0)
@@ -382,12 +421,16 @@ def forward(cfg, P, input_ids, capture=None):
         p = f"model.layers.{i}."
         a = p + "self_attn."
         n = rms_norm(x, P[p + "input_layernorm.weight"], eps)
-        q = linear_fn(n, P[a + "q_proj.weight"], P.get(a + "q_proj.bias")).view(B_, T_, H, D)
-        k = linear_fn(n, P[a + "k_proj.weight"], P.get(a + "k_proj.bias")).view(B_, T_, KV, D)
+        if fused_of(cfg):
+            q, k, v = linear_fn(n, P[a + "qkv_proj.weight"]).split([H * D, KV * D, KV * D], -1)
+            q, k, v = q.reshape(B_, T_, H, D), k.reshape(B_, T_, KV, D), v.reshape(B_, T_, KV, D)
+        else:
+            q = linear_fn(n, P[a + "q_proj.weight"], P.get(a + "q_proj.bias")).view(B_, T_, H, D)
+            k = linear_fn(n, P[a + "k_proj.weight"], P.get(a + "k_proj.bias")).view(B_, T_, KV, D)
+            v = linear_fn(n, P[a + "v_proj.weight"], P.get(a + "v_proj.bias")).view(B_, T_, KV, D)
         if qk_norm_of(cfg):
             q = rms_norm(q, P[a + "q_norm.weight"], eps)
             k = rms_norm(k, P[a + "k_norm.weight"], eps)
-        v = linear_fn(n, P[a + "v_proj.weight"], P.get(a + "v_proj.bias")).view(B_, T_, KV, D)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         window = sliding_window_of(cfg, i)
         att = attention_core(q, k, v, window)
@@ -395,7 +438,11 @@ def forward(cfg, P, input_ids, capture=None):
             capture.append((q.detach(), k.detach(), v.detach(), att.detach(), window))
         h = x + linear_fn(att, P[a + "o_proj.weight"], P.get(a + "o_proj.bias"))
         n = rms_norm(h, P[p + "post_attention_layernorm.weight"], eps)
-        mlp = F.silu(linear_fn(n, P[p + "mlp.gate_proj.weight"])) * linear_fn(n, P[p + "mlp.up_proj.weight"])
+        if fused_of(cfg):
+            gate, up = linear_fn(n, P[p + "mlp.gate_up_proj.weight"]).chunk(2, -1)
+        else:
+            gate, up = linear_fn(n, P[p + "mlp.gate_proj.weight"]), linear_fn(n, P[p + "mlp.up_proj.weight"])
+        mlp = F.silu(gate) * up
         x = h + linear_fn(mlp, P[p + "mlp.down_proj.weight"])
     x = rms_norm(x, P["model.norm.weight"], eps)
     head = P["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else P["lm_head.weight"]

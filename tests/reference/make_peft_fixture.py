@@ -92,6 +92,11 @@ CASES = [
         base_model_name_or_path="tests/fixtures/qwen3",
         r=4, lora_alpha=8,
         target_modules=["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])),
+    # Phi-3: LoRA on the fused qkv_proj and gate_up_proj as PEFT adapts them (one A, one B of the fused width)
+    ("peft_phi3", "phi3", 2005, peft_config(
+        base_model_name_or_path="tests/fixtures/phi3",
+        r=4, lora_alpha=8,
+        target_modules=["down_proj", "gate_up_proj", "o_proj", "qkv_proj"])),
 ]
 
 

@@ -12,7 +12,8 @@ namespace Microsoft.ML.Lora.Models;
 /// ForSequenceClassification architecture (a <c>score</c> head of <see cref="NumLabels"/> outputs instead of <c>lm_head</c>).
 /// <c>model_type</c> decides the layer layout, as in transformers: qwen2 has q/k/v bias and no o_proj bias,
 /// llama's and qwen3's <c>attention_bias</c> adds bias to q, k, v and o_proj, llama's <c>mlp_bias</c> to the MLP,
-/// mistral has none; qwen3 normalizes each query and key head before RoPE (<see cref="QkNorm"/>).
+/// mistral and phi3 have none; qwen3 normalizes each query and key head before RoPE (<see cref="QkNorm"/>);
+/// phi3 stores q/k/v as one <c>qkv_proj</c> and gate/up as one <c>gate_up_proj</c> (<see cref="FusedProjections"/>).
 /// Immutable and validated: build one with <see cref="Load"/>, <see cref="Parse"/>, <see cref="Create"/> or <see cref="With"/>.
 /// Malformed files throw <see cref="InvalidDataException"/> naming the file and field; well-formed but
 /// unsupported ones (architecture, rope_scaling type, activation) throw <see cref="NotSupportedException"/>.
@@ -26,6 +27,7 @@ public sealed record LlamaConfig
         ["mistral"] = "MistralForCausalLM",
         ["qwen2"] = "Qwen2ForCausalLM",
         ["qwen3"] = "Qwen3ForCausalLM",
+        ["phi3"] = "Phi3ForCausalLM",
     };
 
     /// <summary>Supported <c>model_type</c> values and their sequence-classification architecture.</summary>
@@ -35,6 +37,7 @@ public sealed record LlamaConfig
         ["mistral"] = "MistralForSequenceClassification",
         ["qwen2"] = "Qwen2ForSequenceClassification",
         ["qwen3"] = "Qwen3ForSequenceClassification",
+        ["phi3"] = "Phi3ForSequenceClassification",
     };
 
     /// <summary>transformers' <c>num_labels</c> when a classification config gives neither it nor <c>id2label</c>.</summary>
@@ -161,6 +164,12 @@ public sealed record LlamaConfig
     /// </summary>
     public bool QkNorm => ModelType == "qwen3";
 
+    /// <summary>
+    /// Attention has one <c>self_attn.qkv_proj</c> ((NH + 2·NKV)·HS, C; q, k, v rows in that order) and the MLP one
+    /// <c>mlp.gate_up_proj</c> (2·I, C; gate rows first), as Phi-3 checkpoints store them (phi3).
+    /// </summary>
+    public bool FusedProjections => ModelType == "phi3";
+
     /// <summary>gate_proj, up_proj and down_proj have a bias (llama's <c>mlp_bias</c>).</summary>
     public bool MlpBias { get; }
 
@@ -168,7 +177,7 @@ public sealed record LlamaConfig
     public string HiddenAct => "silu";
 
     /// <summary>
-    /// <c>sliding_window</c> of mistral (or of qwen2 and qwen3 when <c>use_sliding_window</c>): the layers that
+    /// <c>sliding_window</c> of mistral and phi3 (or of qwen2 and qwen3 when <c>use_sliding_window</c>): the layers that
     /// slide (<see cref="SlidingWindowOfLayer"/>) let a token see only the last this-many tokens, itself included.
     /// Null: every layer attends to the whole causal prefix.
     /// </summary>
@@ -176,7 +185,7 @@ public sealed record LlamaConfig
 
     /// <summary>
     /// <c>max_window_layers</c> of qwen2 and qwen3 with <c>use_sliding_window</c> (transformers' default 28): the
-    /// layers before this index attend fully, the later ones slide. 0 for mistral (every layer slides).
+    /// layers before this index attend fully, the later ones slide. 0 for mistral and phi3 (every layer slides).
     /// </summary>
     public int MaxWindowLayers { get; private init; }
 
@@ -451,11 +460,16 @@ public sealed record LlamaConfig
             throw new NotSupportedException($"{source}: hidden_act '{hiddenAct}' is not supported; expected silu (SwiGLU)");
         }
 
+        if (json.OptionalDouble("partial_rotary_factor") is double partial && partial != 1)
+        {
+            throw new NotSupportedException($"{source}: partial_rotary_factor {partial} is not supported; RoPE here rotates the whole head (1.0)");
+        }
+
         int heads = json.RequiredInt("num_attention_heads");
         int? headDim = json.OptionalInt("head_dim");
         int? slidingWindow = modelType switch
         {
-            "mistral" => json.OptionalInt("sliding_window"),
+            "mistral" or "phi3" => json.OptionalInt("sliding_window"),
             "qwen2" or "qwen3" when json.OptionalBool("use_sliding_window") == true => json.OptionalInt("sliding_window"),
             _ => null,
         };

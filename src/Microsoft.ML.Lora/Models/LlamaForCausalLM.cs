@@ -40,23 +40,37 @@ public sealed class LlamaForCausalLM : IDisposable
             for (int i = 0; i < Layers.Length; i++)
             {
                 string p = $"model.layers.{i}.";
-                var attn = new SelfAttention(
-                    weights.Linear(p + "self_attn.q_proj", nh * hs, c, config.QkvBias),
-                    weights.Linear(p + "self_attn.k_proj", nkv * hs, c, config.QkvBias),
-                    weights.Linear(p + "self_attn.v_proj", nkv * hs, c, config.QkvBias),
-                    weights.Linear(p + "self_attn.o_proj", c, nh * hs, config.OBias),
-                    nh,
-                    nkv,
-                    hs,
-                    config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.q_norm.weight", hs), eps) : null,
-                    config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.k_norm.weight", hs), eps) : null)
-                {
-                    SlidingWindow = config.SlidingWindowOfLayer(i),
-                };
-                var mlp = new Mlp(
-                    weights.Linear(p + "mlp.gate_proj", inter, c, config.MlpBias),
-                    weights.Linear(p + "mlp.up_proj", inter, c, config.MlpBias),
-                    weights.Linear(p + "mlp.down_proj", c, inter, config.MlpBias));
+                var attn = config.FusedProjections
+                    ? new SelfAttention(
+                        weights.Linear(p + "self_attn.qkv_proj", (nh + (2 * nkv)) * hs, c, bias: false),
+                        weights.Linear(p + "self_attn.o_proj", c, nh * hs, bias: false),
+                        nh,
+                        nkv,
+                        hs)
+                    {
+                        SlidingWindow = config.SlidingWindowOfLayer(i),
+                    }
+                    : new SelfAttention(
+                        weights.Linear(p + "self_attn.q_proj", nh * hs, c, config.QkvBias),
+                        weights.Linear(p + "self_attn.k_proj", nkv * hs, c, config.QkvBias),
+                        weights.Linear(p + "self_attn.v_proj", nkv * hs, c, config.QkvBias),
+                        weights.Linear(p + "self_attn.o_proj", c, nh * hs, config.OBias),
+                        nh,
+                        nkv,
+                        hs,
+                        config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.q_norm.weight", hs), eps) : null,
+                        config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.k_norm.weight", hs), eps) : null)
+                    {
+                        SlidingWindow = config.SlidingWindowOfLayer(i),
+                    };
+                var mlp = config.FusedProjections
+                    ? new Mlp(
+                        weights.Linear(p + "mlp.gate_up_proj", 2 * inter, c, bias: false),
+                        weights.Linear(p + "mlp.down_proj", c, inter, bias: false))
+                    : new Mlp(
+                        weights.Linear(p + "mlp.gate_proj", inter, c, config.MlpBias),
+                        weights.Linear(p + "mlp.up_proj", inter, c, config.MlpBias),
+                        weights.Linear(p + "mlp.down_proj", c, inter, config.MlpBias));
                 Layers[i] = new DecoderLayer(i, new RmsNormLayer(weights.Norm(p + "input_layernorm.weight", c), eps), attn, new RmsNormLayer(weights.Norm(p + "post_attention_layernorm.weight", c), eps), mlp);
             }
 

@@ -2,7 +2,11 @@ using Microsoft.ML.Lora.Tensors;
 
 namespace Microsoft.ML.Lora.Modules;
 
-/// <summary>Llama MLP: down_proj(silu(gate_proj(x)) · up_proj(x)). Saves the input, gate, up and the gated product.</summary>
+/// <summary>
+/// Llama MLP: down_proj(silu(gate_proj(x)) · up_proj(x)), gate and up as two projections or one fused
+/// gate_up_proj (Phi-3: its first I output columns are the gate, the next I the up projection). Saves the
+/// input, gate, up and the gated product.
+/// </summary>
 public sealed class Mlp : IDisposable
 {
     private readonly SavedTensors saved = new();
@@ -23,13 +27,33 @@ public sealed class Mlp : IDisposable
         GateProj = gateProj;
         UpProj = upProj;
         DownProj = downProj;
+        Intermediate = gateProj.OutFeatures;
     }
 
-    /// <summary>gate_proj (I,C).</summary>
-    public Linear GateProj { get; }
+    /// <summary>Assembles the block with one fused gate_up_proj (2·I, C) and down_proj (C, I).</summary>
+    public Mlp(Linear gateUpProj, Linear downProj)
+    {
+        if (gateUpProj.OutFeatures != 2 * downProj.InFeatures || downProj.OutFeatures != gateUpProj.InFeatures)
+        {
+            throw new ArgumentException($"MLP shapes disagree: '{gateUpProj.Weight.Name}' {Tensor.Format(gateUpProj.Weight.Value.Shape)} must be (2·I, C) for '{downProj.Weight.Name}' {Tensor.Format(downProj.Weight.Value.Shape)} (C, I)");
+        }
 
-    /// <summary>up_proj (I,C).</summary>
-    public Linear UpProj { get; }
+        GateUpProj = gateUpProj;
+        DownProj = downProj;
+        Intermediate = downProj.InFeatures;
+    }
+
+    /// <summary>gate_proj (I,C); null when fused (<see cref="GateUpProj"/>).</summary>
+    public Linear? GateProj { get; }
+
+    /// <summary>up_proj (I,C); null when fused.</summary>
+    public Linear? UpProj { get; }
+
+    /// <summary>The fused gate_up_proj (2·I, C) of Phi-3, or null.</summary>
+    public Linear? GateUpProj { get; }
+
+    /// <summary>I, the intermediate size.</summary>
+    public int Intermediate { get; }
 
     /// <summary>down_proj (C,I).</summary>
     public Linear DownProj { get; }
@@ -43,12 +67,23 @@ public sealed class Mlp : IDisposable
         saved.Release();
         input = x;
         var backend = x.Backend;
-        int n = x.Dim(0), inter = GateProj.OutFeatures;
+        int n = x.Dim(0), inter = Intermediate;
         gate = saved.Keep(backend, n, inter);
         up = saved.Keep(backend, n, inter);
         act = saved.Keep(backend, n, inter);
-        GateProj.Forward(x, gate);
-        UpProj.Forward(x, up);
+        if (GateUpProj is null)
+        {
+            GateProj!.Forward(x, gate);
+            UpProj!.Forward(x, up);
+        }
+        else
+        {
+            using var gateUp = backend.Empty(DType.F32, n, 2 * inter);
+            GateUpProj.Forward(x, gateUp);
+            backend.CopyColumns(gateUp, 0, gate, 0, inter);
+            backend.CopyColumns(gateUp, inter, up, 0, inter);
+        }
+
         backend.SwiGluForward(gate, up, act);
         DownProj.Forward(act, y);
     }
@@ -62,14 +97,25 @@ public sealed class Mlp : IDisposable
         }
 
         var backend = dy.Backend;
-        int n = dy.Dim(0), inter = GateProj.OutFeatures;
+        int n = dy.Dim(0), inter = Intermediate;
         using var dact = backend.Empty(DType.F32, n, inter);
         DownProj.Backward(dy, act!, dact);
         using var dgate = backend.Empty(DType.F32, n, inter);
         using var dup = backend.Empty(DType.F32, n, inter);
         backend.SwiGluBackward(dact, gate!, up!, dgate, dup);
-        GateProj.Backward(dgate, input!, dx);
-        UpProj.Backward(dup, input!, dx, accumulateDx: true);
+        if (GateUpProj is null)
+        {
+            GateProj!.Backward(dgate, input!, dx);
+            UpProj!.Backward(dup, input!, dx, accumulateDx: true);
+        }
+        else
+        {
+            using var dgateUp = backend.Empty(DType.F32, n, 2 * inter);
+            backend.CopyColumns(dgate, 0, dgateUp, 0, inter);
+            backend.CopyColumns(dup, 0, dgateUp, inter, inter);
+            GateUpProj.Backward(dgateUp, input!, dx);
+        }
+
         ReleaseActivations();
     }
 
@@ -84,8 +130,8 @@ public sealed class Mlp : IDisposable
         }
     }
 
-    /// <summary>Projections.</summary>
-    public IEnumerable<Linear> Projections() => [GateProj, UpProj, DownProj];
+    /// <summary>Projections: gate and up (or the fused gate_up) and down.</summary>
+    public IEnumerable<Linear> Projections() => GateUpProj is { } fused ? [fused, DownProj] : [GateProj!, UpProj!, DownProj];
 
     /// <inheritdoc/>
     public void Dispose()

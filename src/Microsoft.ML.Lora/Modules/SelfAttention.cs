@@ -3,7 +3,7 @@ using Microsoft.ML.Lora.Tensors;
 namespace Microsoft.ML.Lora.Modules;
 
 /// <summary>
-/// Llama self-attention: q/k/v projections (optionally biased), optionally a per-head RMSNorm of q and k
+/// Llama self-attention: q/k/v projections (optionally biased, or one fused qkv_proj as in Phi-3), optionally a per-head RMSNorm of q and k
 /// (Qwen3's q_norm/k_norm), RoPE on q and k, causal GQA, o_proj. Saves the input, rotated q and k, v, the
 /// attention output and the log-sum-exp (and, with the norms, the projected q and k and their rstd).
 /// </summary>
@@ -59,14 +59,37 @@ public sealed class SelfAttention : IDisposable
         KNorm = kNorm;
     }
 
-    /// <summary>q_proj (NH·HS, C).</summary>
-    public Linear QProj { get; }
+    /// <summary>
+    /// Assembles the block with one fused projection <paramref name="qkvProj"/> ((NH + 2·NKV)·HS, C): its output
+    /// columns are q, then k, then v (Phi-3's <c>qkv_proj</c>); LoRA adapts the fused matrix as PEFT does.
+    /// </summary>
+    public SelfAttention(Linear qkvProj, Linear oProj, int heads, int kvHeads, int headDim)
+    {
+        if (heads % kvHeads != 0)
+        {
+            throw new ArgumentException($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
+        }
 
-    /// <summary>k_proj (NKV·HS, C).</summary>
-    public Linear KProj { get; }
+        Expect(qkvProj, (heads + (2 * kvHeads)) * headDim, qkvProj.InFeatures);
+        Expect(oProj, qkvProj.InFeatures, heads * headDim);
+        QkvProj = qkvProj;
+        OProj = oProj;
+        Heads = heads;
+        KvHeads = kvHeads;
+        HeadDim = headDim;
+    }
 
-    /// <summary>v_proj (NKV·HS, C).</summary>
-    public Linear VProj { get; }
+    /// <summary>q_proj (NH·HS, C); null when fused (<see cref="QkvProj"/>).</summary>
+    public Linear? QProj { get; }
+
+    /// <summary>k_proj (NKV·HS, C); null when fused.</summary>
+    public Linear? KProj { get; }
+
+    /// <summary>v_proj (NKV·HS, C); null when fused.</summary>
+    public Linear? VProj { get; }
+
+    /// <summary>The fused qkv_proj ((NH + 2·NKV)·HS, C) of Phi-3, or null.</summary>
+    public Linear? QkvProj { get; }
 
     /// <summary>o_proj (C, NH·HS).</summary>
     public Linear OProj { get; }
@@ -110,8 +133,7 @@ public sealed class SelfAttention : IDisposable
         lse = saved.Keep(backend, batch.B, Heads, batch.T);
         if (QNorm is null)
         {
-            QProj.Forward(x, q);
-            KProj.Forward(x, k);
+            Project(x, q, k, v);
         }
         else
         {
@@ -119,13 +141,11 @@ public sealed class SelfAttention : IDisposable
             kRaw = saved.Keep(backend, n, KvHeads * HeadDim);
             qRstd = saved.Keep(backend, n * Heads);
             kRstd = saved.Keep(backend, n * KvHeads);
-            QProj.Forward(x, qRaw);
-            KProj.Forward(x, kRaw);
+            Project(x, qRaw, kRaw, v);
             HeadNorm(QNorm, qRaw, q, qRstd, Heads);
             HeadNorm(KNorm!, kRaw, k, kRstd, KvHeads);
         }
 
-        VProj.Forward(x, v);
         backend.RopeForward(q, ropeTable, batch.B, batch.T, Heads, batch.Positions);
         backend.RopeForward(k, ropeTable, batch.B, batch.T, KvHeads, batch.Positions);
         backend.AttentionForward(q, k, v, att, lse, batch.B, batch.T, Heads, KvHeads, batch.Positions, SlidingWindow);
@@ -148,8 +168,7 @@ public sealed class SelfAttention : IDisposable
         using var at = backend.Empty(DType.F32, n, Heads * HeadDim);
         if (QNorm is null)
         {
-            QProj.Forward(x, qt);
-            KProj.Forward(x, kt);
+            Project(x, qt, kt, vt);
         }
         else
         {
@@ -157,13 +176,10 @@ public sealed class SelfAttention : IDisposable
             using var kIn = backend.Empty(DType.F32, n, kvWidth);
             using var qRstdT = backend.Empty(DType.F32, n * Heads);
             using var kRstdT = backend.Empty(DType.F32, n * KvHeads);
-            QProj.Forward(x, qIn);
-            KProj.Forward(x, kIn);
+            Project(x, qIn, kIn, vt);
             HeadNorm(QNorm, qIn, qt, qRstdT, Heads);
             HeadNorm(KNorm!, kIn, kt, kRstdT, KvHeads);
         }
-
-        VProj.Forward(x, vt);
 
         var positions = new int[n];
         for (int i = 0; i < n; i++)
@@ -212,9 +228,7 @@ public sealed class SelfAttention : IDisposable
             HeadNormBackward(KNorm!, dk, kRaw!, kRstd!, dkRaw!, KvHeads);
         }
 
-        QProj.Backward(dqRaw ?? dq, input!, dx);
-        KProj.Backward(dkRaw ?? dk, input!, dx, accumulateDx: true);
-        VProj.Backward(dv, input!, dx, accumulateDx: true);
+        ProjectBackward(dqRaw ?? dq, dkRaw ?? dk, dv, dx);
         ReleaseActivations();
     }
 
@@ -230,8 +244,8 @@ public sealed class SelfAttention : IDisposable
         }
     }
 
-    /// <summary>Projections.</summary>
-    public IEnumerable<Linear> Projections() => [QProj, KProj, VProj, OProj];
+    /// <summary>Projections: q, k, v (or the fused qkv) and o.</summary>
+    public IEnumerable<Linear> Projections() => QkvProj is { } fused ? [fused, OProj] : [QProj!, KProj!, VProj!, OProj];
 
     /// <inheritdoc/>
     public void Dispose()
@@ -244,6 +258,46 @@ public sealed class SelfAttention : IDisposable
 
         QNorm?.Dispose();
         KNorm?.Dispose();
+    }
+
+    // x (N,C) -> q (N, NH·HS), k, v (N, NKV·HS): three projections, or the fused one split by columns.
+    private void Project(Tensor x, Tensor q, Tensor k, Tensor v)
+    {
+        if (QkvProj is null)
+        {
+            QProj!.Forward(x, q);
+            KProj!.Forward(x, k);
+            VProj!.Forward(x, v);
+            return;
+        }
+
+        var backend = x.Backend;
+        int qWidth = Heads * HeadDim, kvWidth = KvHeads * HeadDim;
+        using var qkv = backend.Empty(DType.F32, x.Dim(0), qWidth + (2 * kvWidth));
+        QkvProj.Forward(x, qkv);
+        backend.CopyColumns(qkv, 0, q, 0, qWidth);
+        backend.CopyColumns(qkv, qWidth, k, 0, kvWidth);
+        backend.CopyColumns(qkv, qWidth + kvWidth, v, 0, kvWidth);
+    }
+
+    // dq, dk, dv of the projections' outputs -> dx (N,C) overwritten, weight gradients of trainable projections.
+    private void ProjectBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dx)
+    {
+        if (QkvProj is null)
+        {
+            QProj!.Backward(dq, input!, dx);
+            KProj!.Backward(dk, input!, dx, accumulateDx: true);
+            VProj!.Backward(dv, input!, dx, accumulateDx: true);
+            return;
+        }
+
+        var backend = dq.Backend;
+        int qWidth = Heads * HeadDim, kvWidth = KvHeads * HeadDim;
+        using var dqkv = backend.Empty(DType.F32, dq.Dim(0), qWidth + (2 * kvWidth));
+        backend.CopyColumns(dq, 0, dqkv, 0, qWidth);
+        backend.CopyColumns(dk, 0, dqkv, qWidth, kvWidth);
+        backend.CopyColumns(dv, 0, dqkv, qWidth + kvWidth, kvWidth);
+        QkvProj.Backward(dqkv, input!, dx);
     }
 
     // x (N, heads·HS) → y (N, heads·HS), each head normalized over its HS values; rstd (N·heads).

@@ -222,8 +222,18 @@ public static class LlamaOnnxExporter
                 x = Node("Add", p, [x, attn]);
                 h = Norm($"{p}.post_attention_layernorm", x, layer.PostAttentionLayerNorm);
                 var mlp = layer.Mlp;
-                string gate = Linear(mlp.GateProj, h);
-                string up = Linear(mlp.UpProj, h);
+                string gate, up;
+                if (mlp.GateUpProj is { } gateUp)
+                {
+                    // Phi-3's fused gate_up_proj: the first I columns are the gate, the next I the up projection.
+                    (gate, up) = SplitLast($"{p}.mlp", Linear(gateUp, h), mlp.Intermediate, mlp.Intermediate);
+                }
+                else
+                {
+                    gate = Linear(mlp.GateProj!, h);
+                    up = Linear(mlp.UpProj!, h);
+                }
+
                 string silu = Node("Mul", $"{p}.mlp", [gate, Node("Sigmoid", $"{p}.mlp", [gate])]);
                 x = Node("Add", p, [x, Linear(mlp.DownProj, Node("Mul", $"{p}.mlp", [silu, up]))]);
             }
@@ -357,8 +367,20 @@ public static class LlamaOnnxExporter
                 return Node("Transpose", scope, [Node("Reshape", scope, [projected, shape])], OnnxAttribute.Ints("perm", 0, 2, 1, 3));
             }
 
-            string q = Heads(Linear(attn.QProj, h), nh);
-            string k = Heads(Linear(attn.KProj, h), nkv);
+            string qFlat, kFlat, vFlat;
+            if (attn.QkvProj is { } qkv)
+            {
+                // Phi-3's fused qkv_proj: q, k and v columns in that order.
+                string[] parts = SplitLast(scope, Linear(qkv, h), (long)nh * hs, (long)nkv * hs, (long)nkv * hs);
+                (qFlat, kFlat, vFlat) = (parts[0], parts[1], parts[2]);
+            }
+            else
+            {
+                (qFlat, kFlat, vFlat) = (Linear(attn.QProj!, h), Linear(attn.KProj!, h), Linear(attn.VProj!, h));
+            }
+
+            string q = Heads(qFlat, nh);
+            string k = Heads(kFlat, nkv);
             if (attn.QNorm is { } qNorm)
             {
                 // Qwen3: each head normalized over its HS values, before RoPE.
@@ -368,7 +390,7 @@ public static class LlamaOnnxExporter
 
             q = Rope(scope, q, cos, sin);
             k = Rope(scope, k, cos, sin);
-            string v = Heads(Linear(attn.VProj, h), nkv);
+            string v = Heads(vFlat, nkv);
             if (kvCache)
             {
                 // present = past ++ new along the sequence axis; attention reads the whole present.
@@ -397,6 +419,22 @@ public static class LlamaOnnxExporter
             string flat = $"{scope}.flat_shape";
             Graph.AddInitializer(flat, [3], [0L, 0L, (long)nh * hs]);
             return Linear(attn.OProj, Node("Reshape", scope, [context, flat]));
+        }
+
+        // x (…, Σ sizes) -> one output per size along the last axis.
+        private string[] SplitLast(string scope, string x, params long[] sizes)
+        {
+            string split = Next(scope, "split_sizes");
+            Graph.AddInitializer(split, [sizes.Length], sizes);
+            var outputs = sizes.Select(_ => Next(scope, "Split")).ToArray();
+            Graph.AddNode("Split", [x, split], outputs, $"{outputs[0]}/node", "", OnnxAttribute.Int("axis", -1));
+            return outputs;
+        }
+
+        private (string First, string Second) SplitLast(string scope, string x, long first, long second)
+        {
+            string[] parts = SplitLast(scope, x, [first, second]);
+            return (parts[0], parts[1]);
         }
 
         // Rotate-half RoPE on (B,H,T,HS): x·cos + cat(−x2, x1)·sin.

@@ -72,6 +72,23 @@ public abstract class Backend
     /// </summary>
     public abstract void Copy(Tensor source, long sourceOffset, Tensor destination, long destinationOffset, long count);
 
+    /// <summary>
+    /// Copies columns <paramref name="sourceColumn"/> … +<paramref name="width"/> of every row of the 2-D F32
+    /// <paramref name="source"/> into columns <paramref name="destinationColumn"/> … of <paramref name="destination"/>
+    /// (same row count): how fused projections (Phi-3's qkv_proj, gate_up_proj) are split and joined.
+    /// </summary>
+    public abstract void CopyColumns(Tensor source, int sourceColumn, Tensor destination, int destinationColumn, int width);
+
+    /// <summary>Checks the arguments of <see cref="CopyColumns"/>.</summary>
+    protected static void CheckColumns(Tensor source, int sourceColumn, Tensor destination, int destinationColumn, int width)
+    {
+        if (source.Rank != 2 || destination.Rank != 2 || source.Dim(0) != destination.Dim(0) || width < 0
+            || sourceColumn < 0 || sourceColumn + width > source.Dim(1) || destinationColumn < 0 || destinationColumn + width > destination.Dim(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(width), $"CopyColumns: columns [{sourceColumn}, +{width}) of {source} into [{destinationColumn}, +{width}) of {destination} do not fit");
+        }
+    }
+
     // ---- dense algebra ------------------------------------------------------------------------
 
     /// <summary>

@@ -70,6 +70,18 @@ public sealed unsafe class NativeBackend : Backend
     }
 
     /// <inheritdoc/>
+    public override void CopyColumns(Tensor source, int sourceColumn, Tensor destination, int destinationColumn, int width)
+    {
+        CheckColumns(source, sourceColumn, destination, destinationColumn, width);
+        int rows = source.Dim(0), from = source.Dim(1), to = destination.Dim(1);
+        float* s = source.F32Ptr + sourceColumn, d = destination.F32Ptr + destinationColumn;
+        for (int r = 0; r < rows; r++)
+        {
+            new ReadOnlySpan<float>(s + ((long)r * from), width).CopyTo(new Span<float>(d + ((long)r * to), width));
+        }
+    }
+
+    /// <inheritdoc/>
     public override void MatMul(Tensor a, bool transA, Tensor b, bool transB, Tensor c, bool accumulate)
     {
         if (a.Rank != 2 || c.Rank != 2)

@@ -84,6 +84,26 @@ public class LlamaConfigTests
     }
 
     [Fact]
+    public void Phi3FusesItsProjectionsAndSlidesEveryLayer()
+    {
+        var c = LlamaConfig.Parse(RealWorldConfigs.Phi3Mini4k, Source);
+        Assert.Equal(("phi3", "Phi3ForCausalLM"), (c.ModelType, c.Architecture));
+        Assert.Equal((32064, 3072, 8192, 32), (c.VocabSize, c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers));
+        Assert.Equal((32, 32, 96), (c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim));
+        Assert.True(c.FusedProjections);
+        Assert.False(c.QkvBias || c.OBias || c.MlpBias || c.QkNorm || c.TieWordEmbeddings);
+        Assert.Equal([2047, 2047], new[] { 0, 31 }.Select(c.SlidingWindowOfLayer));
+        Assert.Equal(c, LlamaConfig.Parse(c.ToJson(), Source));
+        Assert.False(LlamaConfig.Parse(RealWorldConfigs.Mistral7B, Source).FusedProjections);
+
+        // Phi-4-mini is a phi3 with partial rotary embeddings: refused by name, not loaded wrong.
+        var e = Assert.Throws<NotSupportedException>(() => LlamaConfig.Parse(Edited(o => o["partial_rotary_factor"] = 0.75, RealWorldConfigs.Phi3Mini4k), Source));
+        Assert.Contains("partial_rotary_factor", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<NotSupportedException>(() => LlamaConfig.Parse(Edited(o => o["rope_scaling"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "longrope" }, RealWorldConfigs.Phi3Mini4k), Source));
+        Assert.Contains("longrope", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SlidingWindowsApplyToTheLayersTransformersSlides()
     {
         var mistral = LlamaConfig.Parse(RealWorldConfigs.Mistral7B, Source);

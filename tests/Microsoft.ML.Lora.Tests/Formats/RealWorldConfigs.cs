@@ -179,5 +179,43 @@ internal static class RealWorldConfigs
         }
         """;
 
-    public static IEnumerable<string> All => [TinyLlama, SmolLM135M, Qwen2_05B, Mistral7B, Llama32_1B, Qwen3_06B];
+    /// <summary>microsoft/Phi-3-mini-4k-instruct: fused qkv_proj and gate_up_proj, sliding_window 2047.</summary>
+    public const string Phi3Mini4k = """
+        {
+          "_name_or_path": "Phi-3-mini-4k-instruct",
+          "architectures": ["Phi3ForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "auto_map": {
+            "AutoConfig": "configuration_phi3.Phi3Config",
+            "AutoModelForCausalLM": "modeling_phi3.Phi3ForCausalLM"
+          },
+          "bos_token_id": 1,
+          "embd_pdrop": 0.0,
+          "eos_token_id": 32000,
+          "hidden_act": "silu",
+          "hidden_size": 3072,
+          "initializer_range": 0.02,
+          "intermediate_size": 8192,
+          "max_position_embeddings": 4096,
+          "model_type": "phi3",
+          "num_attention_heads": 32,
+          "num_hidden_layers": 32,
+          "num_key_value_heads": 32,
+          "original_max_position_embeddings": 4096,
+          "pad_token_id": 32000,
+          "resid_pdrop": 0.0,
+          "rms_norm_eps": 1e-05,
+          "rope_scaling": null,
+          "rope_theta": 10000.0,
+          "sliding_window": 2047,
+          "tie_word_embeddings": false,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.40.2",
+          "use_cache": true,
+          "vocab_size": 32064
+        }
+        """;
+
+    public static IEnumerable<string> All => [TinyLlama, SmolLM135M, Qwen2_05B, Mistral7B, Llama32_1B, Qwen3_06B, Phi3Mini4k];
 }

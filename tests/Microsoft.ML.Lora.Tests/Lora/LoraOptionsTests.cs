@@ -108,7 +108,7 @@ public sealed class LoraOptionsTests
     public void PissaTakesTheTopSingularPartAndStartsAtTheBaseFunction()
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
-        var linear = model.Layers[0].Mlp.GateProj;
+        var linear = model.Layers[0].Mlp.GateProj!;
         var w = linear.Weight.Value.ToFloatArray();
         int m = linear.OutFeatures, n = linear.InFeatures, r = 4;
 
@@ -140,7 +140,7 @@ public sealed class LoraOptionsTests
         var baseLogits = LoraAdapterTests.Logits(model, batch);
         var adapters = model.AddAdapter(new LoraOptions { Rank = r, Init = LoraInit.Pissa, TargetModules = ["gate_proj"] });
         Assert.NotEqual(0f, adapters[0].B.Value.AsF32().ToArray().Max(Math.Abs));
-        var residual = model.Layers[0].Mlp.GateProj.Weight.Value.ToFloatArray();
+        var residual = model.Layers[0].Mlp.GateProj!.Weight.Value.ToFloatArray();
         Assert.NotEqual(w, residual);
 
         // W_res + s·B·A reproduces W (F32 rounding of the residual), so the model starts where it was.

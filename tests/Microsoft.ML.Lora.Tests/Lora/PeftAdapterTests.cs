@@ -27,6 +27,7 @@ public sealed class PeftAdapterTests : IDisposable
         { "peft_llama_gqa_rslora", "llama_gqa" },
         { "peft_qwen2_bias", "qwen2_bias" },
         { "peft_qwen3", "qwen3" },
+        { "peft_phi3", "phi3" },
     };
 
     public void Dispose() => files.Dispose();
@@ -144,7 +145,7 @@ public sealed class PeftAdapterTests : IDisposable
         };
         var adapters = trained.AddAdapter(options, seed: 8);
         Perturb(trained, adapters, seed: 9);
-        Perturb(trained.Layers[1].SelfAttn.QProj.Bias!.Value.AsF32(), 10, 0.1);
+        Perturb(trained.Layers[1].SelfAttn.QProj!.Bias!.Value.AsF32(), 10, 0.1);
         var logits = LoraAdapterTests.Logits(trained, batch);
 
         string dir = files.Path("inferred");
@@ -164,7 +165,7 @@ public sealed class PeftAdapterTests : IDisposable
         using var fresh = LlamaForCausalLM.Load(FixturePaths.Case("qwen2_bias"));
         fresh.LoadAdapter(dir);
         Assert.Equal(logits, LoraAdapterTests.Logits(fresh, batch));
-        Assert.Equal(trained.Layers[1].SelfAttn.QProj.Bias!.Value.ToFloatArray(), fresh.Layers[1].SelfAttn.QProj.Bias!.Value.ToFloatArray());
+        Assert.Equal(trained.Layers[1].SelfAttn.QProj!.Bias!.Value.ToFloatArray(), fresh.Layers[1].SelfAttn.QProj!.Bias!.Value.ToFloatArray());
     }
 
     [Fact]
@@ -243,6 +244,7 @@ public sealed class PeftAdapterTests : IDisposable
     [InlineData("peft_llama_gqa", "llama_gqa")]
     [InlineData("peft_qwen2_bias", "qwen2_bias")]
     [InlineData("peft_qwen3", "qwen3")]
+    [InlineData("peft_phi3", "phi3")]
     public void ReferenceAdapterSavesBackToTheSameConfigAndTensors(string adapterCase, string baseCase)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(baseCase));

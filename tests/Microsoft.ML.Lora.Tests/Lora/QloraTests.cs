@@ -72,6 +72,6 @@ public sealed class QloraTests
         model.UnmergeAdapter();
         Assert.All(model.Layers.SelectMany(l => l.Projections()), l => Assert.Equal(DType.NF4, l.Weight.Value.DType));
         Assert.Equal(adapted, LoraAdapterTests.Logits(model, batch));
-        Assert.Throws<InvalidOperationException>(() => model.Layers[0].SelfAttn.QProj.Weight.Trainable = true);
+        Assert.Throws<InvalidOperationException>(() => model.Layers[0].SelfAttn.QProj!.Weight.Trainable = true);
     }
 }

@@ -135,7 +135,7 @@ public sealed class SequenceClassificationAdapterTests : IDisposable
         Assert.Equal(("LlamaForSequenceClassification", 4), (classifier.Config.Architecture, classifier.Config.NumLabels));
         Assert.Equal(["a", "b", "c", "d"], classifier.Config.Id2Label);
         Assert.Equal(DType.F32, classifier.LmHead.Weight.Value.DType);
-        Assert.Equal(DType.BF16, classifier.Layers[0].SelfAttn.QProj.Weight.Value.DType);
+        Assert.Equal(DType.BF16, classifier.Layers[0].SelfAttn.QProj!.Weight.Value.DType);
         var head = classifier.LmHead.Weight.Value.ToFloatArray();
         double std = Math.Sqrt(head.Average(static x => (double)x * x));
         Assert.InRange(std, 0.015, 0.025); // N(0, 0.02²), 4×32 draws: the sample std is within ±25% with overwhelming probability
@@ -199,7 +199,7 @@ public sealed class SequenceClassificationAdapterTests : IDisposable
     {
         using var model = LlamaForCausalLM.Load(SequenceClassificationReferenceTests.CaseDir);
         model.QuantizeNf4(doubleQuant: true);
-        Assert.Equal(DType.NF4, model.Layers[0].SelfAttn.QProj.Weight.Value.DType);
+        Assert.Equal(DType.NF4, model.Layers[0].SelfAttn.QProj!.Weight.Value.DType);
         Assert.Equal(DType.F32, model.LmHead.Weight.Value.DType);
         model.AddAdapter(new LoraOptions { Rank = 2 });
         Assert.True(model.LmHead.Weight.Trainable);

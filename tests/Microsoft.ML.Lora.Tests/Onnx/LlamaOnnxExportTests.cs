@@ -31,6 +31,7 @@ public sealed class LlamaOnnxExportTests : IDisposable
         data.Add("llama_gqa", true);
         data.Add("qwen2_bias", true);
         data.Add("qwen3", true);
+        data.Add("phi3", true);
         return data;
     }
 
@@ -83,6 +84,7 @@ public sealed class LlamaOnnxExportTests : IDisposable
     [InlineData("qwen2_bias")]
     [InlineData("qwen3")]
     [InlineData("qwen2_window")]
+    [InlineData("phi3")]
     public void KvCacheExportGeneratesOurGreedyTokensInOnnxRuntime(string name)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
@@ -228,6 +230,7 @@ public sealed class LlamaOnnxExportTests : IDisposable
     [InlineData("qwen2_bias", 32)]
     [InlineData("llama_tied_headdim", 64)]
     [InlineData("qwen3", 32)]
+    [InlineData("phi3", 32)]
     public void Int4WeightsRunInOnnxRuntimeAsTheDequantizedModel(string name, int blockSize)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
