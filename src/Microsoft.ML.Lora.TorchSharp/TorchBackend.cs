@@ -290,24 +290,27 @@ public sealed class TorchBackend : Backend
     // ---- layers -------------------------------------------------------------------------------
 
     /// <inheritdoc/>
-    public override void RmsNormForward(LoraTensor x, LoraTensor weight, LoraTensor y, LoraTensor rstd, float eps)
+    public override void RmsNormForward(LoraTensor x, LoraTensor weight, LoraTensor y, LoraTensor rstd, float eps, float weightOffset = 0)
     {
         using var scope = torch.NewDisposeScope();
         var rows = T(x).view(-1, weight.Length);
         var r = rows.square().mean([-1L], keepdim: true).add(eps).rsqrt();
         T(rstd).view(-1, 1).copy_(r);
-        T(y).view(-1, weight.Length).copy_(rows.mul(r).mul(T(weight)));
+        T(y).view(-1, weight.Length).copy_(rows.mul(r).mul(Effective(weight, weightOffset)));
     }
 
+    // weight + offset (Gemma's (1 + w)), or the weight itself.
+    private static TorchTensor Effective(LoraTensor weight, float offset) => offset == 0 ? T(weight) : T(weight).add(offset);
+
     /// <inheritdoc/>
-    public override void RmsNormBackward(LoraTensor dy, LoraTensor x, LoraTensor weight, LoraTensor rstd, LoraTensor dx, LoraTensor? dweight)
+    public override void RmsNormBackward(LoraTensor dy, LoraTensor x, LoraTensor weight, LoraTensor rstd, LoraTensor dx, LoraTensor? dweight, float weightOffset = 0)
     {
         // With x̂ = x·rstd and g = dy·w: dx = rstd·(g − x̂·mean(g·x̂)); dw += Σₙ dy·x̂.
         using var scope = torch.NewDisposeScope();
         int c = (int)weight.Length;
         var r = T(rstd).view(-1, 1);
         var normed = T(x).view(-1, c).mul(r);
-        var g = T(dy).view(-1, c).mul(T(weight));
+        var g = T(dy).view(-1, c).mul(Effective(weight, weightOffset));
         var dot = g.mul(normed).mean([-1L], keepdim: true);
         T(dx).view(-1, c).copy_(g.sub(normed.mul(dot)).mul(r));
         if (dweight is not null)
@@ -323,17 +326,17 @@ public sealed class TorchBackend : Backend
     public override void RopeBackward(LoraTensor dx, RopeTable table, int b, int t, int nh, int[]? positions) => Rotate(dx, table, b, t, nh, positions, -1f);
 
     /// <inheritdoc/>
-    public override void AttentionForward(LoraTensor q, LoraTensor k, LoraTensor v, LoraTensor o, LoraTensor lse, int b, int t, int nh, int nkv, int[]? positions, int window = 0)
+    public override void AttentionForward(LoraTensor q, LoraTensor k, LoraTensor v, LoraTensor o, LoraTensor lse, int b, int t, int nh, int nkv, int[]? positions, AttentionSpec spec = default)
     {
         using var scope = torch.NewDisposeScope();
         int hs = (int)(q.Length / ((long)b * t * nh));
         var (qh, kh, vh) = (Heads(q, b, t, nh, hs), Heads(k, b, t, nkv, hs), Heads(v, b, t, nkv, hs));
-        var output = Sdpa(qh, kh, vh, nh / nkv, Mask(b, t, positions, window));
+        var output = Attend(qh, kh, vh, nh / nkv, Mask(b, t, positions, spec.Window), spec, hs);
         T(o).view(b, t, nh, hs).copy_(output.transpose(1, 2));
     }
 
     /// <inheritdoc/>
-    public override void AttentionBackward(LoraTensor dout, LoraTensor q, LoraTensor k, LoraTensor v, LoraTensor o, LoraTensor lse, LoraTensor dq, LoraTensor dk, LoraTensor dv, int b, int t, int nh, int nkv, int[]? positions, int window = 0)
+    public override void AttentionBackward(LoraTensor dout, LoraTensor q, LoraTensor k, LoraTensor v, LoraTensor o, LoraTensor lse, LoraTensor dq, LoraTensor dk, LoraTensor dv, int b, int t, int nh, int nkv, int[]? positions, AttentionSpec spec = default)
     {
         // One local autograd call around attention alone: the fused kernel's own backward.
         using var scope = torch.NewDisposeScope();
@@ -342,7 +345,7 @@ public sealed class TorchBackend : Backend
         var qh = Heads(q, b, t, nh, hs).detach().requires_grad_(true);
         var kh = Heads(k, b, t, nkv, hs).detach().requires_grad_(true);
         var vh = Heads(v, b, t, nkv, hs).detach().requires_grad_(true);
-        var output = Sdpa(qh, kh, vh, nh / nkv, Mask(b, t, positions, window));
+        var output = Attend(qh, kh, vh, nh / nkv, Mask(b, t, positions, spec.Window), spec, hs);
         var upstream = Heads(dout, b, t, nh, hs);
         var grads = torch.autograd.grad([output], [qh, kh, vh], [upstream]);
         T(dq).view(b, t, nh, hs).copy_(grads[0].transpose(1, 2));
@@ -351,7 +354,7 @@ public sealed class TorchBackend : Backend
     }
 
     /// <inheritdoc/>
-    public override void AttentionDecode(LoraTensor q, LoraTensor kCache, LoraTensor vCache, LoraTensor o, int b, int tn, int past, int nh, int nkv, int window = 0)
+    public override void AttentionDecode(LoraTensor q, LoraTensor kCache, LoraTensor vCache, LoraTensor o, int b, int tn, int past, int nh, int nkv, AttentionSpec spec = default)
     {
         using var scope = torch.NewDisposeScope();
         int hs = kCache.Dim(3), length = past + tn;
@@ -363,14 +366,55 @@ public sealed class TorchBackend : Backend
         var rows = torch.arange(past, length, ScalarType.Int64, TorchDevice).view(tn, 1);
         var cols = torch.arange(0, length, ScalarType.Int64, TorchDevice).view(1, length);
         var visible = cols.le(rows);
-        if (window > 0)
+        if (spec.Window > 0)
         {
-            visible = visible.logical_and(cols.gt(rows.sub(window)));
+            visible = visible.logical_and(cols.gt(rows.sub(spec.Window)));
         }
 
-        var output = Sdpa(qh, kh, vh, nh / nkv, visible);
+        var output = Attend(qh, kh, vh, nh / nkv, visible, spec, hs);
         T(o).view(b, tn, nh, hs).copy_(output.transpose(1, 2));
     }
+
+    /// <inheritdoc/>
+    public override void GeGluForward(LoraTensor gate, LoraTensor up, LoraTensor h)
+    {
+        using var scope = torch.NewDisposeScope();
+        T(h).copy_(GeluTanh(T(gate)).mul(T(up)));
+    }
+
+    /// <inheritdoc/>
+    public override void GeGluBackward(LoraTensor dh, LoraTensor gate, LoraTensor up, LoraTensor dgate, LoraTensor dup)
+    {
+        // gelu_tanh'(g) = ½(1 + t) + ½·g·(1 − t²)·√(2/π)·(1 + 3·0.044715·g²), t = tanh(√(2/π)(g + 0.044715·g³)).
+        using var scope = torch.NewDisposeScope();
+        var g = T(gate);
+        var t = TanhArgument(g).tanh();
+        var slope = g.square().mul(3 * 0.044715).add(1).mul(Math.Sqrt(2 / Math.PI)).mul(g).mul(t.square().neg().add(1)).mul(0.5).add(t.add(1).mul(0.5));
+        var d = T(dh);
+        var gelu = g.mul(t.add(1)).mul(0.5);
+        var dg = d.mul(T(up)).mul(slope);
+        T(dup).copy_(d.mul(gelu));
+        T(dgate).copy_(dg);
+    }
+
+    /// <inheritdoc/>
+    public override void SoftcapForward(LoraTensor x, float cap)
+    {
+        using var scope = torch.NewDisposeScope();
+        var t = T(x);
+        t.copy_(t.div(cap).tanh().mul(cap));
+    }
+
+    /// <inheritdoc/>
+    public override void SoftcapBackward(LoraTensor dy, LoraTensor y, float cap)
+    {
+        using var scope = torch.NewDisposeScope();
+        T(dy).mul_(T(y).div(cap).square().neg().add(1));
+    }
+
+    private static TorchTensor GeluTanh(TorchTensor g) => g.mul(TanhArgument(g).tanh().add(1)).mul(0.5);
+
+    private static TorchTensor TanhArgument(TorchTensor g) => g.pow(3).mul(0.044715).add(g).mul(Math.Sqrt(2 / Math.PI));
 
     /// <inheritdoc/>
     public override void SwiGluForward(LoraTensor gate, LoraTensor up, LoraTensor h)
@@ -517,6 +561,32 @@ public sealed class TorchBackend : Backend
     // x (B,T,H,HS) stored as (N, H·HS) -> (B,H,T,HS) view.
     private static TorchTensor Heads(LoraTensor x, int b, int t, int heads, int hs) => T(x).view(b, t, heads, hs).transpose(1, 2);
 
+    // Plain attention goes to scaled_dot_product_attention (fused kernels on CUDA); another scale or soft-capped
+    // logits (Gemma) are written out — scores, cap, mask, softmax — and differentiated by autograd.
+    private static TorchTensor Attend(TorchTensor q, TorchTensor k, TorchTensor v, int group, TorchTensor? allowed, AttentionSpec spec, int hs)
+    {
+        if (spec.Scale == 0 && spec.Softcap == 0)
+        {
+            return Sdpa(q, k, v, group, allowed);
+        }
+
+        if (group > 1)
+        {
+            k = k.repeat_interleave(group, dim: 1);
+            v = v.repeat_interleave(group, dim: 1);
+        }
+
+        var scores = q.matmul(k.transpose(-2, -1)).mul(spec.ScaleFor(hs));
+        if (spec.Softcap > 0)
+        {
+            scores = scores.div(spec.Softcap).tanh().mul(spec.Softcap);
+        }
+
+        allowed ??= torch.ones(q.shape[2], k.shape[2], ScalarType.Bool, q.device).tril();
+        scores = scores.masked_fill(allowed.logical_not(), float.NegativeInfinity);
+        return scores.softmax(-1).matmul(v);
+    }
+
     private static TorchTensor Sdpa(TorchTensor q, TorchTensor k, TorchTensor v, int group, TorchTensor? allowed)
     {
         if (group > 1)
@@ -530,7 +600,6 @@ public sealed class TorchBackend : Backend
             : torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: allowed);
     }
 
-    // Null (plain causal) without positions; else (B,1,T,T): column j is visible from i when i − pos[i] ≤ j ≤ i.
     // Null (plain causal) without packing or a window; else (B or 1, 1, T, T) true where the query may look.
     private TorchTensor? Mask(int b, int t, int[]? positions, int window)
     {

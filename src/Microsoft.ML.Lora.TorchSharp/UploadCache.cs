@@ -7,35 +7,38 @@ namespace Microsoft.ML.Lora.TorchSharp;
 /// arrays, so the last few uploads are kept with a copy of their contents and reused when the contents
 /// are equal: each array of a batch crosses to the device once.
 /// </summary>
+/// <remarks>
+/// One cache per thread: a tensor handed out stays alive while its thread works with it, whatever other
+/// threads training or generating on the same backend upload (a shared cache could evict, and dispose, a
+/// tensor another thread is still reading).
+/// </remarks>
 internal sealed class UploadCache(TorchBackend backend)
 {
     private const int Capacity = 8;
-    private readonly LinkedList<(int[] Contents, TorchTensor Value)> entries = new();
+    private readonly ThreadLocal<LinkedList<(int[] Contents, TorchTensor Value)>> entries = new(static () => new());
 
     /// <summary>The device copy (int64) of <paramref name="values"/>; owned by the cache.</summary>
     public TorchTensor Get(int[] values)
     {
-        lock (entries)
+        var mine = entries.Value!;
+        for (var node = mine.First; node is not null; node = node.Next)
         {
-            for (var node = entries.First; node is not null; node = node.Next)
+            if (node.Value.Contents.AsSpan().SequenceEqual(values))
             {
-                if (node.Value.Contents.AsSpan().SequenceEqual(values))
-                {
-                    entries.Remove(node);
-                    entries.AddFirst(node);
-                    return node.Value.Value;
-                }
+                mine.Remove(node);
+                mine.AddFirst(node);
+                return node.Value.Value;
             }
-
-            var value = backend.UploadIndices(values).DetachFromDisposeScope();
-            entries.AddFirst(((int[])values.Clone(), value));
-            if (entries.Count > Capacity)
-            {
-                entries.Last!.Value.Value.Dispose();
-                entries.RemoveLast();
-            }
-
-            return value;
         }
+
+        var value = backend.UploadIndices(values).DetachFromDisposeScope();
+        mine.AddFirst(((int[])values.Clone(), value));
+        if (mine.Count > Capacity)
+        {
+            mine.Last!.Value.Value.Dispose();
+            mine.RemoveLast();
+        }
+
+        return value;
     }
 }

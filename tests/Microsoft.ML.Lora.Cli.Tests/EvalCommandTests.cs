@@ -182,6 +182,7 @@ public sealed class EvalWithAdapterTests
     [InlineData("peft_qwen2_bias", "qwen2_bias")]
     [InlineData("peft_qwen3", "qwen3")]
     [InlineData("peft_phi3", "phi3")]
+    [InlineData("peft_gemma2", "gemma2")]
     public void EvalWithAReferencePeftAdapterMatchesTheReference(string adapter, string baseCase)
     {
         using var expected = JsonDocument.Parse(File.ReadAllText(Path.Combine(FixturePaths.Case(adapter), "eval_expected.json")));

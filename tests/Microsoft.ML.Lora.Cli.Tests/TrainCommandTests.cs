@@ -14,6 +14,7 @@ public sealed partial class TrainCommandTests
     [InlineData("llama_gqa", "qwen2_bias")]
     [InlineData("qwen3", "llama_gqa")]
     [InlineData("phi3", "qwen3")]
+    [InlineData("gemma3", "phi3")]
     public void TrainWritesAPeftAdapterThatEvalAndMergeAgreeOn(string modelCase, string otherCase)
     {
         string model = FixturePaths.Case(modelCase), data = Path.Combine(model, "eval.jsonl");

@@ -51,6 +51,35 @@ public sealed class TorchBackendTests : IDisposable
     }
 
     [Fact]
+    public void ThreadsSharingTheBackendGetTheLossesEachGetsAlone()
+    {
+        // Each model trains on its own batches; every thread's index uploads (ids, targets, positions) must
+        // stay alive while it works, however many other threads upload at the same time.
+        string[] cases = ["llama_gqa", "qwen2_bias", "qwen3", "gemma2"];
+        double[] Losses(string name, int round)
+        {
+            using var model = LlamaForCausalLM.Load(FixturePaths.Case(name)).To(Torch);
+            model.SetTrainable(true);
+            var losses = new double[12];
+            for (int i = 0; i < losses.Length; i++)
+            {
+                int[] ids = [.. Enumerable.Range(0, 5 + ((i + round) % 4)).Select(j => ((j * 7) + i + round) % model.Config.VocabSize)];
+                losses[i] = model.ForwardBackward(CausalLmBatch.FromRows([ids, [.. ids.Reverse()]])).Mean;
+            }
+
+            return losses;
+        }
+
+        var alone = cases.Select((c, r) => Losses(c, r)).ToArray();
+        var together = new double[cases.Length][];
+        Parallel.For(0, cases.Length, new ParallelOptions { MaxDegreeOfParallelism = cases.Length }, r => together[r] = Losses(cases[r], r));
+        for (int r = 0; r < cases.Length; r++)
+        {
+            Assert.Equal(alone[r], together[r]);
+        }
+    }
+
+    [Fact]
     public void AnAdapterTrainedOnTorchLoadsInEitherBackendWithEqualLogits()
     {
         Train(Torch, out string adapter);

@@ -203,7 +203,75 @@ CASES = [
         "use_cache": True,
         "vocab_size": 68,
     }),
+    ("gemma2", 1008, {
+        # Gemma 2: (1 + w) RMSNorms, four per layer; embeddings scaled by sqrt(hidden); GeGLU (tanh GELU);
+        # scale query_pre_attn_scalar^-0.5 (24, not head_dim 16); attention and final logit soft-capping
+        # (caps 5 and 3, small enough to bite here); layer 0 slides (window 3 < T), layer 1 is global.
+        "architectures": ["Gemma2ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "attn_logit_softcapping": 5.0,
+        "bos_token_id": 2,
+        "eos_token_id": 1,
+        "final_logit_softcapping": 3.0,
+        "head_dim": 16,
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 48,
+        "max_position_embeddings": 8192,
+        "model_type": "gemma2",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "pad_token_id": 0,
+        "query_pre_attn_scalar": 24,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 10000.0,
+        "sliding_window": 3,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": 72,
+    }),
+    ("gemma3", 1009, {
+        # Gemma 3 text: Gemma 2's layer without soft-capping, plus (1 + w) q_norm/k_norm before RoPE;
+        # sliding layers (i + 1) % sliding_window_pattern != 0 use rope_local_base_freq without scaling,
+        # global layers rope_theta with rope_scaling (linear x2 here).
+        "architectures": ["Gemma3ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "attn_logit_softcapping": None,
+        "bos_token_id": 2,
+        "eos_token_id": 1,
+        "final_logit_softcapping": None,
+        "head_dim": 16,
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 48,
+        "max_position_embeddings": 32768,
+        "model_type": "gemma3_text",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 1,
+        "pad_token_id": 0,
+        "query_pre_attn_scalar": 16,
+        "rms_norm_eps": 1e-6,
+        "rope_local_base_freq": 10000.0,
+        "rope_scaling": {"rope_type": "linear", "factor": 2.0},
+        "rope_theta": 1000000.0,
+        "sliding_window": 3,
+        "sliding_window_pattern": 2,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": 64,
+    }),
 ]
+
+GEMMA = ("gemma2", "gemma3_text")
 
 EVAL_LENGTHS = [3, 9, 5, 7, 4]
 EVAL_LABELED = {1: [0, 1, 2, 6], 3: [0, 3]}  # row -> positions set to -100
@@ -232,6 +300,10 @@ def sliding_window_of(cfg, layer):
         return sw
     if cfg["model_type"] in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
         return sw if layer >= cfg.get("max_window_layers", 28) else None
+    if cfg["model_type"] == "gemma2":
+        return sw if (layer + 1) % 2 else None  # even layers slide
+    if cfg["model_type"] == "gemma3_text":
+        return sw if (layer + 1) % cfg.get("sliding_window_pattern", 6) else None
     return None
 
 
@@ -240,7 +312,7 @@ def fused_of(cfg):
 
 
 def qk_norm_of(cfg):
-    return cfg["model_type"] == "qwen3"  # Qwen3: per-head RMSNorm of q and k before RoPE
+    return cfg["model_type"] in ("qwen3", "gemma3_text")  # per-head RMSNorm of q and k before RoPE
 
 
 def o_bias_of(cfg):
@@ -267,24 +339,35 @@ def make_weights(cfg, seed):
     # output head there, and N(0,1) would give logits of std ~sqrt(C) = 5.7 (loss ~18,
     # saturated softmax) -- far from uniform is wanted, saturated is not.
     emb_std = 0.5 if cfg["tie_word_embeddings"] else 1.0
+    gemma = cfg["model_type"] in GEMMA
+    if gemma:
+        emb_std = 0.25  # the output head sees (1 + w)-scaled unit-RMS states: keep the softmax unsaturated
+
+    def norm(n):
+        # Gemma's RMSNorm scales by (1 + w), so its weights sit near 0; the others near 1.
+        return 0.1 * randn(n) if gemma else 1 + 0.1 * randn(n)
+
     w = {"model.embed_tokens.weight": randn(V, C) * emb_std}
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        w[p + "input_layernorm.weight"] = 1 + 0.1 * randn(C)
+        w[p + "input_layernorm.weight"] = norm(C)
         w[p + "self_attn.q_proj.weight"] = linear(H * D, C, 1.5)
         w[p + "self_attn.k_proj.weight"] = linear(KV * D, C, 1.5)
         w[p + "self_attn.v_proj.weight"] = linear(KV * D, C)
         w[p + "self_attn.o_proj.weight"] = linear(C, H * D)
         if qk_norm_of(cfg):
-            w[p + "self_attn.q_norm.weight"] = 1 + 0.1 * randn(D)
-            w[p + "self_attn.k_norm.weight"] = 1 + 0.1 * randn(D)
+            w[p + "self_attn.q_norm.weight"] = norm(D)
+            w[p + "self_attn.k_norm.weight"] = norm(D)
         if qkv_bias_of(cfg):
             w[p + "self_attn.q_proj.bias"] = 0.1 * randn(H * D)
             w[p + "self_attn.k_proj.bias"] = 0.1 * randn(KV * D)
             w[p + "self_attn.v_proj.bias"] = 0.1 * randn(KV * D)
         if o_bias_of(cfg):
             w[p + "self_attn.o_proj.bias"] = 0.1 * randn(C)
-        w[p + "post_attention_layernorm.weight"] = 1 + 0.1 * randn(C)
+        w[p + "post_attention_layernorm.weight"] = norm(C)
+        if gemma:
+            w[p + "pre_feedforward_layernorm.weight"] = norm(C)
+            w[p + "post_feedforward_layernorm.weight"] = norm(C)
         w[p + "mlp.gate_proj.weight"] = linear(I, C, 1.5)
         w[p + "mlp.up_proj.weight"] = linear(I, C, 1.5)
         w[p + "mlp.down_proj.weight"] = linear(C, I)
@@ -294,7 +377,7 @@ def make_weights(cfg, seed):
             a, m = f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
             w[a + "qkv_proj.weight"] = torch.cat([w.pop(a + n + "_proj.weight") for n in "qkv"], 0)
             w[m + "gate_up_proj.weight"] = torch.cat([w.pop(m + "gate_proj.weight"), w.pop(m + "up_proj.weight")], 0)
-    w["model.norm.weight"] = 1 + 0.1 * randn(C)
+    w["model.norm.weight"] = norm(C)
     if not cfg["tie_word_embeddings"]:
         w["lm_head.weight"] = linear(V, C, 2.0)
     return w
@@ -371,14 +454,17 @@ def linear_fn(x, w, b=None):
     return y + b if b is not None else y
 
 
-def attention_core(q, k, v, window=None):
-    """q: (B,T,H,D), k/v: (B,T,KV,D) -> (B,T,H*D). Causal, GQA, scale 1/sqrt(D).
-    window: query i sees keys j with i - window < j <= i (transformers' sliding_window mask)."""
+def attention_core(q, k, v, window=None, scale=None, softcap=None):
+    """q: (B,T,H,D), k/v: (B,T,KV,D) -> (B,T,H*D). Causal, GQA, scale 1/sqrt(D) unless given.
+    window: query i sees keys j with i - window < j <= i (transformers' sliding_window mask).
+    softcap: scores -> softcap * tanh(scores / softcap) before the mask (Gemma 2)."""
     B_, T_, H, D = q.shape
     rep = H // k.shape[2]
     k = k.repeat_interleave(rep, dim=2)          # query head h uses kv head h // rep
     v = v.repeat_interleave(rep, dim=2)
-    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(D)
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * (scale if scale is not None else 1 / math.sqrt(D))
+    if softcap is not None:
+        scores = softcap * torch.tanh(scores / softcap)
     mask = torch.ones(T_, T_, dtype=torch.bool).triu(1)
     if window is not None:
         mask = mask | torch.ones(T_, T_, dtype=torch.bool).tril(-window)
@@ -388,7 +474,7 @@ def attention_core(q, k, v, window=None):
     return out.reshape(B_, T_, H * D)
 
 
-def attention_naive(q, k, v, window=None):
+def attention_naive(q, k, v, window=None, scale=None, softcap=None):
     """Per-batch, per-head, per-position loops; the same math written independently."""
     B_, T_, H, D = q.shape
     rep = H // k.shape[2]
@@ -398,7 +484,10 @@ def attention_naive(q, k, v, window=None):
             kv = h // rep
             for t in range(T_):
                 lo = 0 if window is None else max(0, t - window + 1)
-                s = [float(torch.dot(q[b, t, h], k[b, j, kv])) / math.sqrt(D) for j in range(lo, t + 1)]
+                c = scale if scale is not None else 1 / math.sqrt(D)
+                s = [float(torch.dot(q[b, t, h], k[b, j, kv])) * c for j in range(lo, t + 1)]
+                if softcap is not None:
+                    s = [softcap * math.tanh(x / softcap) for x in s]
                 m = max(s)
                 e = [math.exp(x - m) for x in s]
                 z = sum(e)
@@ -409,8 +498,61 @@ def attention_naive(q, k, v, window=None):
     return out
 
 
+def gemma_rms_norm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (1 + w)
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+def forward_gemma(cfg, P, input_ids, capture=None):
+    """Gemma 2 / Gemma 3 text (transformers' modeling_gemma2 / modeling_gemma3 math)."""
+    B_, T_ = input_ids.shape
+    H, KV, D, C = cfg["num_attention_heads"], cfg["num_key_value_heads"], head_dim_of(cfg), cfg["hidden_size"]
+    eps = cfg["rms_norm_eps"]
+    scale = cfg["query_pre_attn_scalar"] ** -0.5
+    softcap = cfg.get("attn_logit_softcapping")
+    rope_global = rope_cos_sin(cfg, T_)
+    local_cfg = dict(cfg, rope_theta=cfg.get("rope_local_base_freq", cfg["rope_theta"]), rope_scaling=None)
+    rope_local = rope_cos_sin(local_cfg, T_) if cfg["model_type"] == "gemma3_text" else rope_global
+    emb = P["model.embed_tokens.weight"][input_ids]
+    # transformers multiplies by sqrt(hidden) cast to the hidden states' dtype: float32 for these weights.
+    x = emb * float(torch.tensor(C ** 0.5, dtype=torch.float32))
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        a = p + "self_attn."
+        window = sliding_window_of(cfg, i)
+        n = gemma_rms_norm(x, P[p + "input_layernorm.weight"], eps)
+        q = linear_fn(n, P[a + "q_proj.weight"]).view(B_, T_, H, D)
+        k = linear_fn(n, P[a + "k_proj.weight"]).view(B_, T_, KV, D)
+        v = linear_fn(n, P[a + "v_proj.weight"]).view(B_, T_, KV, D)
+        if qk_norm_of(cfg):
+            q = gemma_rms_norm(q, P[a + "q_norm.weight"], eps)
+            k = gemma_rms_norm(k, P[a + "k_norm.weight"], eps)
+        cos, sin = rope_local if window is not None else rope_global
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        att = attention_core(q, k, v, window, scale, softcap)
+        if capture is not None:
+            capture.append((q.detach(), k.detach(), v.detach(), att.detach(), window, scale, softcap))
+        o = linear_fn(att, P[a + "o_proj.weight"])
+        x = x + gemma_rms_norm(o, P[p + "post_attention_layernorm.weight"], eps)
+        n = gemma_rms_norm(x, P[p + "pre_feedforward_layernorm.weight"], eps)
+        mlp = gelu_tanh(linear_fn(n, P[p + "mlp.gate_proj.weight"])) * linear_fn(n, P[p + "mlp.up_proj.weight"])
+        mlp = linear_fn(mlp, P[p + "mlp.down_proj.weight"])
+        x = x + gemma_rms_norm(mlp, P[p + "post_feedforward_layernorm.weight"], eps)
+    x = gemma_rms_norm(x, P["model.norm.weight"], eps)
+    logits = linear_fn(x, P["model.embed_tokens.weight"])
+    cap = cfg.get("final_logit_softcapping")
+    if cap is not None:
+        logits = cap * torch.tanh(logits / cap)
+    return logits, emb
+
+
 def forward(cfg, P, input_ids, capture=None):
     """P: float64 tensors by HF name. Returns (logits (B,T,V), inputs_embeds)."""
+    if cfg["model_type"] in GEMMA:
+        return forward_gemma(cfg, P, input_ids, capture)
     B_, T_ = input_ids.shape
     H, KV, D = cfg["num_attention_heads"], cfg["num_key_value_heads"], head_dim_of(cfg)
     eps = cfg["rms_norm_eps"]
@@ -435,7 +577,7 @@ def forward(cfg, P, input_ids, capture=None):
         window = sliding_window_of(cfg, i)
         att = attention_core(q, k, v, window)
         if capture is not None:
-            capture.append((q.detach(), k.detach(), v.detach(), att.detach(), window))
+            capture.append((q.detach(), k.detach(), v.detach(), att.detach(), window, None, None))
         h = x + linear_fn(att, P[a + "o_proj.weight"], P.get(a + "o_proj.bias"))
         n = rms_norm(h, P[p + "post_attention_layernorm.weight"], eps)
         if fused_of(cfg):
@@ -519,8 +661,8 @@ def make_case(name, seed, cfg):
     gemb = grads[-1]
 
     # --- self checks
-    for q, k, v, att, window in capture:
-        assert torch.allclose(attention_naive(q, k, v, window), att, rtol=0, atol=1e-12), "attention mismatch"
+    for q, k, v, att, window, scale, softcap in capture:
+        assert torch.allclose(attention_naive(q, k, v, window, scale, softcap), att, rtol=0, atol=1e-12), "attention mismatch"
     ref = F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=IGNORE)
     assert abs(ref.item() - loss.item()) < 1e-12, (ref.item(), loss.item())
     probs = logits.detach().softmax(-1)

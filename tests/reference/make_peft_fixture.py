@@ -97,6 +97,11 @@ CASES = [
         base_model_name_or_path="tests/fixtures/phi3",
         r=4, lora_alpha=8,
         target_modules=["down_proj", "gate_up_proj", "o_proj", "qkv_proj"])),
+    # Gemma 2 (soft-capped attention and logits, sandwich norms, GeGLU), every projection adapted
+    ("peft_gemma2", "gemma2", 2006, peft_config(
+        base_model_name_or_path="tests/fixtures/gemma2",
+        r=4, lora_alpha=8,
+        target_modules=["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])),
 ]
 
 

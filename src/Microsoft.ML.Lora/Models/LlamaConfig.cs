@@ -13,7 +13,8 @@ namespace Microsoft.ML.Lora.Models;
 /// <c>model_type</c> decides the layer layout, as in transformers: qwen2 has q/k/v bias and no o_proj bias,
 /// llama's and qwen3's <c>attention_bias</c> adds bias to q, k, v and o_proj, llama's <c>mlp_bias</c> to the MLP,
 /// mistral and phi3 have none; qwen3 normalizes each query and key head before RoPE (<see cref="QkNorm"/>);
-/// phi3 stores q/k/v as one <c>qkv_proj</c> and gate/up as one <c>gate_up_proj</c> (<see cref="FusedProjections"/>).
+/// phi3 stores q/k/v as one <c>qkv_proj</c> and gate/up as one <c>gate_up_proj</c> (<see cref="FusedProjections"/>);
+/// gemma2 and gemma3_text are Gemma layers (<see cref="Gemma"/>).
 /// Immutable and validated: build one with <see cref="Load"/>, <see cref="Parse"/>, <see cref="Create"/> or <see cref="With"/>.
 /// Malformed files throw <see cref="InvalidDataException"/> naming the file and field; well-formed but
 /// unsupported ones (architecture, rope_scaling type, activation) throw <see cref="NotSupportedException"/>.
@@ -28,6 +29,8 @@ public sealed record LlamaConfig
         ["qwen2"] = "Qwen2ForCausalLM",
         ["qwen3"] = "Qwen3ForCausalLM",
         ["phi3"] = "Phi3ForCausalLM",
+        ["gemma2"] = "Gemma2ForCausalLM",
+        ["gemma3_text"] = "Gemma3ForCausalLM",
     };
 
     /// <summary>Supported <c>model_type</c> values and their sequence-classification architecture.</summary>
@@ -38,6 +41,8 @@ public sealed record LlamaConfig
         ["qwen2"] = "Qwen2ForSequenceClassification",
         ["qwen3"] = "Qwen3ForSequenceClassification",
         ["phi3"] = "Phi3ForSequenceClassification",
+        ["gemma2"] = "Gemma2ForSequenceClassification",
+        ["gemma3_text"] = "Gemma3TextForSequenceClassification",
     };
 
     /// <summary>transformers' <c>num_labels</c> when a classification config gives neither it nor <c>id2label</c>.</summary>
@@ -162,7 +167,7 @@ public sealed record LlamaConfig
     /// Queries and keys pass a per-head RMSNorm (<c>self_attn.q_norm</c>, <c>self_attn.k_norm</c>, weights of
     /// <see cref="HeadDim"/>, eps <see cref="RmsNormEps"/>) after their projection and before RoPE (qwen3).
     /// </summary>
-    public bool QkNorm => ModelType == "qwen3";
+    public bool QkNorm => ModelType is "qwen3" or "gemma3_text";
 
     /// <summary>
     /// Attention has one <c>self_attn.qkv_proj</c> ((NH + 2·NKV)·HS, C; q, k, v rows in that order) and the MLP one
@@ -173,8 +178,44 @@ public sealed record LlamaConfig
     /// <summary>gate_proj, up_proj and down_proj have a bias (llama's <c>mlp_bias</c>).</summary>
     public bool MlpBias { get; }
 
-    /// <summary><c>hidden_act</c>; always "silu" (SwiGLU), anything else is rejected.</summary>
-    public string HiddenAct => "silu";
+    /// <summary>
+    /// <c>hidden_act</c>: "silu" (SwiGLU), or for Gemma "gelu_pytorch_tanh" (GeGLU, from <c>hidden_activation</c>);
+    /// anything else is rejected.
+    /// </summary>
+    public string HiddenAct => Gemma ? "gelu_pytorch_tanh" : "silu";
+
+    /// <summary>
+    /// A Gemma layer (gemma2, gemma3_text): RMSNorms scale by (1 + weight) (<see cref="NormWeightOffset"/>), four
+    /// norms per layer (each block's output is normalized too), embeddings multiplied by √hidden
+    /// (<see cref="EmbeddingScale"/>), GeGLU, scores scaled by <see cref="QueryPreAttnScalar"/>^−½, tied embeddings
+    /// by default; gemma2 soft-caps attention and final logits, gemma3_text normalizes q and k per head and gives
+    /// its sliding layers their own RoPE base (<see cref="RopeLocalBaseFreq"/>).
+    /// </summary>
+    public bool Gemma => ModelType is "gemma2" or "gemma3_text";
+
+    /// <summary>Added to every RMSNorm weight before it scales: 1 for Gemma's (1 + w), else 0.</summary>
+    public float NormWeightOffset => Gemma ? 1f : 0f;
+
+    /// <summary>Multiplies the embeddings: √hidden rounded to float32 for Gemma (as transformers casts it), else 1.</summary>
+    public float EmbeddingScale => Gemma ? (float)Math.Sqrt(HiddenSize) : 1f;
+
+    /// <summary><c>query_pre_attn_scalar</c> of Gemma (scores scale by its −½ power); null elsewhere (1/√head_dim).</summary>
+    public double? QueryPreAttnScalar { get; private init; }
+
+    /// <summary>The attention score scale the layers use: <see cref="QueryPreAttnScalar"/>^−½, or 0 for the default 1/√head_dim.</summary>
+    public float AttentionScale => QueryPreAttnScalar is double q ? (float)Math.Pow(q, -0.5) : 0f;
+
+    /// <summary><c>attn_logit_softcapping</c> (Gemma 2): scores → cap·tanh(scores/cap); null for none.</summary>
+    public double? AttnLogitSoftcapping { get; private init; }
+
+    /// <summary><c>final_logit_softcapping</c> (Gemma 2): logits → cap·tanh(logits/cap); null for none.</summary>
+    public double? FinalLogitSoftcapping { get; private init; }
+
+    /// <summary><c>rope_local_base_freq</c> (Gemma 3): the RoPE base of sliding layers, which also skip <see cref="RopeScaling"/>.</summary>
+    public double? RopeLocalBaseFreq { get; private init; }
+
+    /// <summary><c>sliding_window_pattern</c> (Gemma 3, default 6): every this-many-th layer is global, the others slide.</summary>
+    public int SlidingWindowPattern { get; private init; }
 
     /// <summary>
     /// <c>sliding_window</c> of mistral and phi3 (or of qwen2 and qwen3 when <c>use_sliding_window</c>): the layers that
@@ -190,7 +231,19 @@ public sealed record LlamaConfig
     public int MaxWindowLayers { get; private init; }
 
     /// <summary>The sliding window of layer <paramref name="layer"/>, or 0 when it attends to the whole prefix.</summary>
-    public int SlidingWindowOfLayer(int layer) => SlidingWindow is int w && layer >= MaxWindowLayers ? w : 0;
+    public int SlidingWindowOfLayer(int layer) => SlidingWindow is int w && Slides(layer) ? w : 0;
+
+    /// <summary>The RoPE base and scaling of layer <paramref name="layer"/>: Gemma 3's sliding layers use their own base, unscaled.</summary>
+    public (double Theta, RopeScaling? Scaling) RopeOfLayer(int layer) =>
+        RopeLocalBaseFreq is double local && SlidingWindow is not null && Slides(layer) ? (local, null) : (RopeTheta, RopeScaling);
+
+    // transformers' layer_types: gemma2 slides on even layers, gemma3 on all but every pattern-th, qwen from max_window_layers.
+    private bool Slides(int layer) => ModelType switch
+    {
+        "gemma2" => layer % 2 == 0,
+        "gemma3_text" => (layer + 1) % SlidingWindowPattern != 0,
+        _ => layer >= MaxWindowLayers,
+    };
 
     /// <summary><c>torch_dtype</c> (or transformers v5 <c>dtype</c>) of the checkpoint, e.g. "bfloat16"; informational.</summary>
     public string? TorchDtype { get; }
@@ -260,6 +313,13 @@ public sealed record LlamaConfig
             modelType, architecture, vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
             numKeyValueHeads ?? numAttentionHeads, headDim, rmsNormEps, ropeTheta, ropeScaling, maxPositionEmbeddings,
             tieWordEmbeddings, attentionBias, mlpBias, slidingWindow, torchDtype) { PadTokenId = padTokenId };
+        if (config.Gemma)
+        {
+            // transformers' defaults: the score scale of head_dim; Gemma 3's local RoPE base and pattern.
+            bool gemma3 = modelType == "gemma3_text";
+            config = config with { QueryPreAttnScalar = config.HeadDim, RopeLocalBaseFreq = gemma3 ? 10000 : null, SlidingWindowPattern = gemma3 ? 6 : 0 };
+        }
+
         if (numLabels is not null || labelNames is not null)
         {
             config = config.ForSequenceClassification(numLabels ?? labelNames!.Count, labelNames);
@@ -337,7 +397,15 @@ public sealed record LlamaConfig
             TorchDtype,
             NumLabels,
             Labels?.Names,
-            PadTokenId) with { MaxWindowLayers = MaxWindowLayers };
+            PadTokenId) with
+        {
+            MaxWindowLayers = MaxWindowLayers,
+            QueryPreAttnScalar = QueryPreAttnScalar,
+            AttnLogitSoftcapping = AttnLogitSoftcapping,
+            FinalLogitSoftcapping = FinalLogitSoftcapping,
+            RopeLocalBaseFreq = RopeLocalBaseFreq,
+            SlidingWindowPattern = SlidingWindowPattern,
+        };
 
     /// <summary>A Hugging Face compatible config.json (keys sorted, as transformers writes them).</summary>
     public string ToJson()
@@ -354,8 +422,19 @@ public sealed record LlamaConfig
                 json.WriteBoolean("attention_bias", OBias);
             }
 
+            if (ModelType == "gemma2")
+            {
+                WriteOptional(json, "attn_logit_softcapping", AttnLogitSoftcapping);
+                WriteOptional(json, "final_logit_softcapping", FinalLogitSoftcapping);
+            }
+
             json.WriteNumber("head_dim", HeadDim);
             json.WriteString("hidden_act", HiddenAct);
+            if (Gemma)
+            {
+                json.WriteString("hidden_activation", HiddenAct);
+            }
+
             json.WriteNumber("hidden_size", HiddenSize);
             if (Labels is { } labels)
             {
@@ -400,12 +479,27 @@ public sealed record LlamaConfig
                 json.WriteNumber("pad_token_id", pad);
             }
 
+            if (QueryPreAttnScalar is double scalar)
+            {
+                json.WriteNumber("query_pre_attn_scalar", scalar);
+            }
+
             json.WriteNumber("rms_norm_eps", RmsNormEps);
+            if (RopeLocalBaseFreq is double local)
+            {
+                json.WriteNumber("rope_local_base_freq", local);
+            }
+
             WriteRopeScaling(json, RopeScaling);
             json.WriteNumber("rope_theta", RopeTheta);
             if (ModelType != "llama")
             {
                 WriteOptional(json, "sliding_window", SlidingWindow);
+            }
+
+            if (ModelType == "gemma3_text")
+            {
+                json.WriteNumber("sliding_window_pattern", SlidingWindowPattern);
             }
 
             json.WriteBoolean("tie_word_embeddings", TieWordEmbeddings);
@@ -426,6 +520,25 @@ public sealed record LlamaConfig
         return Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n";
     }
 
+    // An explicit layer_types (transformers ≥ 4.53 writes it) must say what the model type implies.
+    private static void CheckLayerTypes(ConfigReader json, JsonElement root, string source, LlamaConfig config)
+    {
+        if (!root.TryGetProperty("layer_types", out var types) || types.ValueKind == JsonValueKind.Null)
+        {
+            return;
+        }
+
+        string[] implied = Enumerable.Range(0, config.NumHiddenLayers)
+            .Select(i => config.SlidingWindowOfLayer(i) > 0 ? "sliding_attention" : "full_attention").ToArray();
+        string[] given = types.ValueKind == JsonValueKind.Array
+            ? types.EnumerateArray().Select(static t => t.ValueKind == JsonValueKind.String ? t.GetString()! : t.GetRawText()).ToArray()
+            : [];
+        if (!given.SequenceEqual(implied))
+        {
+            throw new NotSupportedException($"{source}: 'layer_types' [{string.Join(", ", given)}] differs from what model_type {config.ModelType} with these settings implies [{string.Join(", ", implied)}]; other layer patterns are not supported");
+        }
+    }
+
     // attention_bias (bias on q, k, v and o_proj together) is a config option of these model types.
     private static bool HasAttentionBiasOption(string modelType) => modelType is "llama" or "qwen3";
 
@@ -441,6 +554,11 @@ public sealed record LlamaConfig
 
         string modelType = json.RequiredString("model_type");
         string? declared = json.Architecture();
+        if (modelType == "gemma3" || root.TryGetProperty("vision_config", out _))
+        {
+            throw new NotSupportedException($"{source}: model_type '{modelType}' with vision_config is Gemma 3's vision-language model; its vision tower is not supported — fine-tune the text model (model_type gemma3_text, Gemma3ForCausalLM: Gemma 3 1B, or the text_config of a larger one)");
+        }
+
         if (!Supported.TryGetValue(modelType, out string? expectedArchitecture))
         {
             string named = declared is null ? string.Empty : $" (architectures: {declared})";
@@ -454,10 +572,13 @@ public sealed record LlamaConfig
             throw new NotSupportedException($"{source}: architecture '{architecture}' is not supported; supported: {string.Join(", ", Supported.Values.Concat(SupportedSequenceClassification.Values))}");
         }
 
-        string hiddenAct = json.OptionalString("hidden_act") ?? "silu";
-        if (hiddenAct != "silu")
+        bool gemma = modelType is "gemma2" or "gemma3_text";
+        string activationKey = gemma && json.OptionalString("hidden_activation") is not null ? "hidden_activation" : "hidden_act";
+        string hiddenAct = json.OptionalString(activationKey) ?? (gemma ? "gelu_pytorch_tanh" : "silu");
+        string expectedAct = gemma ? "gelu_pytorch_tanh" : "silu";
+        if (hiddenAct != expectedAct)
         {
-            throw new NotSupportedException($"{source}: hidden_act '{hiddenAct}' is not supported; expected silu (SwiGLU)");
+            throw new NotSupportedException($"{source}: {activationKey} '{hiddenAct}' is not supported; expected {expectedAct} ({(gemma ? "GeGLU" : "SwiGLU")})");
         }
 
         if (json.OptionalDouble("partial_rotary_factor") is double partial && partial != 1)
@@ -469,7 +590,7 @@ public sealed record LlamaConfig
         int? headDim = json.OptionalInt("head_dim");
         int? slidingWindow = modelType switch
         {
-            "mistral" or "phi3" => json.OptionalInt("sliding_window"),
+            "mistral" or "phi3" or "gemma2" or "gemma3_text" => json.OptionalInt("sliding_window"),
             "qwen2" or "qwen3" when json.OptionalBool("use_sliding_window") == true => json.OptionalInt("sliding_window"),
             _ => null,
         };
@@ -490,7 +611,7 @@ public sealed record LlamaConfig
             json.OptionalDouble("rope_theta") ?? (ropeParameters?.OptionalDouble("rope_theta")) ?? 10000,
             ParseRopeScaling(json.OptionalObject("rope_scaling") ?? ropeParameters, source),
             json.RequiredInt("max_position_embeddings"),
-            json.OptionalBool("tie_word_embeddings") ?? false,
+            json.OptionalBool("tie_word_embeddings") ?? gemma,
             HasAttentionBiasOption(modelType) && (json.OptionalBool("attention_bias") ?? false),
             modelType == "llama" && (json.OptionalBool("mlp_bias") ?? false),
             slidingWindow,
@@ -498,7 +619,18 @@ public sealed record LlamaConfig
         {
             PadTokenId = json.OptionalInt("pad_token_id"),
             MaxWindowLayers = maxWindowLayers,
+            QueryPreAttnScalar = gemma ? json.OptionalDouble("query_pre_attn_scalar") ?? headDim ?? 256 : null,
+            AttnLogitSoftcapping = modelType == "gemma2" ? json.OptionalDouble("attn_logit_softcapping") : null,
+            FinalLogitSoftcapping = modelType == "gemma2" ? json.OptionalDouble("final_logit_softcapping") : null,
+            RopeLocalBaseFreq = modelType == "gemma3_text" ? json.OptionalDouble("rope_local_base_freq") ?? 10000 : null,
+            SlidingWindowPattern = modelType == "gemma3_text" ? json.OptionalInt("sliding_window_pattern") ?? 6 : 0,
         };
+        if (modelType == "gemma3_text" && (json.OptionalDouble("attn_logit_softcapping") is not null || json.OptionalDouble("final_logit_softcapping") is not null))
+        {
+            throw new NotSupportedException($"{source}: gemma3_text with attn_logit_softcapping or final_logit_softcapping is not supported (Gemma 3 has none)");
+        }
+
+        CheckLayerTypes(json, root, source, config);
         if (classifier)
         {
             // The head follows model_type (a MistralForSequenceClassification is a mistral body).
@@ -636,6 +768,18 @@ public sealed record LlamaConfig
 
         json.WriteString("rope_type", scaling.Type);
         json.WriteEndObject();
+    }
+
+    private static void WriteOptional(Utf8JsonWriter json, string key, double? value)
+    {
+        if (value.HasValue)
+        {
+            json.WriteNumber(key, value.Value);
+        }
+        else
+        {
+            json.WriteNull(key);
+        }
     }
 
     private static void WriteOptional(Utf8JsonWriter json, string key, int? value)

@@ -19,12 +19,17 @@ namespace Microsoft.ML.Lora.Models;
 public sealed class LlamaForCausalLM : IDisposable
 {
     private RopeTable? rope;
+    private RopeTable? localRope;
 
     private LlamaForCausalLM(LlamaConfig config, WeightSource weights)
     {
         Config = config;
         int c = config.HiddenSize, hs = config.HeadDim, nh = config.NumAttentionHeads, nkv = config.NumKeyValueHeads, inter = config.IntermediateSize;
         float eps = (float)config.RmsNormEps;
+
+        // Gemma's norms scale by (1 + w): a new one starts at w = 0, a plain one at w = 1.
+        RmsNormLayer NormLayer(string name, int length) =>
+            new(weights.Vector(name, length, config.Gemma ? 0f : 1f), eps) { WeightOffset = config.NormWeightOffset };
         try
         {
             if (config.TieWordEmbeddings)
@@ -58,10 +63,12 @@ public sealed class LlamaForCausalLM : IDisposable
                         nh,
                         nkv,
                         hs,
-                        config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.q_norm.weight", hs), eps) : null,
-                        config.QkNorm ? new RmsNormLayer(weights.Norm(p + "self_attn.k_norm.weight", hs), eps) : null)
+                        config.QkNorm ? NormLayer(p + "self_attn.q_norm.weight", hs) : null,
+                        config.QkNorm ? NormLayer(p + "self_attn.k_norm.weight", hs) : null)
                     {
                         SlidingWindow = config.SlidingWindowOfLayer(i),
+                        Scale = config.AttentionScale,
+                        Softcap = (float)(config.AttnLogitSoftcapping ?? 0),
                     };
                 var mlp = config.FusedProjections
                     ? new Mlp(
@@ -70,11 +77,21 @@ public sealed class LlamaForCausalLM : IDisposable
                     : new Mlp(
                         weights.Linear(p + "mlp.gate_proj", inter, c, config.MlpBias),
                         weights.Linear(p + "mlp.up_proj", inter, c, config.MlpBias),
-                        weights.Linear(p + "mlp.down_proj", c, inter, config.MlpBias));
-                Layers[i] = new DecoderLayer(i, new RmsNormLayer(weights.Norm(p + "input_layernorm.weight", c), eps), attn, new RmsNormLayer(weights.Norm(p + "post_attention_layernorm.weight", c), eps), mlp);
+                        weights.Linear(p + "mlp.down_proj", c, inter, config.MlpBias))
+                    {
+                        GeluGate = config.Gemma,
+                    };
+                Layers[i] = new DecoderLayer(
+                    i,
+                    NormLayer(p + "input_layernorm.weight", c),
+                    attn,
+                    NormLayer(p + "post_attention_layernorm.weight", c),
+                    mlp,
+                    config.Gemma ? NormLayer(p + "pre_feedforward_layernorm.weight", c) : null,
+                    config.Gemma ? NormLayer(p + "post_feedforward_layernorm.weight", c) : null);
             }
 
-            Norm = new RmsNormLayer(weights.Norm("model.norm.weight", c), eps);
+            Norm = NormLayer("model.norm.weight", c);
             LmHead = config.NumLabels is int labels
                 ? new Linear(weights.Head(SequenceClassification.HeadWeightName, labels, c), null, SequenceClassification.HeadName)
                 : new Linear(config.TieWordEmbeddings ? EmbedTokens : weights.Matrix("lm_head.weight", config.VocabSize, c), null, "lm_head");
@@ -131,7 +148,7 @@ public sealed class LlamaForCausalLM : IDisposable
             linear.MoveTo(backend);
         }
 
-        foreach (var norm in Layers.SelectMany(static l => new[] { l.InputLayerNorm, l.PostAttentionLayerNorm }).Append(Norm))
+        foreach (var norm in Layers.SelectMany(static l => l.Norms()).Append(Norm))
         {
             norm.Weight.MoveTo(backend);
         }
@@ -330,7 +347,6 @@ public sealed class LlamaForCausalLM : IDisposable
 
         ValidateIds(new CausalLmBatch(b, tn, ids, Enumerable.Repeat(CrossEntropy.IgnoreIndex, n).ToArray()));
         LoraRuntime.Training = false;
-        var table = RopeFor(cache.MaxTokens);
         var backend = Backend;
         if (!ReferenceEquals(cache.Keys(0).Backend, backend))
         {
@@ -342,9 +358,10 @@ public sealed class LlamaForCausalLM : IDisposable
         try
         {
             backend.EmbeddingGather(ids, EmbedTokens.Value, x);
+            ScaleEmbeddings(x);
             for (int i = 0; i < Layers.Length; i++)
             {
-                Layers[i].ForwardCached(x, next, b, tn, past, cache.Keys(i), cache.Values(i), table);
+                Layers[i].ForwardCached(x, next, b, tn, past, cache.Keys(i), cache.Values(i), RopeFor(cache.MaxTokens, i));
                 (x, next) = (next, x);
             }
 
@@ -359,13 +376,16 @@ public sealed class LlamaForCausalLM : IDisposable
             Norm.Forward(last, normed, rstd);
             if (ReferenceEquals(lastLogits.Backend, backend))
             {
-                LmHead.Forward(normed, lastLogits.Rank == 2 ? lastLogits : lastLogits.View(b, v));
+                var target = lastLogits.Rank == 2 ? lastLogits : lastLogits.View(b, v);
+                LmHead.Forward(normed, target);
+                CapLogits(target);
             }
             else
             {
                 // Logits go to the host for sampling: the one transfer of a decoding step.
                 using var logits = backend.Empty(DType.F32, b, v);
                 LmHead.Forward(normed, logits);
+                CapLogits(logits);
                 Tensor.CopyConverting(logits, lastLogits);
             }
 
@@ -390,6 +410,7 @@ public sealed class LlamaForCausalLM : IDisposable
         Norm?.Dispose();
         LmHead?.Dispose();
         rope?.Dispose();
+        localRope?.Dispose();
         InputsEmbedsGrad?.Dispose();
     }
 
@@ -405,7 +426,6 @@ public sealed class LlamaForCausalLM : IDisposable
         LoraRuntime.DropoutSeed = DropoutSeed;
         var shape = new BatchShape(batch.B, batch.T, batch.Positions);
         int n = shape.N, c = Config.HiddenSize, v = Config.OutputSize;
-        var table = RopeFor(batch.T);
 
         // Residual stream x_0 … x_L (N,C): the inputs each layer's Backward needs again.
         var backend = Backend;
@@ -418,10 +438,11 @@ public sealed class LlamaForCausalLM : IDisposable
         {
             xs[0] = backend.Empty(DType.F32, n, c);
             backend.EmbeddingGather(batch.InputIds, EmbedTokens.Value, xs[0]);
+            ScaleEmbeddings(xs[0]);
             for (int i = 0; i < Layers.Length; i++)
             {
                 xs[i + 1] = backend.Empty(DType.F32, n, c);
-                Layers[i].Forward(xs[i], xs[i + 1], shape, table, forBackward: backward);
+                Layers[i].Forward(xs[i], xs[i + 1], shape, RopeFor(batch.T, i), forBackward: backward);
                 if (!backward)
                 {
                     xs[i].Dispose();
@@ -430,15 +451,27 @@ public sealed class LlamaForCausalLM : IDisposable
 
             Norm.Forward(xs[^1], lnf, rstd);
             LmHead.Forward(lnf, logits);
+            CapLogits(logits);
             if (logitsOut is not null)
             {
                 Tensor.CopyConverting(logits, logitsOut);
+            }
+
+            // The gradient through the cap needs the capped logits, which the loss overwrites with its gradient.
+            using var capped = backward && FinalSoftcap > 0 ? backend.Empty(DType.F32, n, v) : null;
+            if (capped is not null)
+            {
+                backend.Copy(logits, 0, capped, 0, logits.Length);
             }
 
             int count = batch.CountTargets();
             float scale = count == 0 ? 0f : 1f / count;
             backend.CrossEntropy(logits, batch.Targets, losses, backward ? logits : null, scale);
             double sum = backend.Sum(losses);
+            if (capped is not null)
+            {
+                backend.SoftcapBackward(logits, capped, FinalSoftcap);
+            }
 
             if (backward)
             {
@@ -481,6 +514,9 @@ public sealed class LlamaForCausalLM : IDisposable
                 (dx, dprev) = (dprev, dx);
             }
 
+            // dx is the gradient of the scaled embeddings; the embedding output's is Config.EmbeddingScale times it.
+            ScaleEmbeddings(dx);
+
             if (EmbedTokens.Trainable)
             {
                 backend.EmbeddingScatterAdd(batch.InputIds, dx, EmbedTokens.Grad!);
@@ -519,15 +555,39 @@ public sealed class LlamaForCausalLM : IDisposable
         }
     }
 
-    private RopeTable RopeFor(int t)
+    // The RoPE table of layer `layer` for positions up to t: the model's, or Gemma 3's local one on sliding layers.
+    private RopeTable RopeFor(int t, int layer)
     {
-        if (rope is null || rope.MaxPositions < t)
+        var (theta, scaling) = Config.RopeOfLayer(layer);
+        bool local = theta != Config.RopeTheta || scaling != Config.RopeScaling;
+        ref var table = ref local ? ref localRope : ref rope;
+        if (table is null || table.MaxPositions < t)
         {
-            rope?.Dispose();
-            rope = RopeTable.Create(Config.HeadDim, Config.RopeTheta, Config.RopeScaling, Math.Max(t, 64));
+            table?.Dispose();
+            table = RopeTable.Create(Config.HeadDim, theta, scaling, Math.Max(t, 64));
         }
 
-        return rope;
+        return table;
+    }
+
+    // Gemma multiplies the embeddings by √hidden (and so their gradient); a no-op elsewhere.
+    private void ScaleEmbeddings(Tensor x)
+    {
+        if (Config.EmbeddingScale != 1f)
+        {
+            x.Backend.Scale(x, Config.EmbeddingScale);
+        }
+    }
+
+    // Gemma 2's final logit soft-capping of a causal LM's logits; a no-op elsewhere.
+    private float FinalSoftcap => Config.NumLabels is null ? (float)(Config.FinalLogitSoftcapping ?? 0) : 0f;
+
+    private void CapLogits(Tensor logits)
+    {
+        if (FinalSoftcap > 0)
+        {
+            logits.Backend.SoftcapForward(logits, FinalSoftcap);
+        }
     }
 
     /// <summary>Where the weights of a new model come from.</summary>

@@ -5,6 +5,9 @@ namespace Microsoft.ML.Lora.Modules;
 /// <summary>
 /// One pre-norm Llama decoder layer:
 /// h = x + self_attn(input_layernorm(x)); out = h + mlp(post_attention_layernorm(h)).
+/// Gemma's "sandwich" layer (with <see cref="PreFeedforwardLayerNorm"/> and <see cref="PostFeedforwardLayerNorm"/>)
+/// also normalizes each block's output: h = x + post_attention_layernorm(self_attn(input_layernorm(x)));
+/// out = h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h))).
 /// With <see cref="Recompute"/>, Forward keeps nothing and Backward runs Forward again first
 /// (gradient checkpointing: one extra forward per layer for activations of one layer at a time).
 /// </summary>
@@ -16,17 +19,28 @@ public sealed class DecoderLayer : IDisposable
     private Tensor? h;
     private Tensor? ln2;
     private Tensor? rstd2;
+    private Tensor? attnOut;
+    private Tensor? rstdAttn;
+    private Tensor? mlpOut;
+    private Tensor? rstdMlp;
     private BatchShape shape;
     private RopeTable? rope;
 
     /// <summary>Assembles a layer.</summary>
-    public DecoderLayer(int index, RmsNormLayer inputLayerNorm, SelfAttention selfAttn, RmsNormLayer postAttentionLayerNorm, Mlp mlp)
+    public DecoderLayer(int index, RmsNormLayer inputLayerNorm, SelfAttention selfAttn, RmsNormLayer postAttentionLayerNorm, Mlp mlp, RmsNormLayer? preFeedforwardLayerNorm = null, RmsNormLayer? postFeedforwardLayerNorm = null)
     {
+        if ((preFeedforwardLayerNorm is null) != (postFeedforwardLayerNorm is null))
+        {
+            throw new ArgumentException("pre_feedforward_layernorm and post_feedforward_layernorm come together");
+        }
+
         Index = index;
         InputLayerNorm = inputLayerNorm;
         SelfAttn = selfAttn;
         PostAttentionLayerNorm = postAttentionLayerNorm;
         Mlp = mlp;
+        PreFeedforwardLayerNorm = preFeedforwardLayerNorm;
+        PostFeedforwardLayerNorm = postFeedforwardLayerNorm;
     }
 
     /// <summary>Layer index i of <c>model.layers.i</c>.</summary>
@@ -38,11 +52,22 @@ public sealed class DecoderLayer : IDisposable
     /// <summary>self_attn.</summary>
     public SelfAttention SelfAttn { get; }
 
-    /// <summary>post_attention_layernorm.</summary>
+    /// <summary>post_attention_layernorm: the MLP's input norm, or in a sandwich layer the attention output's norm.</summary>
     public RmsNormLayer PostAttentionLayerNorm { get; }
 
     /// <summary>mlp.</summary>
     public Mlp Mlp { get; }
+
+    /// <summary>pre_feedforward_layernorm of a sandwich (Gemma) layer, or null.</summary>
+    public RmsNormLayer? PreFeedforwardLayerNorm { get; }
+
+    /// <summary>post_feedforward_layernorm of a sandwich (Gemma) layer, or null.</summary>
+    public RmsNormLayer? PostFeedforwardLayerNorm { get; }
+
+    /// <summary>The layer's norms.</summary>
+    public IEnumerable<RmsNormLayer> Norms() => PreFeedforwardLayerNorm is null
+        ? [InputLayerNorm, PostAttentionLayerNorm]
+        : [InputLayerNorm, PostAttentionLayerNorm, PreFeedforwardLayerNorm, PostFeedforwardLayerNorm!];
 
     /// <summary>Recompute activations in Backward instead of keeping them from Forward.</summary>
     public bool Recompute { get; set; }
@@ -70,10 +95,24 @@ public sealed class DecoderLayer : IDisposable
         using var rstd = backend.Empty(DType.F32, n);
         using var hidden = backend.Empty(DType.F32, n, c);
         InputLayerNorm.Forward(x, norm, rstd);
-        SelfAttn.ForwardCached(norm, hidden, b, tn, past, keyCache, valueCache, ropeTable);
-        backend.Add(hidden, x, hidden);
-        PostAttentionLayerNorm.Forward(hidden, norm, rstd);
-        Mlp.Forward(norm, output);
+        if (PreFeedforwardLayerNorm is null)
+        {
+            SelfAttn.ForwardCached(norm, hidden, b, tn, past, keyCache, valueCache, ropeTable);
+            backend.Add(hidden, x, hidden);
+            PostAttentionLayerNorm.Forward(hidden, norm, rstd);
+            Mlp.Forward(norm, output);
+        }
+        else
+        {
+            using var block = backend.Empty(DType.F32, n, c);
+            SelfAttn.ForwardCached(norm, block, b, tn, past, keyCache, valueCache, ropeTable);
+            PostAttentionLayerNorm.Forward(block, hidden, rstd);
+            backend.Add(hidden, x, hidden);
+            PreFeedforwardLayerNorm.Forward(hidden, norm, rstd);
+            Mlp.Forward(norm, block);
+            PostFeedforwardLayerNorm!.Forward(block, output, rstd);
+        }
+
         Mlp.ReleaseActivations();
         backend.Add(output, hidden, output);
     }
@@ -94,6 +133,13 @@ public sealed class DecoderLayer : IDisposable
 
         var backend = x.Backend;
         int n = x.Dim(0), c = x.Dim(1);
+        if (PreFeedforwardLayerNorm is not null)
+        {
+            SandwichBackward(dout, x, dx);
+            ReleaseActivations();
+            return;
+        }
+
         using (var dln2 = backend.Empty(DType.F32, n, c))
         using (var dh = backend.Empty(DType.F32, n, c))
         {
@@ -117,6 +163,24 @@ public sealed class DecoderLayer : IDisposable
         SelfAttn.ReleaseActivations();
         Mlp.ReleaseActivations();
         (ln1, rstd1, h, ln2, rstd2) = (null, null, null, null, null);
+        (attnOut, rstdAttn, mlpOut, rstdMlp) = (null, null, null, null);
+    }
+
+    private void SandwichBackward(Tensor dout, Tensor x, Tensor dx)
+    {
+        var backend = x.Backend;
+        int n = x.Dim(0), c = x.Dim(1);
+        using var dblock = backend.Empty(DType.F32, n, c);
+        using var dln = backend.Empty(DType.F32, n, c);
+        using var dh = backend.Empty(DType.F32, n, c);
+        PostFeedforwardLayerNorm!.Backward(dout, mlpOut!, rstdMlp!, dblock);
+        Mlp.Backward(dblock, dln);
+        PreFeedforwardLayerNorm!.Backward(dln, h!, rstd2!, dh);
+        backend.Add(dh, dout, dh);
+        PostAttentionLayerNorm.Backward(dh, attnOut!, rstdAttn!, dblock);
+        SelfAttn.Backward(dblock, dln);
+        InputLayerNorm.Backward(dln, x, rstd1!, dx);
+        backend.Add(dx, dh, dx);
     }
 
     /// <summary>Every linear projection of the layer.</summary>
@@ -132,6 +196,12 @@ public sealed class DecoderLayer : IDisposable
         }
 
         yield return PostAttentionLayerNorm.Weight;
+        if (PreFeedforwardLayerNorm is not null)
+        {
+            yield return PreFeedforwardLayerNorm.Weight;
+            yield return PostFeedforwardLayerNorm!.Weight;
+        }
+
         foreach (var p in Mlp.Projections().SelectMany(static l => l.Parameters()))
         {
             yield return p;
@@ -145,6 +215,8 @@ public sealed class DecoderLayer : IDisposable
         InputLayerNorm.Dispose();
         SelfAttn.Dispose();
         PostAttentionLayerNorm.Dispose();
+        PreFeedforwardLayerNorm?.Dispose();
+        PostFeedforwardLayerNorm?.Dispose();
         Mlp.Dispose();
     }
 
@@ -160,6 +232,22 @@ public sealed class DecoderLayer : IDisposable
         rstd2 = saved.Keep(backend, n);
 
         InputLayerNorm.Forward(x, ln1, rstd1);
+        if (PreFeedforwardLayerNorm is not null)
+        {
+            attnOut = saved.Keep(backend, n, c);
+            rstdAttn = saved.Keep(backend, n);
+            mlpOut = saved.Keep(backend, n, c);
+            rstdMlp = saved.Keep(backend, n);
+            SelfAttn.Forward(ln1, attnOut, shape, rope!);
+            PostAttentionLayerNorm.Forward(attnOut, h, rstdAttn);
+            backend.Add(h, x, h);
+            PreFeedforwardLayerNorm.Forward(h, ln2, rstd2);
+            Mlp.Forward(ln2, mlpOut);
+            PostFeedforwardLayerNorm!.Forward(mlpOut, output, rstdMlp);
+            backend.Add(output, h, output);
+            return;
+        }
+
         SelfAttn.Forward(ln1, h, shape, rope!);
         backend.Add(h, x, h);
         PostAttentionLayerNorm.Forward(h, ln2, rstd2);

@@ -3,7 +3,7 @@ using Microsoft.ML.Lora.Tensors;
 namespace Microsoft.ML.Lora.Modules;
 
 /// <summary>
-/// Llama MLP: down_proj(silu(gate_proj(x)) · up_proj(x)), gate and up as two projections or one fused
+/// Llama MLP: down_proj(silu(gate_proj(x)) · up_proj(x)) (Gemma: gelu_tanh instead of silu), gate and up as two projections or one fused
 /// gate_up_proj (Phi-3: its first I output columns are the gate, the next I the up projection). Saves the
 /// input, gate, up and the gated product.
 /// </summary>
@@ -55,6 +55,9 @@ public sealed class Mlp : IDisposable
     /// <summary>I, the intermediate size.</summary>
     public int Intermediate { get; }
 
+    /// <summary>The gate's activation: SiLU (SwiGLU, Llama's) or tanh-approximated GELU (GeGLU, Gemma's).</summary>
+    public bool GeluGate { get; init; }
+
     /// <summary>down_proj (C,I).</summary>
     public Linear DownProj { get; }
 
@@ -84,7 +87,15 @@ public sealed class Mlp : IDisposable
             backend.CopyColumns(gateUp, inter, up, 0, inter);
         }
 
-        backend.SwiGluForward(gate, up, act);
+        if (GeluGate)
+        {
+            backend.GeGluForward(gate, up, act);
+        }
+        else
+        {
+            backend.SwiGluForward(gate, up, act);
+        }
+
         DownProj.Forward(act, y);
     }
 
@@ -102,7 +113,15 @@ public sealed class Mlp : IDisposable
         DownProj.Backward(dy, act!, dact);
         using var dgate = backend.Empty(DType.F32, n, inter);
         using var dup = backend.Empty(DType.F32, n, inter);
-        backend.SwiGluBackward(dact, gate!, up!, dgate, dup);
+        if (GeluGate)
+        {
+            backend.GeGluBackward(dact, gate!, up!, dgate, dup);
+        }
+        else
+        {
+            backend.SwiGluBackward(dact, gate!, up!, dgate, dup);
+        }
+
         if (GateUpProj is null)
         {
             GateProj!.Backward(dgate, input!, dx);

@@ -106,6 +106,15 @@ public sealed class SelfAttention : IDisposable
     /// <summary>Sliding window of this layer: a query sees only its last this-many keys, itself included; 0 for none.</summary>
     public int SlidingWindow { get; init; }
 
+    /// <summary>Score scale; 0 for 1/√HS (Gemma: query_pre_attn_scalar^−½).</summary>
+    public float Scale { get; init; }
+
+    /// <summary>Attention logit soft-capping (Gemma 2); 0 for none.</summary>
+    public float Softcap { get; init; }
+
+    /// <summary>Sliding window, scale and soft-capping as the backend takes them.</summary>
+    public AttentionSpec Spec => new(SlidingWindow, Scale, Softcap);
+
     /// <summary>Per-head RMSNorm of the queries (HS), or null.</summary>
     public RmsNormLayer? QNorm { get; }
 
@@ -148,7 +157,7 @@ public sealed class SelfAttention : IDisposable
 
         backend.RopeForward(q, ropeTable, batch.B, batch.T, Heads, batch.Positions);
         backend.RopeForward(k, ropeTable, batch.B, batch.T, KvHeads, batch.Positions);
-        backend.AttentionForward(q, k, v, att, lse, batch.B, batch.T, Heads, KvHeads, batch.Positions, SlidingWindow);
+        backend.AttentionForward(q, k, v, att, lse, batch.B, batch.T, Heads, KvHeads, batch.Positions, Spec);
 
         OProj.Forward(att, y);
     }
@@ -196,7 +205,7 @@ public sealed class SelfAttention : IDisposable
             backend.Copy(vt, from, valueCache, to, (long)tn * kvWidth);
         }
 
-        backend.AttentionDecode(qt, keyCache, valueCache, at, b, tn, past, Heads, KvHeads, SlidingWindow);
+        backend.AttentionDecode(qt, keyCache, valueCache, at, b, tn, past, Heads, KvHeads, Spec);
         OProj.Forward(at, y);
     }
 
@@ -215,7 +224,7 @@ public sealed class SelfAttention : IDisposable
         using var dq = backend.Empty(DType.F32, n, Heads * HeadDim);
         using var dk = backend.Empty(DType.F32, n, KvHeads * HeadDim);
         using var dv = backend.Empty(DType.F32, n, KvHeads * HeadDim);
-        backend.AttentionBackward(datt, q!, k!, v!, att!, lse!, dq, dk, dv, shape.B, shape.T, Heads, KvHeads, shape.Positions, SlidingWindow);
+        backend.AttentionBackward(datt, q!, k!, v!, att!, lse!, dq, dk, dv, shape.B, shape.T, Heads, KvHeads, shape.Positions, Spec);
         backend.RopeBackward(dq, rope!, shape.B, shape.T, Heads, shape.Positions);
         backend.RopeBackward(dk, rope!, shape.B, shape.T, KvHeads, shape.Positions);
 

@@ -199,28 +199,51 @@ public static class LlamaOnnxExporter
                 return windowed;
             }
 
-            // RoPE angles of each token: (T,HS) from positions 0…T−1, or (B,1,T,HS) from position_ids.
-            string cos, sin;
-            if (kvCache)
+            // RoPE angles of each token: (T,HS) from positions 0…T−1, or (B,1,T,HS) from position_ids; per table
+            // (Gemma 3's sliding layers have their own).
+            var angles = new Dictionary<string, (string Cos, string Sin)>();
+            (string Cos, string Sin) AnglesOf(int layer)
             {
-                cos = Node("Unsqueeze", "rope", [Node("Gather", "rope", ["rope.cos", "position_ids"], OnnxAttribute.Int("axis", 0)), "const.axes1"]);
-                sin = Node("Unsqueeze", "rope", [Node("Gather", "rope", ["rope.sin", "position_ids"], OnnxAttribute.Int("axis", 0)), "const.axes1"]);
-            }
-            else
-            {
-                cos = Node("Gather", "rope", ["rope.cos", queries], OnnxAttribute.Int("axis", 0));
-                sin = Node("Gather", "rope", ["rope.sin", queries], OnnxAttribute.Int("axis", 0));
+                string table = RopeTableName(layer);
+                if (!angles.TryGetValue(table, out var found))
+                {
+                    found = kvCache
+                        ? (Node("Unsqueeze", "rope", [Node("Gather", "rope", [table + ".cos", "position_ids"], OnnxAttribute.Int("axis", 0)), "const.axes1"]),
+                           Node("Unsqueeze", "rope", [Node("Gather", "rope", [table + ".sin", "position_ids"], OnnxAttribute.Int("axis", 0)), "const.axes1"]))
+                        : (Node("Gather", "rope", [table + ".cos", queries], OnnxAttribute.Int("axis", 0)),
+                           Node("Gather", "rope", [table + ".sin", queries], OnnxAttribute.Int("axis", 0)));
+                    angles[table] = found;
+                }
+
+                return found;
             }
 
             Weight("model.embed_tokens.weight", model.EmbedTokens.Value, transpose: false);
             string x = Node("Gather", "model.embed_tokens", ["model.embed_tokens.weight", "input_ids"], OnnxAttribute.Int("axis", 0));
+            if (config.EmbeddingScale != 1f)
+            {
+                // Gemma: embeddings times √hidden (float32).
+                Graph.AddInitializer("const.embed_scale", [], [config.EmbeddingScale]);
+                x = Node("Mul", "model.embed_tokens", [x, "const.embed_scale"]);
+            }
+
             foreach (var layer in model.Layers)
             {
                 string p = $"model.layers.{layer.Index}";
+                bool sandwich = layer.PreFeedforwardLayerNorm is not null;
+                var (cos, sin) = AnglesOf(layer.Index);
                 string h = Norm($"{p}.input_layernorm", x, layer.InputLayerNorm);
                 string attn = Attention($"{p}.self_attn", layer.Index, h, layer.SelfAttn, cos, sin, BiasOf(layer.SelfAttn.SlidingWindow));
+                if (sandwich)
+                {
+                    // Gemma: each block's output is normalized before the residual add.
+                    attn = Norm($"{p}.post_attention_layernorm", attn, layer.PostAttentionLayerNorm);
+                }
+
                 x = Node("Add", p, [x, attn]);
-                h = Norm($"{p}.post_attention_layernorm", x, layer.PostAttentionLayerNorm);
+                h = sandwich
+                    ? Norm($"{p}.pre_feedforward_layernorm", x, layer.PreFeedforwardLayerNorm!)
+                    : Norm($"{p}.post_attention_layernorm", x, layer.PostAttentionLayerNorm);
                 var mlp = layer.Mlp;
                 string gate, up;
                 if (mlp.GateUpProj is { } gateUp)
@@ -234,12 +257,23 @@ public static class LlamaOnnxExporter
                     up = Linear(mlp.UpProj!, h);
                 }
 
-                string silu = Node("Mul", $"{p}.mlp", [gate, Node("Sigmoid", $"{p}.mlp", [gate])]);
-                x = Node("Add", p, [x, Linear(mlp.DownProj, Node("Mul", $"{p}.mlp", [silu, up]))]);
+                string act = mlp.GeluGate ? GeluTanh($"{p}.mlp", gate) : Node("Mul", $"{p}.mlp", [gate, Node("Sigmoid", $"{p}.mlp", [gate])]);
+                string down = Linear(mlp.DownProj, Node("Mul", $"{p}.mlp", [act, up]));
+                if (sandwich)
+                {
+                    down = Norm($"{p}.post_feedforward_layernorm", down, layer.PostFeedforwardLayerNorm!);
+                }
+
+                x = Node("Add", p, [x, down]);
             }
 
             string final = Norm("model.norm", x, model.Norm);
             string head = Linear(model.LmHead, final);
+            if (config.NumLabels is null && config.FinalLogitSoftcapping is double cap)
+            {
+                head = Softcap("logits", head, (float)cap);
+            }
+
             if (config.NumLabels is not null)
             {
                 // Classifier: (B,T,K) -> (B,K) at each row's last real position, sum(attention_mask) − 1 (right padding).
@@ -262,33 +296,73 @@ public static class LlamaOnnxExporter
             Graph.AddInitializer("const.zero_f", [], [0f]);
             Graph.AddInitializer("const.neg_inf", [], [float.NegativeInfinity]);
             Graph.AddInitializer("const.eps", [], [(float)config.RmsNormEps]);
-            Graph.AddInitializer("const.scale", [], [1f / MathF.Sqrt(config.HeadDim)]);
+            Graph.AddInitializer("const.scale", [], [config.AttentionScale != 0 ? config.AttentionScale : 1f / MathF.Sqrt(config.HeadDim)]);
             int hs = config.HeadDim, half = hs / 2;
             Graph.AddInitializer("const.half_split", [2], [(long)half, half]);
 
             // Full-width tables in the rotate-half layout: column i uses frequency i mod HS/2.
-            using var table = RopeTable.Create(hs, config.RopeTheta, config.RopeScaling, maxPositions);
-            var cos = new float[maxPositions * hs];
-            var sin = new float[maxPositions * hs];
-            for (int p = 0; p < maxPositions; p++)
+            foreach (int layer in Enumerable.Range(0, config.NumHiddenLayers).DistinctBy(RopeTableName).DefaultIfEmpty(0))
             {
-                var cr = table.CosRow(p);
-                var sr = table.SinRow(p);
-                for (int i = 0; i < hs; i++)
+                string name = RopeTableName(layer);
+                var (theta, scaling) = config.RopeOfLayer(layer);
+                using var table = RopeTable.Create(hs, theta, scaling, maxPositions);
+                var cos = new float[maxPositions * hs];
+                var sin = new float[maxPositions * hs];
+                for (int p = 0; p < maxPositions; p++)
                 {
-                    cos[(p * hs) + i] = cr[i % half];
-                    sin[(p * hs) + i] = sr[i % half];
+                    var cr = table.CosRow(p);
+                    var sr = table.SinRow(p);
+                    for (int i = 0; i < hs; i++)
+                    {
+                        cos[(p * hs) + i] = cr[i % half];
+                        sin[(p * hs) + i] = sr[i % half];
+                    }
                 }
+
+                Graph.AddInitializer(name + ".cos", [maxPositions, hs], cos);
+                Graph.AddInitializer(name + ".sin", [maxPositions, hs], sin);
+            }
+        }
+
+        // "rope", or "rope_local" for a layer whose RoPE base differs (Gemma 3's sliding layers).
+        private string RopeTableName(int layer) => config.RopeOfLayer(layer) == (config.RopeTheta, config.RopeScaling) ? "rope" : "rope_local";
+
+        // x·½·(1 + tanh(√(2/π)·(x + 0.044715·x³))): PyTorch's tanh GELU (opset 17 has no Gelu op).
+        private string GeluTanh(string scope, string x)
+        {
+            if (!Graph.Initializers.Any(static i => i.Name == "const.gelu_cubic"))
+            {
+                Graph.AddInitializer("const.gelu_cubic", [], [0.044715f]);
+                Graph.AddInitializer("const.gelu_root", [], [(float)Math.Sqrt(2 / Math.PI)]);
+                Graph.AddInitializer("const.half", [], [0.5f]);
+                Graph.AddInitializer("const.one_f", [], [1f]);
             }
 
-            Graph.AddInitializer("rope.cos", [maxPositions, hs], cos);
-            Graph.AddInitializer("rope.sin", [maxPositions, hs], sin);
+            string cube = Node("Mul", scope, [Node("Mul", scope, [x, x]), x]);
+            string inner = Node("Mul", scope, [Node("Add", scope, [x, Node("Mul", scope, [cube, "const.gelu_cubic"])]), "const.gelu_root"]);
+            string gate = Node("Mul", scope, [Node("Add", scope, [Node("Tanh", scope, [inner]), "const.one_f"]), "const.half"]);
+            return Node("Mul", scope, [x, gate]);
+        }
+
+        // x -> cap·tanh(x/cap).
+        private string Softcap(string scope, string x, float cap)
+        {
+            string name = $"const.softcap_{scope.Replace('.', '_')}";
+            Graph.AddInitializer(name, [], [cap]);
+            return Node("Mul", scope, [Node("Tanh", scope, [Node("Div", scope, [x, name])]), name]);
         }
 
         // x (…,C) -> x · rsqrt(mean(x²) + eps) · w over the last axis
         private string Norm(string scope, string x, RmsNormLayer norm)
         {
-            Graph.AddInitializer(norm.Weight.Name, [norm.Weight.Value.Length], norm.Weight.Value.ToFloatArray());
+            // Gemma's (1 + w) is folded into the stored scale.
+            float[] scale = norm.Weight.Value.ToFloatArray();
+            if (norm.WeightOffset != 0)
+            {
+                System.Numerics.Tensors.TensorPrimitives.Add(scale, norm.WeightOffset, scale);
+            }
+
+            Graph.AddInitializer(norm.Weight.Name, [norm.Weight.Value.Length], scale);
             string sq = Node("Mul", scope, [x, x]);
             string mean = Node("ReduceMean", scope, [sq], OnnxAttribute.Ints("axes", -1), OnnxAttribute.Int("keepdims", 1));
             string rms = Node("Sqrt", scope, [Node("Add", scope, [mean, "const.eps"])]);
@@ -413,7 +487,14 @@ public static class LlamaOnnxExporter
             }
 
             string kt = Node("Transpose", scope, [k], OnnxAttribute.Ints("perm", 0, 1, 3, 2));
-            string scores = Node("Add", scope, [Node("Mul", scope, [Node("MatMul", scope, [q, kt]), "const.scale"]), bias]);
+            string raw = Node("Mul", scope, [Node("MatMul", scope, [q, kt]), "const.scale"]);
+            if (attn.Softcap > 0)
+            {
+                // Gemma 2: scores capped before the mask.
+                raw = Softcap(scope, raw, attn.Softcap);
+            }
+
+            string scores = Node("Add", scope, [raw, bias]);
             string probs = Node("Softmax", scope, [scores], OnnxAttribute.Int("axis", -1));
             string context = Node("Transpose", scope, [Node("MatMul", scope, [probs, v])], OnnxAttribute.Ints("perm", 0, 2, 1, 3));
             string flat = $"{scope}.flat_shape";

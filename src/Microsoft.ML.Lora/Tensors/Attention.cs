@@ -32,12 +32,12 @@ internal static unsafe class Attention
     /// q (B,T,NH,HS), k (B,T,NKV,HS), v (B,T,NKV,HS) -> o (B,T,NH,HS), lse (B,NH,T).
     /// <paramref name="positions"/> (B,T), optional, packs several examples per row: the query at column i
     /// with position p attends to columns i − p … i only (its own example). Null: one example per row.
-    /// <paramref name="window"/> &gt; 0 is a sliding window: the query at column i also sees no key before
-    /// column i − window + 1 (it sees its last <paramref name="window"/> keys, itself included). 0: no window.
+    /// <paramref name="spec"/>: a sliding window (the query at column i also sees no key before column
+    /// i − window + 1), the score scale (default 1/√HS) and logit soft-capping (scores → cap·tanh(scores/cap)).
     /// </summary>
-    public static void Forward(float* q, float* k, float* v, float* o, float* lse, int b, int t, int nh, int nkv, int hs, int* positions = null, int window = 0)
+    public static void Forward(float* q, float* k, float* v, float* o, float* lse, int b, int t, int nh, int nkv, int hs, int* positions = null, AttentionSpec spec = default)
     {
-        if (!Validate(b, t, nh, nkv, hs, window))
+        if (!Validate(b, t, nh, nkv, hs, spec))
         {
             return;
         }
@@ -50,7 +50,7 @@ internal static unsafe class Attention
         RequireNotNull(o, nameof(o));
         RequireNotNull(lse, nameof(lse));
 
-        var s = new Shape(b, t, nh, nkv, hs, positions, window);
+        var s = new Shape(b, t, nh, nkv, hs, positions, spec);
         nint qp = (nint)q, kp = (nint)k, vp = (nint)v, op = (nint)o, lp = (nint)lse;
         CpuParallel.For(b * nkv, MinUnitsPerThread(s), (start, end) =>
         {
@@ -70,10 +70,10 @@ internal static unsafe class Attention
         });
     }
 
-    /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk (B,T,NKV,HS), dv (B,T,NKV,HS), all overwritten; <paramref name="positions"/> and <paramref name="window"/> as in Forward.</summary>
-    public static void Backward(float* dout, float* q, float* k, float* v, float* o, float* lse, float* dq, float* dk, float* dv, int b, int t, int nh, int nkv, int hs, int* positions = null, int window = 0)
+    /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk (B,T,NKV,HS), dv (B,T,NKV,HS), all overwritten; <paramref name="positions"/> and <paramref name="spec"/> as in Forward.</summary>
+    public static void Backward(float* dout, float* q, float* k, float* v, float* o, float* lse, float* dq, float* dk, float* dv, int b, int t, int nh, int nkv, int hs, int* positions = null, AttentionSpec spec = default)
     {
-        if (!Validate(b, t, nh, nkv, hs, window))
+        if (!Validate(b, t, nh, nkv, hs, spec))
         {
             return;
         }
@@ -90,7 +90,7 @@ internal static unsafe class Attention
         RequireNotNull(dk, nameof(dk));
         RequireNotNull(dv, nameof(dv));
 
-        var s = new Shape(b, t, nh, nkv, hs, positions, window);
+        var s = new Shape(b, t, nh, nkv, hs, positions, spec);
         nint dop = (nint)dout, qp = (nint)q, kp = (nint)k, vp = (nint)v, op = (nint)o, lp = (nint)lse, dqp = (nint)dq, dkp = (nint)dk, dvp = (nint)dv;
         CpuParallel.For(b * nkv, MinUnitsPerThread(s), (start, end) =>
         {
@@ -125,7 +125,7 @@ internal static unsafe class Attention
         float* vBase = v + (long)bi * t * kvStride + (long)kvh * hs;
         PackTransposed(kBase, kvStride, t, hs, kt);
 
-        float scale = 1f / MathF.Sqrt(hs);
+        float scale = s.Scale, cap = s.Softcap;
         int group = s.NH / s.NKV;
         for (int h = kvh * group; h < (kvh + 1) * group; h++)
         {
@@ -159,6 +159,11 @@ internal static unsafe class Attention
                         new Span<float>(p, first).Clear();
                         var valid = new Span<float>(p + first, count - first);
                         TensorPrimitives.Multiply(valid, scale, valid);
+                        if (cap > 0)
+                        {
+                            Cap(valid, cap);
+                        }
+
                         float mNew = Math.Max(m[r], TensorPrimitives.Max<float>(valid));
                         if (mNew != m[r])
                         {
@@ -209,7 +214,8 @@ internal static unsafe class Attention
         PackTransposed(vBase, kvStride, t, hs, vt);
         new Span<float>(dkAcc, 2 * t * hs).Clear();
 
-        float scale = 1f / MathF.Sqrt(hs);
+        float scale = s.Scale, cap = s.Softcap;
+        Span<float> capped = stackalloc float[KeyBlock];
         int group = s.NH / s.NKV;
         for (int h = kvh * group; h < (kvh + 1) * group; h++)
         {
@@ -252,14 +258,30 @@ internal static unsafe class Attention
                         new Span<float>(p, first).Clear();
                         new Span<float>(ds, first).Clear();
 
-                        // P = exp(scale·s − lse); dS = P·(dP − delta), with the 1/√HS of ∂s/∂q, ∂s/∂k folded in.
+                        // P = exp(logit − lse) with logit = scale·s (capped: cap·tanh(scale·s/cap));
+                        // dS = P·(dP − delta)·∂logit/∂s, ∂logit/∂s = scale (capped: scale·(1 − tanh²)).
                         var pv = new Span<float>(p + first, count - first);
                         var dsv = new Span<float>(ds + first, count - first);
                         TensorPrimitives.Multiply(pv, scale, pv);
+                        var tanh = capped[..pv.Length];
+                        if (cap > 0)
+                        {
+                            TensorPrimitives.Multiply(pv, 1f / cap, tanh);
+                            TensorPrimitives.Tanh(tanh, tanh);
+                            TensorPrimitives.Multiply(tanh, cap, pv);
+                        }
+
                         TensorPrimitives.Subtract(pv, lseRow[i0 + r], pv);
                         TensorPrimitives.Exp(pv, pv);
                         TensorPrimitives.Subtract(dsv, delta[r], dsv);
                         TensorPrimitives.Multiply(dsv, pv, dsv);
+                        if (cap > 0)
+                        {
+                            TensorPrimitives.Multiply(tanh, tanh, tanh);
+                            TensorPrimitives.Subtract(1f, tanh, tanh);
+                            TensorPrimitives.Multiply(dsv, tanh, dsv);
+                        }
+
                         TensorPrimitives.Multiply(dsv, scale, dsv);
                         new Span<float>(p + count, KeyBlock - count).Clear();
                         new Span<float>(ds + count, KeyBlock - count).Clear();
@@ -498,12 +520,17 @@ internal static unsafe class Attention
         }
     }
 
-    private static bool Validate(int b, int t, int nh, int nkv, int hs, int window)
+    // scores → cap·tanh(scores/cap), in place.
+    internal static void Cap(Span<float> scores, float cap)
     {
-        if (window < 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(window), window, "Attention: the sliding window must be positive, or 0 for none.");
-        }
+        TensorPrimitives.Multiply(scores, 1f / cap, scores);
+        TensorPrimitives.Tanh(scores, scores);
+        TensorPrimitives.Multiply(scores, cap, scores);
+    }
+
+    private static bool Validate(int b, int t, int nh, int nkv, int hs, AttentionSpec spec)
+    {
+        spec.Validate();
 
         if (b < 0 || t < 0)
         {
@@ -536,10 +563,10 @@ internal static unsafe class Attention
         }
     }
 
-    private readonly struct Shape(int b, int t, int nh, int nkv, int hs, int* positions, int window)
+    private readonly struct Shape(int b, int t, int nh, int nkv, int hs, int* positions, AttentionSpec spec)
     {
         private readonly int* positions = positions;
-        private readonly int window = window;
+        private readonly int window = spec.Window;
 
         /// <summary>
         /// First key column the query at column <paramref name="i"/> of row <paramref name="bi"/> may attend to:
@@ -560,6 +587,10 @@ internal static unsafe class Attention
         public int NKV { get; } = nkv;
 
         public int HS { get; } = hs;
+
+        public float Scale { get; } = spec.ScaleFor(hs);
+
+        public float Softcap { get; } = spec.Softcap;
 
         // Floats of one kv head's K (or V) repacked into zero-padded (HS, KeyBlock) blocks.
         public long PackedFloats => (long)(T + KeyBlock - 1) / KeyBlock * KeyBlock * HS;

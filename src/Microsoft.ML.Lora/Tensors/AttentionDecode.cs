@@ -11,11 +11,14 @@ internal static unsafe class AttentionDecode
 {
     /// <summary>
     /// q (B,Tn,NH,HS); kCache, vCache (B,TMax,NKV,HS) with positions 0 … past+Tn−1 filled -> o (B,Tn,NH,HS).
-    /// <paramref name="window"/> &gt; 0: the query at position p sees keys p − window + 1 … p only.
+    /// <paramref name="spec"/>: sliding window (the query at position p sees keys p − window + 1 … p only), scale
+    /// and soft-capping, as in <see cref="Attention.Forward"/>.
     /// </summary>
-    public static void Forward(float* q, float* kCache, float* vCache, float* o, int b, int tn, int past, int tmax, int nh, int nkv, int hs, int window = 0)
+    public static void Forward(float* q, float* kCache, float* vCache, float* o, int b, int tn, int past, int tmax, int nh, int nkv, int hs, AttentionSpec spec = default)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(window);
+        spec.Validate();
+        int window = spec.Window;
+        float cap = spec.Softcap;
         if (b < 0 || tn < 0 || past < 0 || past + tn > tmax)
         {
             throw new ArgumentOutOfRangeException(nameof(past), $"AttentionDecode: B={b}, Tn={tn}, past={past} do not fit a cache of {tmax} positions.");
@@ -33,7 +36,7 @@ internal static unsafe class AttentionDecode
 
         nint qp = (nint)q, kp = (nint)kCache, vp = (nint)vCache, op = (nint)o;
         int group = nh / nkv;
-        float scale = 1f / MathF.Sqrt(hs);
+        float scale = spec.ScaleFor(hs);
         long kvStride = (long)nkv * hs, qStride = (long)nh * hs;
         CpuParallel.For(b * nh, 1, (start, end) =>
         {
@@ -52,6 +55,11 @@ internal static unsafe class AttentionDecode
                     for (int j = 0; j < keys; j++)
                     {
                         s[j] = TensorPrimitives.Dot(qRow, new ReadOnlySpan<float>(kBase + ((first + j) * kvStride), hs)) * scale;
+                    }
+
+                    if (cap > 0)
+                    {
+                        Attention.Cap(s, cap);
                     }
 
                     float max = TensorPrimitives.Max<float>(s);

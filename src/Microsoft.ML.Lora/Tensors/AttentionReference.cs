@@ -7,7 +7,7 @@ namespace Microsoft.ML.Lora.Tensors;
 internal static class AttentionReference
 {
     /// <summary>q (B,T,NH,HS), k, v (B,T,NKV,HS) -> o (B,T,NH,HS), lse (B,NH,T).</summary>
-    public static (double[] O, double[] Lse) Forward(double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null, int window = 0)
+    public static (double[] O, double[] Lse) Forward(double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null, int window = 0, double scale = 0, double softcap = 0)
     {
         var o = new double[b * t * nh * hs];
         var lse = new double[b * nh * t];
@@ -15,7 +15,7 @@ internal static class AttentionReference
         {
             for (int h = 0; h < nh; h++)
             {
-                var (p, rowLse) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions, window);
+                var (p, rowLse, _) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions, window, scale, softcap);
                 int kvh = h / (nh / nkv);
                 for (int i = 0; i < t; i++)
                 {
@@ -35,17 +35,16 @@ internal static class AttentionReference
     }
 
     /// <summary>dout (B,T,NH,HS) -> dq (B,T,NH,HS), dk, dv (B,T,NKV,HS).</summary>
-    public static (double[] Dq, double[] Dk, double[] Dv) Backward(double[] dout, double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null, int window = 0)
+    public static (double[] Dq, double[] Dk, double[] Dv) Backward(double[] dout, double[] q, double[] k, double[] v, int b, int t, int nh, int nkv, int hs, int[]? positions = null, int window = 0, double scale = 0, double softcap = 0)
     {
         var dq = new double[q.Length];
         var dk = new double[k.Length];
         var dv = new double[v.Length];
-        double scale = 1 / Math.Sqrt(hs);
         for (int bi = 0; bi < b; bi++)
         {
             for (int h = 0; h < nh; h++)
             {
-                var (p, _) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions, window);
+                var (p, _, slope) = Probabilities(q, k, bi, h, t, nh, nkv, hs, positions, window, scale, softcap);
                 int kvh = h / (nh / nkv);
                 for (int i = 0; i < t; i++)
                 {
@@ -64,11 +63,11 @@ internal static class AttentionReference
 
                     for (int j = 0; j < t; j++)
                     {
-                        double ds = p[i, j] * (dp[j] - rowDot);
+                        double ds = p[i, j] * (dp[j] - rowDot) * slope[i, j];
                         for (int d = 0; d < hs; d++)
                         {
-                            dq[Q(bi, i, h, d, t, nh, hs)] += scale * ds * k[Q(bi, j, kvh, d, t, nkv, hs)];
-                            dk[Q(bi, j, kvh, d, t, nkv, hs)] += scale * ds * q[Q(bi, i, h, d, t, nh, hs)];
+                            dq[Q(bi, i, h, d, t, nh, hs)] += ds * k[Q(bi, j, kvh, d, t, nkv, hs)];
+                            dk[Q(bi, j, kvh, d, t, nkv, hs)] += ds * q[Q(bi, i, h, d, t, nh, hs)];
                             dv[Q(bi, j, kvh, d, t, nkv, hs)] += p[i, j] * dout[Q(bi, i, h, d, t, nh, hs)];
                         }
                     }
@@ -81,11 +80,13 @@ internal static class AttentionReference
 
     // Causal softmax of scale·q_i·k_j over lo(i) ≤ j ≤ i (P is 0 elsewhere), and its log-sum-exp per row;
     // lo(i) = i − positions[i] for packed rows, else 0; with a sliding window, at least i − window + 1.
-    private static (double[,] P, double[] Lse) Probabilities(double[] q, double[] k, int bi, int h, int t, int nh, int nkv, int hs, int[]? positions, int window)
+    // Slope: ∂logit/∂(q·k), the scale, times 1 − tanh² when the logits are soft-capped.
+    private static (double[,] P, double[] Lse, double[,] Slope) Probabilities(double[] q, double[] k, int bi, int h, int t, int nh, int nkv, int hs, int[]? positions, int window, double scale, double softcap)
     {
         int kvh = h / (nh / nkv);
-        double scale = 1 / Math.Sqrt(hs);
+        double c = scale != 0 ? scale : 1 / Math.Sqrt(hs);
         var p = new double[t, t];
+        var slope = new double[t, t];
         var lse = new double[t];
         for (int i = 0; i < t; i++)
         {
@@ -104,7 +105,15 @@ internal static class AttentionReference
                     s += q[Q(bi, i, h, d, t, nh, hs)] * k[Q(bi, j, kvh, d, t, nkv, hs)];
                 }
 
-                p[i, j] = s * scale;
+                p[i, j] = s * c;
+                slope[i, j] = c;
+                if (softcap > 0)
+                {
+                    double th = Math.Tanh(p[i, j] / softcap);
+                    p[i, j] = softcap * th;
+                    slope[i, j] = c * (1 - (th * th));
+                }
+
                 max = Math.Max(max, p[i, j]);
             }
 
@@ -121,7 +130,7 @@ internal static class AttentionReference
             }
         }
 
-        return (p, lse);
+        return (p, lse, slope);
     }
 
     // Flat index of (b, t, head, d) in a (B,T,heads,HS) tensor.

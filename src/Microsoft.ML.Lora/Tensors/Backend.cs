@@ -121,11 +121,14 @@ public abstract class Backend
 
     // ---- layers -------------------------------------------------------------------------------
 
-    /// <summary>x (N,C), weight (C) -> y (N,C), rstd (N).</summary>
-    public abstract void RmsNormForward(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps);
+    /// <summary>
+    /// x (N,C), weight (C) -> y (N,C) = x·rstd·(weight + <paramref name="weightOffset"/>), rstd (N). Gemma's norms
+    /// scale by (1 + weight): offset 1.
+    /// </summary>
+    public abstract void RmsNormForward(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps, float weightOffset = 0);
 
     /// <summary>dy (N,C), x, weight, rstd -> dx (N,C) overwritten; dweight (C) accumulated when not null.</summary>
-    public abstract void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor? dweight);
+    public abstract void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor? dweight, float weightOffset = 0);
 
     /// <summary>
     /// x (B,T,NH,HS) rotated in place (rotate-half layout). Token t of row b has position
@@ -137,27 +140,39 @@ public abstract class Backend
     public abstract void RopeBackward(Tensor dx, RopeTable table, int b, int t, int nh, int[]? positions);
 
     /// <summary>
-    /// Causal grouped-query attention, scale 1/√HS: q (B,T,NH,HS), k, v (B,T,NKV,HS) -> o (B,T,NH,HS),
+    /// Causal grouped-query attention: q (B,T,NH,HS), k, v (B,T,NKV,HS) -> o (B,T,NH,HS),
     /// lse (B,NH,T) (a backend may leave lse unwritten if its Backward does not read it).
     /// With <paramref name="positions"/>, the query at column i with position p attends to columns i−p … i.
-    /// <paramref name="window"/> &gt; 0 is a sliding window: the query at column i sees no key before i − window + 1.
+    /// <paramref name="spec"/>: sliding window, score scale (default 1/√HS) and logit soft-capping.
     /// </summary>
-    public abstract void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int b, int t, int nh, int nkv, int[]? positions, int window = 0);
+    public abstract void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int b, int t, int nh, int nkv, int[]? positions, AttentionSpec spec = default);
 
     /// <summary>dout (B,T,NH,HS) and the forward's tensors -> dq, dk, dv, overwritten.</summary>
-    public abstract void AttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dq, Tensor dk, Tensor dv, int b, int t, int nh, int nkv, int[]? positions, int window = 0);
+    public abstract void AttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dq, Tensor dk, Tensor dv, int b, int t, int nh, int nkv, int[]? positions, AttentionSpec spec = default);
 
     /// <summary>
     /// Inference attention over a KV cache: q (B,Tn,NH,HS) at positions past … past+Tn−1; kCache,
-    /// vCache (B,TMax,NKV,HS) filled up to past+Tn -> o (B,Tn,NH,HS). <paramref name="window"/> as in <see cref="AttentionForward"/>.
+    /// vCache (B,TMax,NKV,HS) filled up to past+Tn -> o (B,Tn,NH,HS). <paramref name="spec"/> as in <see cref="AttentionForward"/>.
     /// </summary>
-    public abstract void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor o, int b, int tn, int past, int nh, int nkv, int window = 0);
+    public abstract void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor o, int b, int tn, int past, int nh, int nkv, AttentionSpec spec = default);
 
     /// <summary>gate, up (N,I) -> h = silu(gate)·up.</summary>
     public abstract void SwiGluForward(Tensor gate, Tensor up, Tensor h);
 
     /// <summary>dh, gate, up -> dgate, dup, overwritten.</summary>
     public abstract void SwiGluBackward(Tensor dh, Tensor gate, Tensor up, Tensor dgate, Tensor dup);
+
+    /// <summary>gate, up (N,I) -> h = gelu_tanh(gate)·up (Gemma's GeGLU, <c>gelu_pytorch_tanh</c>).</summary>
+    public abstract void GeGluForward(Tensor gate, Tensor up, Tensor h);
+
+    /// <summary>dh, gate, up -> dgate, dup, overwritten.</summary>
+    public abstract void GeGluBackward(Tensor dh, Tensor gate, Tensor up, Tensor dgate, Tensor dup);
+
+    /// <summary>x ← cap·tanh(x/cap) in place (Gemma 2's final logit soft-capping).</summary>
+    public abstract void SoftcapForward(Tensor x, float cap);
+
+    /// <summary>dy ← dy·(1 − (y/cap)²) in place, y the capped values.</summary>
+    public abstract void SoftcapBackward(Tensor dy, Tensor y, float cap);
 
     /// <summary>ids (N), table (V,C) F32 or BF16 -> output (N,C) F32.</summary>
     public abstract void EmbeddingGather(int[] ids, Tensor table, Tensor output);

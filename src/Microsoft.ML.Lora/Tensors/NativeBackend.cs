@@ -172,12 +172,19 @@ public sealed unsafe class NativeBackend : Backend
     }
 
     /// <inheritdoc/>
-    public override void RmsNormForward(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) =>
-        RmsNorm.Forward(x.F32Ptr, weight.F32Ptr, y.F32Ptr, rstd.F32Ptr, x.Dim(0), x.Dim(1), eps);
+    public override void RmsNormForward(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps, float weightOffset = 0)
+    {
+        using var effective = OffsetWeight(weight, weightOffset);
+        RmsNorm.Forward(x.F32Ptr, (effective ?? weight).F32Ptr, y.F32Ptr, rstd.F32Ptr, x.Dim(0), x.Dim(1), eps);
+    }
 
     /// <inheritdoc/>
-    public override void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor? dweight) =>
-        RmsNorm.Backward(dy.F32Ptr, x.F32Ptr, weight.F32Ptr, rstd.F32Ptr, dx.F32Ptr, dweight is null ? null : dweight.F32Ptr, x.Dim(0), x.Dim(1));
+    public override void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor? dweight, float weightOffset = 0)
+    {
+        // d/dw of x̂·(w + offset) is x̂, as for the plain norm: only dx reads the effective weight.
+        using var effective = OffsetWeight(weight, weightOffset);
+        RmsNorm.Backward(dy.F32Ptr, x.F32Ptr, (effective ?? weight).F32Ptr, rstd.F32Ptr, dx.F32Ptr, dweight is null ? null : dweight.F32Ptr, x.Dim(0), x.Dim(1));
+    }
 
     /// <inheritdoc/>
     public override void RopeForward(Tensor x, RopeTable table, int b, int t, int nh, int[]? positions)
@@ -198,26 +205,26 @@ public sealed unsafe class NativeBackend : Backend
     }
 
     /// <inheritdoc/>
-    public override void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int b, int t, int nh, int nkv, int[]? positions, int window = 0)
+    public override void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, int b, int t, int nh, int nkv, int[]? positions, AttentionSpec spec = default)
     {
         fixed (int* pp = positions)
         {
-            Attention.Forward(q.F32Ptr, k.F32Ptr, v.F32Ptr, o.F32Ptr, lse.F32Ptr, b, t, nh, nkv, HeadSize(q, b, t, nh), pp, window);
+            Attention.Forward(q.F32Ptr, k.F32Ptr, v.F32Ptr, o.F32Ptr, lse.F32Ptr, b, t, nh, nkv, HeadSize(q, b, t, nh), pp, spec);
         }
     }
 
     /// <inheritdoc/>
-    public override void AttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dq, Tensor dk, Tensor dv, int b, int t, int nh, int nkv, int[]? positions, int window = 0)
+    public override void AttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dq, Tensor dk, Tensor dv, int b, int t, int nh, int nkv, int[]? positions, AttentionSpec spec = default)
     {
         fixed (int* pp = positions)
         {
-            Attention.Backward(dout.F32Ptr, q.F32Ptr, k.F32Ptr, v.F32Ptr, o.F32Ptr, lse.F32Ptr, dq.F32Ptr, dk.F32Ptr, dv.F32Ptr, b, t, nh, nkv, HeadSize(q, b, t, nh), pp, window);
+            Attention.Backward(dout.F32Ptr, q.F32Ptr, k.F32Ptr, v.F32Ptr, o.F32Ptr, lse.F32Ptr, dq.F32Ptr, dk.F32Ptr, dv.F32Ptr, b, t, nh, nkv, HeadSize(q, b, t, nh), pp, spec);
         }
     }
 
     /// <inheritdoc/>
-    public override void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor o, int b, int tn, int past, int nh, int nkv, int window = 0) =>
-        Tensors.AttentionDecode.Forward(q.F32Ptr, kCache.F32Ptr, vCache.F32Ptr, o.F32Ptr, b, tn, past, kCache.Dim(1), nh, nkv, HeadSize(q, b, tn, nh), window);
+    public override void AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor o, int b, int tn, int past, int nh, int nkv, AttentionSpec spec = default) =>
+        Tensors.AttentionDecode.Forward(q.F32Ptr, kCache.F32Ptr, vCache.F32Ptr, o.F32Ptr, b, tn, past, kCache.Dim(1), nh, nkv, HeadSize(q, b, tn, nh), spec);
 
     /// <inheritdoc/>
     public override void SwiGluForward(Tensor gate, Tensor up, Tensor h) => SwiGlu.Forward(gate.F32Ptr, up.F32Ptr, h.F32Ptr, h.Length);
@@ -225,6 +232,32 @@ public sealed unsafe class NativeBackend : Backend
     /// <inheritdoc/>
     public override void SwiGluBackward(Tensor dh, Tensor gate, Tensor up, Tensor dgate, Tensor dup) =>
         SwiGlu.Backward(dh.F32Ptr, gate.F32Ptr, up.F32Ptr, dgate.F32Ptr, dup.F32Ptr, dh.Length);
+
+    /// <inheritdoc/>
+    public override void GeGluForward(Tensor gate, Tensor up, Tensor h) => GeGlu.Forward(gate.F32Ptr, up.F32Ptr, h.F32Ptr, h.Length);
+
+    /// <inheritdoc/>
+    public override void GeGluBackward(Tensor dh, Tensor gate, Tensor up, Tensor dgate, Tensor dup) =>
+        GeGlu.Backward(dh.F32Ptr, gate.F32Ptr, up.F32Ptr, dgate.F32Ptr, dup.F32Ptr, dh.Length);
+
+    /// <inheritdoc/>
+    public override void SoftcapForward(Tensor x, float cap) => Softcap.Forward(x.F32Ptr, x.Length, cap);
+
+    /// <inheritdoc/>
+    public override void SoftcapBackward(Tensor dy, Tensor y, float cap) => Softcap.Backward(dy.F32Ptr, y.F32Ptr, dy.Length, cap);
+
+    // weight + offset in a new F32 tensor, or null when the offset is 0.
+    private static Tensor? OffsetWeight(Tensor weight, float offset)
+    {
+        if (offset == 0)
+        {
+            return null;
+        }
+
+        var effective = Tensor.Empty(DType.F32, checked((int)weight.Length));
+        TensorPrimitives.Add(new ReadOnlySpan<float>(weight.F32Ptr, checked((int)weight.Length)), offset, effective.AsF32());
+        return effective;
+    }
 
     /// <inheritdoc/>
     public override void EmbeddingGather(int[] ids, Tensor table, Tensor output)

@@ -104,6 +104,49 @@ public class LlamaConfigTests
     }
 
     [Fact]
+    public void Gemma2SoftCapsNormalizesEachBlockAndSlidesOnEvenLayers()
+    {
+        var c = LlamaConfig.Parse(RealWorldConfigs.Gemma2_2B, Source);
+        Assert.Equal(("gemma2", "Gemma2ForCausalLM", "gelu_pytorch_tanh"), (c.ModelType, c.Architecture, c.HiddenAct));
+        Assert.True(c.Gemma && c.TieWordEmbeddings && !c.QkNorm);
+        Assert.Equal((8, 4, 256), (c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim));
+        Assert.Equal((50.0, 30.0), (c.AttnLogitSoftcapping, c.FinalLogitSoftcapping));
+        Assert.Equal(1f / 16, c.AttentionScale);
+        Assert.Equal((float)Math.Sqrt(2304), c.EmbeddingScale);
+        Assert.Equal(1f, c.NormWeightOffset);
+        Assert.Equal([4096, 0, 4096, 0], Enumerable.Range(0, 4).Select(c.SlidingWindowOfLayer));
+        Assert.Equal(c, LlamaConfig.Parse(c.ToJson(), Source));
+        Assert.Equal(c, LlamaConfig.Parse(c.ToJson(), Source).With(numHiddenLayers: 26));
+
+        var e = Assert.Throws<NotSupportedException>(() => LlamaConfig.Parse(Edited(o => o["hidden_activation"] = "gelu", RealWorldConfigs.Gemma2_2B), Source));
+        Assert.Contains("hidden_activation 'gelu'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Gemma3TextHasLocalRopeOnItsSlidingLayersAndTheVisionModelIsRefusedByName()
+    {
+        var c = LlamaConfig.Parse(RealWorldConfigs.Gemma3_1B, Source);
+        Assert.Equal(("gemma3_text", "Gemma3ForCausalLM"), (c.ModelType, c.Architecture));
+        Assert.True(c.Gemma && c.QkNorm && c.TieWordEmbeddings);
+        Assert.Null(c.AttnLogitSoftcapping);
+        Assert.Null(c.FinalLogitSoftcapping);
+        int[] windows = [.. Enumerable.Range(0, 12).Select(c.SlidingWindowOfLayer)];
+        Assert.Equal([512, 512, 512, 512, 512, 0, 512, 512, 512, 512, 512, 0], windows);
+        Assert.Equal((10000.0, (RopeScaling?)null), c.RopeOfLayer(0));
+        Assert.Equal((1_000_000.0, c.RopeScaling), c.RopeOfLayer(5));
+        Assert.Equal(c, LlamaConfig.Parse(c.ToJson(), Source));
+
+        // transformers ≥ 4.53 writes layer_types: accepted when it says the same, refused by name otherwise.
+        var types = new System.Text.Json.Nodes.JsonArray([.. windows.Concat(Enumerable.Repeat(512, 14)).Select((w, i) => (System.Text.Json.Nodes.JsonNode)((i + 1) % 6 == 0 ? "full_attention" : "sliding_attention"))]);
+        Assert.Equal(c, LlamaConfig.Parse(Edited(o => o["layer_types"] = types.DeepClone(), RealWorldConfigs.Gemma3_1B), Source));
+        var e = Assert.Throws<NotSupportedException>(() => LlamaConfig.Parse(Edited(o => o["layer_types"] = new System.Text.Json.Nodes.JsonArray("full_attention"), RealWorldConfigs.Gemma3_1B), Source));
+        Assert.Contains("layer_types", e.Message, StringComparison.Ordinal);
+
+        e = Assert.Throws<NotSupportedException>(() => LlamaConfig.Parse(Edited(o => { o["model_type"] = "gemma3"; o["vision_config"] = new System.Text.Json.Nodes.JsonObject(); }, RealWorldConfigs.Gemma3_1B), Source));
+        Assert.Contains("vision_config", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SlidingWindowsApplyToTheLayersTransformersSlides()
     {
         var mistral = LlamaConfig.Parse(RealWorldConfigs.Mistral7B, Source);

@@ -217,5 +217,75 @@ internal static class RealWorldConfigs
         }
         """;
 
-    public static IEnumerable<string> All => [TinyLlama, SmolLM135M, Qwen2_05B, Mistral7B, Llama32_1B, Qwen3_06B, Phi3Mini4k];
+    /// <summary>google/gemma-2-2b: soft-capping, sandwich norms, sliding window on even layers.</summary>
+    public const string Gemma2_2B = """
+        {
+          "architectures": ["Gemma2ForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "attn_logit_softcapping": 50.0,
+          "bos_token_id": 2,
+          "cache_implementation": "hybrid",
+          "eos_token_id": 1,
+          "final_logit_softcapping": 30.0,
+          "head_dim": 256,
+          "hidden_act": "gelu_pytorch_tanh",
+          "hidden_activation": "gelu_pytorch_tanh",
+          "hidden_size": 2304,
+          "initializer_range": 0.02,
+          "intermediate_size": 9216,
+          "max_position_embeddings": 8192,
+          "model_type": "gemma2",
+          "num_attention_heads": 8,
+          "num_hidden_layers": 26,
+          "num_key_value_heads": 4,
+          "pad_token_id": 0,
+          "query_pre_attn_scalar": 256,
+          "rms_norm_eps": 1e-06,
+          "rope_theta": 10000.0,
+          "sliding_window": 4096,
+          "torch_dtype": "float32",
+          "transformers_version": "4.42.4",
+          "use_cache": true,
+          "vocab_size": 256000
+        }
+        """;
+
+    /// <summary>google/gemma-3-1b-it: the Gemma 3 text model, q/k norms, local RoPE base, 5 sliding layers per global one.</summary>
+    public const string Gemma3_1B = """
+        {
+          "architectures": ["Gemma3ForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "attn_logit_softcapping": null,
+          "bos_token_id": 2,
+          "cache_implementation": "hybrid",
+          "eos_token_id": [1, 106],
+          "final_logit_softcapping": null,
+          "head_dim": 256,
+          "hidden_activation": "gelu_pytorch_tanh",
+          "hidden_size": 1152,
+          "initializer_range": 0.02,
+          "intermediate_size": 6912,
+          "max_position_embeddings": 32768,
+          "model_type": "gemma3_text",
+          "num_attention_heads": 4,
+          "num_hidden_layers": 26,
+          "num_key_value_heads": 1,
+          "pad_token_id": 0,
+          "query_pre_attn_scalar": 256,
+          "rms_norm_eps": 1e-06,
+          "rope_local_base_freq": 10000,
+          "rope_scaling": null,
+          "rope_theta": 1000000,
+          "sliding_window": 512,
+          "sliding_window_pattern": 6,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.50.0.dev0",
+          "use_cache": true,
+          "vocab_size": 262144
+        }
+        """;
+
+    public static IEnumerable<string> All => [TinyLlama, SmolLM135M, Qwen2_05B, Mistral7B, Llama32_1B, Qwen3_06B, Phi3Mini4k, Gemma2_2B, Gemma3_1B];
 }

@@ -28,6 +28,7 @@ public sealed class PeftAdapterTests : IDisposable
         { "peft_qwen2_bias", "qwen2_bias" },
         { "peft_qwen3", "qwen3" },
         { "peft_phi3", "phi3" },
+        { "peft_gemma2", "gemma2" },
     };
 
     public void Dispose() => files.Dispose();
@@ -245,6 +246,7 @@ public sealed class PeftAdapterTests : IDisposable
     [InlineData("peft_qwen2_bias", "qwen2_bias")]
     [InlineData("peft_qwen3", "qwen3")]
     [InlineData("peft_phi3", "phi3")]
+    [InlineData("peft_gemma2", "gemma2")]
     public void ReferenceAdapterSavesBackToTheSameConfigAndTensors(string adapterCase, string baseCase)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(baseCase));

@@ -32,6 +32,8 @@ public sealed class LlamaOnnxExportTests : IDisposable
         data.Add("qwen2_bias", true);
         data.Add("qwen3", true);
         data.Add("phi3", true);
+        data.Add("gemma2", true);
+        data.Add("gemma3", true);
         return data;
     }
 
@@ -85,6 +87,8 @@ public sealed class LlamaOnnxExportTests : IDisposable
     [InlineData("qwen3")]
     [InlineData("qwen2_window")]
     [InlineData("phi3")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
     public void KvCacheExportGeneratesOurGreedyTokensInOnnxRuntime(string name)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
@@ -231,6 +235,7 @@ public sealed class LlamaOnnxExportTests : IDisposable
     [InlineData("llama_tied_headdim", 64)]
     [InlineData("qwen3", 32)]
     [InlineData("phi3", 32)]
+    [InlineData("gemma2", 32)]
     public void Int4WeightsRunInOnnxRuntimeAsTheDequantizedModel(string name, int blockSize)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));

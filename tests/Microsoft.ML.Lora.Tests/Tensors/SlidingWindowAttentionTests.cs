@@ -75,8 +75,8 @@ public sealed unsafe class SlidingWindowAttentionTests
         fixed (float* qp = q, kp = k, vp = v, dop = dout, op = o, lp = lse, dqp = dq, dkp = dk, dvp = dv)
         fixed (int* pp = positions)
         {
-            Attention.Forward(qp, kp, vp, op, lp, b, t, nh, nkv, hs, pp, window);
-            Attention.Backward(dop, qp, kp, vp, op, lp, dqp, dkp, dvp, b, t, nh, nkv, hs, pp, window);
+            Attention.Forward(qp, kp, vp, op, lp, b, t, nh, nkv, hs, pp, new AttentionSpec(window));
+            Attention.Backward(dop, qp, kp, vp, op, lp, dqp, dkp, dvp, b, t, nh, nkv, hs, pp, new AttentionSpec(window));
         }
 
         string at = $"B={b} T={t} NH={nh} NKV={nkv} HS={hs} window={window} packed={packed}";
@@ -104,11 +104,11 @@ public sealed unsafe class SlidingWindowAttentionTests
         var decoded = new float[q.Length];
         fixed (float* qp = q, kp = k, vp = v, fp = full, lp = lse, dp = decoded)
         {
-            Attention.Forward(qp, kp, vp, fp, lp, 1, t, nh, nkv, hs, null, window);
-            AttentionDecode.Forward(qp, kp, vp, dp, 1, prefix, 0, t, nh, nkv, hs, window);
+            Attention.Forward(qp, kp, vp, fp, lp, 1, t, nh, nkv, hs, null, new AttentionSpec(window));
+            AttentionDecode.Forward(qp, kp, vp, dp, 1, prefix, 0, t, nh, nkv, hs, new AttentionSpec(window));
             for (int i = prefix; i < t; i++)
             {
-                AttentionDecode.Forward(qp + (i * nh * hs), kp, vp, dp + (i * nh * hs), 1, 1, i, t, nh, nkv, hs, window);
+                AttentionDecode.Forward(qp + (i * nh * hs), kp, vp, dp + (i * nh * hs), 1, 1, i, t, nh, nkv, hs, new AttentionSpec(window));
             }
         }
 
