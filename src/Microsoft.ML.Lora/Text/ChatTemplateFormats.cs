@@ -218,6 +218,46 @@ internal sealed class MistralTemplate : ChatTemplate
 }
 
 /// <summary>
+/// Gemma (2 and 3): <c>&lt;bos&gt;</c>, then per turn <c>&lt;start_of_turn&gt;{user|model}\n{content | trim}&lt;end_of_turn&gt;\n</c>;
+/// generation prompt <c>&lt;start_of_turn&gt;model\n</c>. Turns alternate user/model; a system message becomes the
+/// first user turn's prefix, <c>{system}\n\n</c>, as Gemma 3's template writes it (Gemma 2's template refuses
+/// system messages instead).
+/// </summary>
+/// <remarks>Source: the chat_template of Gemma 3's tokenizer_config.json (text content).</remarks>
+internal sealed class GemmaTemplate : ChatTemplate
+{
+    public override string Name => "gemma";
+
+    private protected override void RenderCore(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, ChatTextBuilder output)
+    {
+        RequireAlternation(messages);
+        string prefix = messages[0].Role == ChatRole.System ? messages[0].Content + "\n\n" : string.Empty;
+        output.Prompt("<bos>");
+        bool first = true;
+        foreach (var m in messages.Skip(messages[0].Role == ChatRole.System ? 1 : 0))
+        {
+            string content = (first ? prefix : string.Empty) + JinjaText.Trim(m.Content);
+            first = false;
+            if (m.Role == ChatRole.Assistant)
+            {
+                output.Prompt("<start_of_turn>model\n");
+                output.Assistant(content, "<end_of_turn>");
+                output.Prompt("\n");
+            }
+            else
+            {
+                output.Prompt($"<start_of_turn>user\n{content}<end_of_turn>\n");
+            }
+        }
+
+        if (addGenerationPrompt)
+        {
+            output.Prompt("<start_of_turn>model\n");
+        }
+    }
+}
+
+/// <summary>
 /// Zephyr (HuggingFaceH4/zephyr-7b-beta, TinyLlama-Chat): <c>&lt;|{role}|&gt;\n{content}&lt;/s&gt;\n</c> per
 /// message; generation prompt <c>&lt;|assistant|&gt;\n</c>. Any role order; content not stripped.
 /// </summary>

@@ -10,10 +10,11 @@ namespace Microsoft.ML.Lora.Tests.Text;
 public sealed class ChatTemplateReferenceTests
 {
     [Theory]
-    [InlineData("qwen3")]
-    public void RendersWhatTheModelsJinjaTemplateRenders(string name)
+    [InlineData("qwen3", "qwen3", "<|im_start|>assistant\n", "<|im_end|>")]
+    [InlineData("gemma3", "gemma", "<start_of_turn>model\n", "<end_of_turn>")]
+    public void RendersWhatTheModelsJinjaTemplateRenders(string model, string name, string header, string endOfTurn)
     {
-        string path = Path.Combine(TokenizerTestFiles.RepoRoot, "tests", "fixtures", "chat", name + ".json");
+        string path = Path.Combine(TokenizerTestFiles.RepoRoot, "tests", "fixtures", "chat", model + ".json");
         using var fixture = JsonDocument.Parse(File.ReadAllText(path));
         var template = ChatTemplate.FromName(name);
         int checkedCases = 0;
@@ -30,8 +31,8 @@ public sealed class ChatTemplateReferenceTests
             Assert.Equal(messages.Count(static m => m.Role == ChatRole.Assistant), rendering.AssistantSpans.Count);
             foreach (var span in rendering.AssistantSpans)
             {
-                Assert.EndsWith("<|im_start|>assistant\n", rendering.Text[..span.Start], StringComparison.Ordinal);
-                Assert.EndsWith("<|im_end|>", rendering.Text.Substring(span.Start, span.Length), StringComparison.Ordinal);
+                Assert.EndsWith(header, rendering.Text[..span.Start], StringComparison.Ordinal);
+                Assert.EndsWith(endOfTurn, rendering.Text.Substring(span.Start, span.Length), StringComparison.Ordinal);
             }
 
             checkedCases++;
@@ -40,10 +41,12 @@ public sealed class ChatTemplateReferenceTests
         Assert.True(checkedCases >= 5, $"{path}: only {checkedCases} cases");
     }
 
-    [Fact]
-    public void Qwen3sTokenizerConfigSelectsTheQwen3Template()
+    [Theory]
+    [InlineData(TokenizerTestFiles.Qwen3, "qwen3")]
+    [InlineData(TokenizerTestFiles.Gemma3, "gemma")]
+    public void TheModelsTokenizerConfigSelectsItsTemplate(string model, string expected)
     {
-        string config = Path.Combine(TokenizerTestFiles.ModelFolder(TokenizerTestFiles.Qwen3), "tokenizer_config.json");
-        Assert.Equal("qwen3", ChatTemplate.FromTokenizerConfig(config).Name);
+        string config = Path.Combine(TokenizerTestFiles.ModelFolder(model), "tokenizer_config.json");
+        Assert.Equal(expected, ChatTemplate.FromTokenizerConfig(config).Name);
     }
 }

@@ -159,7 +159,7 @@ public sealed class ChatTemplateTests
     public void UnknownNameListsTheOptionAndTheNames()
     {
         var e = Assert.Throws<ArgumentException>(() => ChatTemplate.FromName("vicuna"));
-        Assert.Contains("unknown chat template 'vicuna'; --chat-template must be one of chatml, qwen3, llama3, llama2, mistral, zephyr", e.Message);
+        Assert.Contains("unknown chat template 'vicuna'; --chat-template must be one of chatml, qwen3, llama3, llama2, mistral, zephyr, gemma", e.Message);
     }
 
     [Fact]

@@ -6,7 +6,7 @@ namespace Microsoft.ML.Lora.Tests.Text;
 /// <summary>Exact ids and decoded text against transformers.js on real tokenizer.json files.</summary>
 public sealed class TokenizerReferenceTests
 {
-    public static TheoryData<string> Models => [TokenizerTestFiles.Llama2, TokenizerTestFiles.Llama3, TokenizerTestFiles.Qwen3, TokenizerTestFiles.TinyStories];
+    public static TheoryData<string> Models => [TokenizerTestFiles.Llama2, TokenizerTestFiles.Llama3, TokenizerTestFiles.Qwen3, TokenizerTestFiles.TinyStories, TokenizerTestFiles.Gemma3];
 
     [Theory]
     [MemberData(nameof(Models))]

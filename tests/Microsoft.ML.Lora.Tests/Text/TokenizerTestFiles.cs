@@ -19,13 +19,16 @@ internal static class TokenizerTestFiles
     /// <summary>Byte-level BPE with NFC normalization and single digits.</summary>
     public const string Qwen3 = "qwen3";
 
+    /// <summary>Gemma 3: SentencePiece-style BPE with byte fallback over 262,144 pieces, spaces as ▁, no prefix space.</summary>
+    public const string Gemma3 = "gemma3";
+
     /// <summary>
     /// The repository's pretrained model (models/tinystories-656k): BPE over whole texts with no pre-tokenizer,
     /// a Prepend('▁') normalizer and byte fallback.
     /// </summary>
     public const string TinyStories = "tinystories";
 
-    private static readonly Dictionary<string, Lazy<Tokenizer>> Tokenizers = new[] { Llama2, Llama3, Qwen3, TinyStories }
+    private static readonly Dictionary<string, Lazy<Tokenizer>> Tokenizers = new[] { Llama2, Llama3, Qwen3, TinyStories, Gemma3 }
         .ToDictionary(n => n, n => new Lazy<Tokenizer>(() => Tokenizer.Load(ModelFolder(n))));
 
     /// <summary>The repository root (the folder holding Microsoft.ML.Lora.sln).</summary>

