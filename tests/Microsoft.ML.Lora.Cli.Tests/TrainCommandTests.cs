@@ -49,23 +49,28 @@ public sealed partial class TrainCommandTests
         Assert.Contains("lora_", error, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void QloraAndFullFineTuningRunAndSave()
+    [Theory]
+    [InlineData("llama_gqa")]
+    [InlineData("qwen3")]
+    [InlineData("phi3")]
+    [InlineData("gemma2")]
+    public void QloraAndFullFineTuningRunAndSave(string modelCase)
     {
+        string model = FixturePaths.Case(modelCase), data = Path.Combine(model, "eval.jsonl");
         using var tmp = new TempDir();
         string qlora = Path.Combine(tmp.Path, "qlora");
-        var (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--out", qlora, "--quantize", "nf4", "--double-quant", "--rank", "2", "--max-steps", "3", "--batch-size", "2");
+        var (exit, output, error) = CliRunner.Run("train", "--model", model, "--data", data, "--out", qlora, "--quantize", "nf4", "--double-quant", "--rank", "2", "--max-steps", "3", "--batch-size", "2");
         Assert.True(exit == 0, error);
         Assert.Contains("over NF4 weights", output, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(qlora, "adapter_model.safetensors")));
-        var nf4Eval = Loss(CliRunner.Run("eval", "--model", Model, "--data", Data, "--quantize", "nf4", "--double-quant", "--adapter", qlora));
+        var nf4Eval = Loss(CliRunner.Run("eval", "--model", model, "--data", data, "--quantize", "nf4", "--double-quant", "--adapter", qlora));
         Assert.True(double.IsFinite(nf4Eval));
 
         string full = Path.Combine(tmp.Path, "full");
-        (exit, _, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--out", full, "--full", "--lr", "1e-3", "--max-steps", "3", "--batch-size", "2");
+        (exit, _, error) = CliRunner.Run("train", "--model", model, "--data", data, "--out", full, "--full", "--lr", "1e-3", "--max-steps", "3", "--batch-size", "2");
         Assert.True(exit == 0, error);
-        var fullLoss = Loss(CliRunner.Run("eval", "--model", Path.Combine(full, "model"), "--data", Data));
-        Assert.NotEqual(Loss(CliRunner.Run("eval", "--model", Model, "--data", Data)), fullLoss);
+        var fullLoss = Loss(CliRunner.Run("eval", "--model", Path.Combine(full, "model"), "--data", data));
+        Assert.NotEqual(Loss(CliRunner.Run("eval", "--model", model, "--data", data)), fullLoss);
     }
 
     [Fact]

@@ -102,6 +102,11 @@ CASES = [
         base_model_name_or_path="tests/fixtures/gemma2",
         r=4, lora_alpha=8,
         target_modules=["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])),
+    # Gemma 3 (q/k norms after the adapted projections, local RoPE on the sliding layer), attention only, rsLoRA
+    ("peft_gemma3", "gemma3", 2007, peft_config(
+        base_model_name_or_path="tests/fixtures/gemma3",
+        r=4, lora_alpha=8, use_rslora=True,
+        target_modules=["k_proj", "o_proj", "q_proj", "v_proj"])),
 ]
 
 

@@ -29,6 +29,7 @@ public sealed class PeftAdapterTests : IDisposable
         { "peft_qwen3", "qwen3" },
         { "peft_phi3", "phi3" },
         { "peft_gemma2", "gemma2" },
+        { "peft_gemma3", "gemma3" },
     };
 
     public void Dispose() => files.Dispose();
@@ -247,6 +248,7 @@ public sealed class PeftAdapterTests : IDisposable
     [InlineData("peft_qwen3", "qwen3")]
     [InlineData("peft_phi3", "phi3")]
     [InlineData("peft_gemma2", "gemma2")]
+    [InlineData("peft_gemma3", "gemma3")]
     public void ReferenceAdapterSavesBackToTheSameConfigAndTensors(string adapterCase, string baseCase)
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case(baseCase));
