@@ -19,7 +19,7 @@ public abstract class ChatTemplate
     }
 
     /// <summary>The names <see cref="FromName"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["chatml", "qwen3", "llama3", "llama2", "mistral", "zephyr", "gemma"];
+    public static IReadOnlyList<string> Names { get; } = ["chatml", "qwen3", "llama3", "llama2", "mistral", "zephyr", "gemma", "phi3"];
 
     /// <summary>The template's name (one of <see cref="Names"/>).</summary>
     public abstract string Name { get; }
@@ -65,6 +65,7 @@ public abstract class ChatTemplate
             "mistral" => new MistralTemplate(),
             "zephyr" => new ZephyrTemplate(),
             "gemma" => new GemmaTemplate(),
+            "phi3" => new Phi3Template(),
             _ => throw new ArgumentException($"unknown chat template '{name}'; {OptionName} must be one of {string.Join(", ", Names)}", nameof(name)),
         };
     }
@@ -74,8 +75,8 @@ public abstract class ChatTemplate
     /// matches. Checked in this order (the first hit wins):
     /// <c>&lt;|start_header_id|&gt;</c> → llama3; <c>&lt;start_of_turn&gt;</c> → gemma; <c>&lt;|im_start|&gt;</c> with <c>&lt;/think&gt;</c> → qwen3; <c>&lt;|im_start|&gt;</c> → chatml;
     /// <c>&lt;&lt;SYS&gt;&gt;</c> → llama2; <c>[SYSTEM_PROMPT]</c> → none (Mistral's newer Tekken format, not built in);
-    /// <c>[INST]</c> → mistral; <c>&lt;|user|&gt;</c> and <c>&lt;|assistant|&gt;</c> without <c>&lt;|end|&gt;</c> → zephyr
-    /// (<c>&lt;|end|&gt;</c> is Phi-3's turn end, a different format).
+    /// <c>[INST]</c> → mistral; <c>&lt;|user|&gt;</c> and <c>&lt;|assistant|&gt;</c> → phi3 with <c>&lt;|end|&gt;</c> (Phi-3's
+    /// turn end), else zephyr.
     /// </summary>
     public static ChatTemplate? TryDetect(string jinja)
     {
@@ -111,9 +112,9 @@ public abstract class ChatTemplate
             return new MistralTemplate();
         }
 
-        if (Has("<|user|>") && Has("<|assistant|>") && !Has("<|end|>"))
+        if (Has("<|user|>") && Has("<|assistant|>"))
         {
-            return new ZephyrTemplate();
+            return Has("<|end|>") ? new Phi3Template() : new ZephyrTemplate();
         }
 
         return null;

@@ -258,6 +258,38 @@ internal sealed class GemmaTemplate : ChatTemplate
 }
 
 /// <summary>
+/// Phi-3 Instruct: <c>&lt;|{role}|&gt;\n{content}&lt;|end|&gt;\n</c> per message (system, user, assistant, any order,
+/// content kept); then <c>&lt;|assistant|&gt;\n</c> as the generation prompt, or <c>&lt;|endoftext|&gt;</c> without one.
+/// </summary>
+/// <remarks>
+/// Source: Phi-3-mini-4k-instruct tokenizer_config.json, <c>{{'&lt;|user|&gt;\n' + message['content'] + '&lt;|end|&gt;\n'}}</c>
+/// per role and <c>{% if add_generation_prompt %}{{ '&lt;|assistant|&gt;\n' }}{% else %}{{ eos_token }}{% endif %}</c>.
+/// </remarks>
+internal sealed class Phi3Template : ChatTemplate
+{
+    public override string Name => "phi3";
+
+    private protected override void RenderCore(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, ChatTextBuilder output)
+    {
+        foreach (var m in messages)
+        {
+            output.Prompt($"<|{ChatMessage.RoleName(m.Role)}|>\n");
+            if (m.Role == ChatRole.Assistant)
+            {
+                output.Assistant(m.Content, "<|end|>");
+                output.Prompt("\n");
+            }
+            else
+            {
+                output.Prompt($"{m.Content}<|end|>\n");
+            }
+        }
+
+        output.Prompt(addGenerationPrompt ? "<|assistant|>\n" : "<|endoftext|>");
+    }
+}
+
+/// <summary>
 /// Zephyr (HuggingFaceH4/zephyr-7b-beta, TinyLlama-Chat): <c>&lt;|{role}|&gt;\n{content}&lt;/s&gt;\n</c> per
 /// message; generation prompt <c>&lt;|assistant|&gt;\n</c>. Any role order; content not stripped.
 /// </summary>

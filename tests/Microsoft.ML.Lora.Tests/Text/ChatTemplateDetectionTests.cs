@@ -38,6 +38,11 @@ public sealed class ChatTemplateDetectionTests : IDisposable
         {"chat_template": "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"}
         """;
 
+    // vicuna-7b-v1.5 style ("USER: … ASSISTANT:"), a format that is not built in.
+    private const string Vicuna = """
+        {"chat_template": "{% for message in messages %}{% if message['role'] == 'user' %}{{ 'USER: ' + message['content'] + ' ' }}{% elif message['role'] == 'assistant' %}{{ 'ASSISTANT: ' + message['content'] + eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"}
+        """;
+
     // gemma-2b-it (shortened).
     private const string Gemma = """
         {"chat_template": "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"}
@@ -55,6 +60,7 @@ public sealed class ChatTemplateDetectionTests : IDisposable
         { Mistral, "mistral" },
         { Zephyr, "zephyr" },
         { Gemma, "gemma" },
+        { Phi3, "phi3" },
     };
 
     public void Dispose() => Directory.Delete(root, recursive: true);
@@ -67,11 +73,11 @@ public sealed class ChatTemplateDetectionTests : IDisposable
     }
 
     [Theory]
-    [InlineData(Phi3)]
+    [InlineData(Vicuna)]
     public void OtherFormatsAreAnErrorNamingTheOption(string json)
     {
         var e = Assert.Throws<InvalidDataException>(() => ChatTemplate.FromTokenizerConfigJson(json, "models/x/tokenizer_config.json"));
-        Assert.StartsWith("models/x/tokenizer_config.json: the chat_template is not one of the built-in formats (chatml, qwen3, llama3, llama2, mistral, zephyr, gemma)", e.Message);
+        Assert.StartsWith("models/x/tokenizer_config.json: the chat_template is not one of the built-in formats (chatml, qwen3, llama3, llama2, mistral, zephyr, gemma, phi3)", e.Message);
         Assert.Contains("Set --chat-template", e.Message);
     }
 
@@ -94,7 +100,7 @@ public sealed class ChatTemplateDetectionTests : IDisposable
     public void MissingChatTemplateNamesTheFileAndTheOption()
     {
         var e = Assert.Throws<InvalidDataException>(() => ChatTemplate.FromTokenizerConfigJson("""{"bos_token": "<s>"}""", "base/tokenizer_config.json"));
-        Assert.Equal("base/tokenizer_config.json has no \"chat_template\"; set --chat-template to one of chatml, qwen3, llama3, llama2, mistral, zephyr, gemma", e.Message);
+        Assert.Equal("base/tokenizer_config.json has no \"chat_template\"; set --chat-template to one of chatml, qwen3, llama3, llama2, mistral, zephyr, gemma, phi3", e.Message);
 
         e = Assert.Throws<InvalidDataException>(() => ChatTemplate.FromTokenizerConfigJson("""{"chat_template": 3}""", "c.json"));
         Assert.Contains("\"chat_template\" is Number", e.Message);

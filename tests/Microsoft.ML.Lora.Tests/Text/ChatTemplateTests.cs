@@ -49,6 +49,12 @@ public sealed class ChatTemplateTests
             "</s>",
             "</s>"
         },
+        {
+            "phi3",
+            "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\nBye.<|end|>\n<|endoftext|>",
+            "<|end|>",
+            "<|end|>"
+        },
     };
 
     [Theory]
@@ -80,6 +86,8 @@ public sealed class ChatTemplateTests
     [InlineData("chatml", "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")]
     [InlineData("llama3", "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")]
     [InlineData("zephyr", "<|user|>\nHi</s>\n<|assistant|>\n")]
+    [InlineData("phi3", "<|user|>\nHi<|end|>\n<|assistant|>\n")]
+    [InlineData("gemma", "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")]
     [InlineData("llama2", "<s>[INST] Hi [/INST]")]
     [InlineData("mistral", "<s>[INST] Hi [/INST]")]
     public void GenerationPromptOpensTheAssistantTurn(string name, string expected)
@@ -159,7 +167,7 @@ public sealed class ChatTemplateTests
     public void UnknownNameListsTheOptionAndTheNames()
     {
         var e = Assert.Throws<ArgumentException>(() => ChatTemplate.FromName("vicuna"));
-        Assert.Contains("unknown chat template 'vicuna'; --chat-template must be one of chatml, qwen3, llama3, llama2, mistral, zephyr, gemma", e.Message);
+        Assert.Contains("unknown chat template 'vicuna'; --chat-template must be one of chatml, qwen3, llama3, llama2, mistral, zephyr, gemma, phi3", e.Message);
     }
 
     [Fact]

@@ -137,7 +137,7 @@ public sealed class DatasetBadRowTests : DatasetTestFiles
         var skip = new TextDatasetOptions { SkipBadRows = true };
         string chat = Write("c.jsonl", """{"messages": [{"role": "user", "content": "a"}]}""");
         string message = Assert.Throws<InvalidDataException>(() => Load(chat, skip)).Message;
-        Assert.Equal($"{chat} line 1: rows hold \"messages\" but no chat template was given; set --chat-template to one of chatml, qwen3, llama3, llama2, mistral, zephyr, gemma (or load the model's tokenizer_config.json)", message);
+        Assert.Equal($"{chat} line 1: rows hold \"messages\" but no chat template was given; set --chat-template to one of chatml, qwen3, llama3, llama2, mistral, zephyr, gemma, phi3 (or load the model's tokenizer_config.json)", message);
 
         string text = Write("t.jsonl", """{"text": "a"}""");
         Assert.Contains("Text rows need a tokenizer", Assert.Throws<InvalidDataException>(() => TextDataset.Load(text, null, skip)).Message);
