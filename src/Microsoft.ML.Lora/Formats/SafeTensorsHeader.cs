@@ -17,7 +17,9 @@ internal static class SafeTensorsHeader
     /// <summary>
     /// Validates <paramref name="json"/> against a data section of <paramref name="dataLength"/> bytes:
     /// every entry has a known dtype, non-negative dims, offsets inside the data whose span equals
-    /// elements × dtype size, and no two tensors overlap. Gaps between tensors are allowed.
+    /// elements × dtype size, and the tensors tile the data section exactly, as the reference implementation
+    /// requires: in offset order each starts where the previous ended, the first at 0, the last ending at the
+    /// section's end (no gap, overlap or trailing byte — so a header length off by one is caught).
     /// </summary>
     public static (Dictionary<string, SafeTensorInfo> Tensors, Dictionary<string, string> Metadata) Parse(ReadOnlySpan<byte> json, long dataLength, string file)
     {
@@ -46,7 +48,7 @@ internal static class SafeTensorsHeader
             }
         }
 
-        CheckNoOverlap(tensors.Values, file);
+        CheckTiling(tensors.Values, dataLength, file);
         return (tensors, metadata);
     }
 
@@ -164,18 +166,33 @@ internal static class SafeTensorsHeader
         return n;
     }
 
-    private static void CheckNoOverlap(IEnumerable<SafeTensorInfo> tensors, string file)
+    private static void CheckTiling(IEnumerable<SafeTensorInfo> tensors, long dataLength, string file)
     {
         SafeTensorInfo? previous = null;
-        foreach (var t in tensors.Where(t => t.End > t.Begin).OrderBy(t => t.Begin))
+        long expected = 0;
+        foreach (var t in tensors.OrderBy(static t => t.Begin).ThenBy(static t => t.End))
         {
-            if (previous != null && t.Begin < previous.End)
+            if (t.Begin < expected)
             {
                 throw new InvalidDataException(
-                    $"{file}: tensor '{t.Name}' data [{t.Begin}, {t.End}] overlaps tensor '{previous.Name}' data [{previous.Begin}, {previous.End}]; expected disjoint byte ranges");
+                    $"{file}: tensor '{t.Name}' data [{t.Begin}, {t.End}] overlaps tensor '{previous!.Name}' data [{previous.Begin}, {previous.End}]; expected disjoint byte ranges");
             }
 
+            if (t.Begin > expected)
+            {
+                string after = previous is null ? "the start of the data section" : $"tensor '{previous.Name}' (which ends at {previous.End})";
+                throw new InvalidDataException(
+                    $"{file}: tensor '{t.Name}' data starts at {t.Begin}, leaving a gap of {t.Begin - expected} bytes after {after}; tensors must tile the data section — wrong header length or a corrupt file?");
+            }
+
+            expected = t.End;
             previous = t;
+        }
+
+        if (expected != dataLength)
+        {
+            throw new InvalidDataException(
+                $"{file}: the tensors cover {expected} bytes but the data section after the header has {dataLength}; {dataLength - expected} trailing bytes — wrong header length or a corrupt file?");
         }
     }
 }

@@ -129,13 +129,37 @@ public class SafeTensorsBadInputTests
     }
 
     [Fact]
-    public void EmptyTensorsMayShareAnOffsetAndGapsAreAllowed()
+    public void EmptyTensorsMayShareAnOffsetWhereTheTilingContinues()
     {
         using var dir = new TempDir();
-        string header = """{"a":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"c":{"dtype":"I64","shape":[0,3],"data_offsets":[4,4]}}""";
-        string path = RawSafeTensors.Write(dir, "ok.safetensors", header, new byte[12]);
+        string header = """{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"c":{"dtype":"I64","shape":[0,3],"data_offsets":[4,4]}}""";
+        string path = RawSafeTensors.Write(dir, "ok.safetensors", header, new byte[4]);
         using var file = SafeTensorsFile.Open(path);
         Assert.Equal(3, file.Tensors.Count);
+    }
+
+    [Theory]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8, "gap of 4 bytes after the start of the data section")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}""", 12, "gap of 4 bytes after tensor 'a'")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 5, "1 trailing bytes")]
+    public void TensorsMustTileTheDataSectionAsTheReferenceRequires(string header, int dataBytes, string expected)
+    {
+        using var dir = new TempDir();
+        string path = RawSafeTensors.Write(dir, "tiling.safetensors", header, new byte[dataBytes]);
+        var e = OpenFails(path);
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AHeaderLengthOneByteShortIsRefusedNotReadShifted()
+    {
+        // Writers pad the JSON with spaces, so a length one short still parses; the data section then starts a
+        // byte early and every value would be read shifted (a NaN loss), unless the tiling check catches it.
+        using var dir = new TempDir();
+        string header = """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}   """;
+        string path = RawSafeTensors.Write(dir, "short.safetensors", header, new byte[8], declaredLength: (ulong)header.Length - 1);
+        Assert.Contains("1 trailing bytes", OpenFails(path).Message, StringComparison.Ordinal);
     }
 
     [Theory]
