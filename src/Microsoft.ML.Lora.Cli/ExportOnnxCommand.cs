@@ -28,6 +28,11 @@ internal static class ExportOnnxCommand
                 throw new ArgumentException("export-onnx dequantizes nothing itself: load the model without --quantize (use --int4 for 4-bit weights in the file)");
             }
 
+            if (parse.GetValue(int4Block) is not (32 or 64))
+            {
+                throw new ArgumentException($"--int4-block must be 32 or 64; got {parse.GetValue(int4Block)}");
+            }
+
             if (parse.GetValue(int4) && parse.GetValue(adaptersAsInputs))
             {
                 throw new ArgumentException("--int4 and --adapters-as-inputs cannot be combined yet: 4-bit layers take no adapter inputs");

@@ -115,12 +115,7 @@ public sealed class Linear : IDisposable
         }
 
         using var merged = WeightPlus(adapters[ActiveAdapter]);
-        using var host = merged.IsHost ? null : merged.ToHost();
-        int bad = IndexOfNonFinite((host ?? merged).AsF32());
-        if (bad >= 0)
-        {
-            throw new InvalidOperationException($"{Name}: merging adapter '{ActiveAdapter}' gives a non-finite weight at row {bad / InFeatures}, column {bad % InFeatures}; the base weight is unchanged");
-        }
+        RequireFinite(merged, $"merging adapter '{ActiveAdapter}'", "the base weight is unchanged");
 
         var target = mergedDType ?? (Weight.Value.DType == DType.BF16 ? DType.BF16 : DType.F32);
         var result = merged.To(target);
@@ -128,8 +123,35 @@ public sealed class Linear : IDisposable
         MergedAdapter = ActiveAdapter;
     }
 
-    /// <summary>A new F32 tensor W + s·B·A for the adapter Forward applies now (<see cref="Applied"/>; just W as F32 when none). The layer is unchanged.</summary>
-    public Tensor MergedWeightCopy() => WeightPlus(Applied);
+    /// <summary>
+    /// A new F32 tensor W + s·B·A for the adapter Forward applies now (<see cref="Applied"/>; just W as F32 when none).
+    /// The layer is unchanged.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The sum has a NaN or infinite element (named by row and column).</exception>
+    public Tensor MergedWeightCopy()
+    {
+        var merged = WeightPlus(Applied);
+        try
+        {
+            RequireFinite(merged, Applied is null ? "the weight" : $"adding adapter '{ActiveAdapter}'", "nothing was written");
+            return merged;
+        }
+        catch
+        {
+            merged.Dispose();
+            throw;
+        }
+    }
+
+    private void RequireFinite(Tensor merged, string what, string consequence)
+    {
+        using var host = merged.IsHost ? null : merged.ToHost();
+        int bad = IndexOfNonFinite((host ?? merged).AsF32());
+        if (bad >= 0)
+        {
+            throw new InvalidOperationException($"{Name}: {what} gives a non-finite weight at row {bad / InFeatures}, column {bad % InFeatures}; {consequence}");
+        }
+    }
 
     private Tensor WeightPlus(LoraAdapter? adapter)
     {

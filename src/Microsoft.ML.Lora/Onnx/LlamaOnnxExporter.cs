@@ -66,6 +66,11 @@ public static class LlamaOnnxExporter
             throw new ArgumentException($"KvCache exports a model for generation; this model is a sequence classifier ({model.Config.Architecture}, {labels} labels) that scores a whole row in one pass — export it without KvCache");
         }
 
+        if (options.Int4 && options.Int4BlockSize is not (32 or 64))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.Int4BlockSize, $"Int4BlockSize must be 32 or 64 (ONNX Runtime's MatMulNBits blocks); got {options.Int4BlockSize}");
+        }
+
         if (options.AdaptersAsInputs && options.Int4)
         {
             throw new ArgumentException("Int4 and AdaptersAsInputs cannot be combined: 4-bit layers take no adapter inputs");
