@@ -6,7 +6,7 @@ namespace Microsoft.ML.Lora.Text;
 internal sealed record AddedToken(int Id, string Content, bool Special, bool Normalized, bool LStrip, bool RStrip, bool SingleWord)
 {
     public static AddedToken Parse(TokenizerJson j) => new(
-        j.RequiredInt("id"),
+        j.RequiredTokenId("id"),
         j.RequiredString("content") is { Length: > 0 } content ? content : throw new InvalidDataException($"{j.Source}: '{j.Where("content")}' is empty"),
         j.OptionalBool("special", false),
         j.OptionalBool("normalized", true),

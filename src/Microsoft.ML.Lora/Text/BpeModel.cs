@@ -112,9 +112,9 @@ internal sealed class BpeModel
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (JsonProperty p in element.EnumerateObject())
         {
-            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id < 0)
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id is < 0 or > TokenizerJson.MaxTokenId)
             {
-                throw new InvalidDataException($"{model.Source}: '{model.Where("vocab")}' entry '{p.Name}' is {TokenizerJson.Describe(p.Value)}, expected a non-negative integer id");
+                throw new InvalidDataException($"{model.Source}: '{model.Where("vocab")}' entry '{p.Name}' is {TokenizerJson.Describe(p.Value)}, expected a token id in [0, {TokenizerJson.MaxTokenId}]");
             }
 
             vocab[p.Name] = id;

@@ -40,6 +40,20 @@ internal readonly struct TokenizerJson(JsonElement element, string source, strin
         { } v => throw Wrong(key, v, "true or false"),
     };
 
+    /// <summary>
+    /// The largest token id a tokenizer.json may use: 2^24 − 1, 64 times the largest vocabularies in use (262,144),
+    /// so that an id table sized by it stays small and a corrupt id is an error, not an allocation.
+    /// </summary>
+    public const int MaxTokenId = (1 << 24) - 1;
+
+    /// <summary>A token id under <paramref name="key"/>: an integer in [0, <see cref="MaxTokenId"/>].</summary>
+    public int RequiredTokenId(string key) => Get(key) switch
+    {
+        null => throw Missing(key, "a token id"),
+        { ValueKind: JsonValueKind.Number } v when v.TryGetInt32(out int i) && i is >= 0 and <= MaxTokenId => i,
+        { } v => throw Wrong(key, v, $"a token id in [0, {MaxTokenId}]"),
+    };
+
     public int RequiredInt(string key) => Get(key) switch
     {
         null => throw Missing(key, "an integer"),

@@ -55,9 +55,9 @@ internal sealed class TokenizerPostProcessor(int[] prefix, int[] suffix)
     private static int PairId(TokenizerJson j, string key)
     {
         JsonElement v = j.Get(key) ?? throw j.Missing(key, "[token, id]");
-        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() != 2 || !v[1].TryGetInt32(out int id))
+        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() != 2 || !v[1].TryGetInt32(out int id) || id is < 0 or > TokenizerJson.MaxTokenId)
         {
-            throw j.Wrong(key, v, "[token, id]");
+            throw j.Wrong(key, v, $"[token, id] with an id in [0, {TokenizerJson.MaxTokenId}]");
         }
 
         return id;
@@ -97,7 +97,7 @@ internal sealed class TokenizerPostProcessor(int[] prefix, int[] suffix)
 
             foreach (JsonElement id in ids.EnumerateArray())
             {
-                (seenSequence ? suffix : prefix).Add(id.TryGetInt32(out int v) ? v : throw entry.Wrong("ids", ids, "an array of integer ids"));
+                (seenSequence ? suffix : prefix).Add(id.TryGetInt32(out int v) && v is >= 0 and <= TokenizerJson.MaxTokenId ? v : throw entry.Wrong("ids", ids, $"an array of token ids in [0, {TokenizerJson.MaxTokenId}]"));
             }
         }
 

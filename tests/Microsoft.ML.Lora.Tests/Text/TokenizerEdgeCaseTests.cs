@@ -231,6 +231,22 @@ public sealed class TokenizerEdgeCaseTests
         Assert.Contains("/nonexistent/model/tokenizer.json", folder.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(2147483647)]
+    [InlineData(-1)]
+    [InlineData(16777216)]
+    public void Token_ids_outside_the_id_range_are_errors_naming_the_field(long id)
+    {
+        string Vocab(long v) => JsonSerializer.Serialize(TokenizerEdgeCaseTests.Vocab.Select((t, i) => (t, t == "<y>" ? v : i)).ToDictionary(p => p.t, p => p.Item2));
+        var inVocab = Assert.Throws<InvalidDataException>(() => Tokenizer.FromJson(Json($$"""{"type": "BPE", "vocab": {{Vocab(id)}}, "merges": []}"""), Source));
+        Assert.Contains("'model.vocab' entry '<y>'", inVocab.Message, StringComparison.Ordinal);
+        Assert.Contains($"[0, {(1 << 24) - 1}]", inVocab.Message, StringComparison.Ordinal);
+
+        var added = Assert.Throws<InvalidDataException>(() => Tokenizer.FromJson(Json(addedTokens: $"[{Added("<z>", 0).Replace("\"id\": 0", $"\"id\": {id}", StringComparison.Ordinal)}]"), Source));
+        Assert.Contains("'added_tokens[0].id'", added.Message, StringComparison.Ordinal);
+        Assert.Contains(Source, added.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Decode_rejects_unknown_ids()
     {
