@@ -45,6 +45,9 @@ public sealed record LlamaConfig
         ["gemma3_text"] = "Gemma3TextForSequenceClassification",
     };
 
+    /// <summary>The most classes a classifier may have (<c>num_labels</c>).</summary>
+    public const int MaxLabels = 1 << 20;
+
     /// <summary>transformers' <c>num_labels</c> when a classification config gives neither it nor <c>id2label</c>.</summary>
     public const int DefaultNumLabels = 2;
 
@@ -341,9 +344,9 @@ public sealed record LlamaConfig
     /// <exception cref="ArgumentException"><paramref name="numLabels"/> is below 1, or the names are not <paramref name="numLabels"/> distinct strings.</exception>
     public LlamaConfig ForSequenceClassification(int numLabels, IReadOnlyList<string>? labelNames = null)
     {
-        if (numLabels < 1)
+        if (numLabels is < 1 or > MaxLabels)
         {
-            throw new ArgumentOutOfRangeException(nameof(numLabels), numLabels, "a classifier needs at least 1 label (num_labels)");
+            throw new ArgumentOutOfRangeException(nameof(numLabels), numLabels, $"a classifier needs 1 to {MaxLabels} labels (num_labels)");
         }
 
         if (labelNames is not null && labelNames.Count != numLabels)
@@ -661,9 +664,9 @@ public sealed record LlamaConfig
     private static string[] ClassNames(ConfigReader json, JsonElement root, string source)
     {
         int? numLabels = json.OptionalInt("num_labels");
-        if (numLabels is < 1)
+        if (numLabels is < 1 or > MaxLabels)
         {
-            throw new InvalidDataException($"{source}: 'num_labels' is {numLabels}; expected a positive integer");
+            throw new InvalidDataException($"{source}: 'num_labels' is {numLabels}; expected a positive integer no larger than {MaxLabels}");
         }
 
         string[]? names = null;
@@ -829,6 +832,29 @@ public sealed record LlamaConfig
             {
                 return (field, $"is {value}; expected a positive integer");
             }
+        }
+
+        // Sane maxima, checked before anything is allocated from them: well above every published model
+        // (vocabularies ≤ 262,144, hidden ≤ 16,384, ≤ 126 layers, ≤ 128 heads, contexts ≤ 10M), far below sizes
+        // whose tables or arrays could not be allocated.
+        (string, long, long)[] bounded =
+        [
+            ("vocab_size", VocabSize, 1 << 24), ("hidden_size", HiddenSize, 1 << 17), ("intermediate_size", IntermediateSize, 1 << 20),
+            ("num_hidden_layers", NumHiddenLayers, 1024), ("num_attention_heads", NumAttentionHeads, 1024),
+            ("num_key_value_heads", NumKeyValueHeads, 1024), ("max_position_embeddings", MaxPositionEmbeddings, 1 << 26),
+            ("head_dim", HeadDim, 1 << 14), ("num_labels", NumLabels ?? 1, MaxLabels),
+        ];
+        foreach (var (field, value, max) in bounded)
+        {
+            if (value > max)
+            {
+                return (field, $"is {value}; the largest supported is {max}");
+            }
+        }
+
+        if ((long)VocabSize * HiddenSize > 1L << 34 || (long)IntermediateSize * HiddenSize > 1L << 34 || (long)NumAttentionHeads * HeadDim * HiddenSize > 1L << 34)
+        {
+            return ("hidden_size", $"{HiddenSize} with vocab_size {VocabSize}, intermediate_size {IntermediateSize} and {NumAttentionHeads} heads of {HeadDim} makes a matrix of more than 2^34 elements");
         }
 
         if (!headDimExplicit && HiddenSize % NumAttentionHeads != 0)

@@ -366,6 +366,42 @@ public class LlamaConfigTests
         Assert.Contains("UTF-8", bad.Message);
     }
 
+    [Theory]
+    [InlineData("num_hidden_layers", 2147483647L)]
+    [InlineData("num_hidden_layers", 1025L)]
+    [InlineData("vocab_size", 2147483647L)]
+    [InlineData("hidden_size", 2147483646L)]
+    [InlineData("intermediate_size", 2147483647L)]
+    [InlineData("max_position_embeddings", 2147483647L)]
+    [InlineData("num_labels", 2147483647L)]
+    [InlineData("vocab_size", 9223372036854775807L)]
+    public void SizesBeyondTheSaneMaximaAreRefusedBeforeAnythingIsAllocated(string field, long value)
+    {
+        string json = Edited(o =>
+        {
+            o[field] = value;
+            if (field == "num_labels")
+            {
+                o["architectures"] = new System.Text.Json.Nodes.JsonArray("LlamaForSequenceClassification");
+            }
+        });
+        var e = Assert.Throws<InvalidDataException>(() => LlamaConfig.Parse(json, Source));
+        Assert.Contains($"'{field}'", e.Message, StringComparison.Ordinal);
+        Assert.Contains(Source, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CreateChecksTheSameMaxima()
+    {
+        var e = Assert.Throws<ArgumentException>(() => LlamaConfig.Create(64, 32, 48, int.MaxValue, 4));
+        Assert.Contains("num_hidden_layers is 2147483647; the largest supported is 1024", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => LlamaConfig.Create(int.MaxValue, 32, 48, 1, 4));
+        Assert.Contains("vocab_size", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => LlamaConfig.Create(1 << 20, 1 << 16, 48, 1, 4));
+        Assert.Contains("more than 2^34 elements", e.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentOutOfRangeException>(() => LlamaConfig.Create(64, 32, 48, 1, 4).ForSequenceClassification(LlamaConfig.MaxLabels + 1));
+    }
+
     [Fact]
     public void ToJsonRoundTripsEveryRealWorldConfig()
     {
