@@ -64,6 +64,11 @@ internal static class BenchCommand
                 throw new ArgumentException("--batch and --steps must be at least 1, --seq at least 2, --warmup and --rank at least 0");
             }
 
+            if ((long)b * t > 1 << 24 || r > LoraOptions.MaxRank)
+            {
+                throw new ArgumentException($"--batch {b} × --seq {t} must be at most {1 << 24} tokens a step and --rank at most {LoraOptions.MaxRank}");
+            }
+
             if (quant is not null && (quant != "nf4" || r == 0))
             {
                 throw new ArgumentException($"--quantize takes nf4 and needs --rank (QLoRA trains adapters); got '{quant}' with rank {r}");

@@ -49,11 +49,14 @@ public sealed record LoraOptions
     private readonly IReadOnlyDictionary<string, int> rankPattern = new Dictionary<string, int>();
     private readonly IReadOnlyDictionary<string, double> alphaPattern = new Dictionary<string, double>();
 
+    /// <summary>The largest LoRA rank accepted (2^16): far above any used, small enough to bound A and B before they are made.</summary>
+    public const int MaxRank = 1 << 16;
+
     /// <summary>Rank r of A (r, d_in) and B (d_out, r). Default 8; must be ≥ 1.</summary>
     public int Rank
     {
         get => rank;
-        init => rank = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(Rank), value, "LoRA rank must be at least 1");
+        init => rank = value is >= 1 and <= MaxRank ? value : throw new ArgumentOutOfRangeException(nameof(Rank), value, $"LoRA rank must be 1 … {MaxRank}");
     }
 
     /// <summary>α of the scale s = α/r (or α/√r). Default 32, so early training does not depend on r; must be &gt; 0.</summary>

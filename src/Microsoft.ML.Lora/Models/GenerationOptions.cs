@@ -8,11 +8,11 @@ public sealed record GenerationOptions
     private readonly int topK;
     private readonly double topP = 1;
 
-    /// <summary>Tokens to generate at most. Default 128.</summary>
+    /// <summary>Tokens to generate at most, 1 … 2^24. Default 128. The prompt and these must fit the model's max_position_embeddings.</summary>
     public int MaxNewTokens
     {
         get => maxNewTokens;
-        init => maxNewTokens = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), value, "max new tokens must be at least 1");
+        init => maxNewTokens = value is >= 1 and <= 1 << 24 ? value : throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), value, $"max new tokens must be 1 … {1 << 24}");
     }
 
     /// <summary>0 (default): greedy (argmax). Otherwise logits are divided by it before sampling.</summary>

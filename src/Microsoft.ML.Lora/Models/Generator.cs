@@ -24,6 +24,13 @@ public static class Generator
             throw new ArgumentException($"the model is a sequence classifier ({model.Config.Architecture}, {labels} labels): it scores texts (SequenceClassification.Logits) and cannot generate; load a causal LM", nameof(model));
         }
 
+        // The KV cache holds prompt + new tokens: bounded by the positions the model was made for.
+        long total = (long)prompt.Count + options.MaxNewTokens;
+        if (total > model.Config.MaxPositionEmbeddings)
+        {
+            throw new ArgumentException($"the prompt's {prompt.Count} tokens and up to {options.MaxNewTokens} new ones make {total} positions, more than the model's max_position_embeddings {model.Config.MaxPositionEmbeddings}; ask for fewer new tokens", nameof(options));
+        }
+
         return options.UseCache ? WithCache(model, prompt, options, cancellationToken) : WithoutCache(model, prompt, options, cancellationToken);
     }
 

@@ -40,9 +40,12 @@ internal sealed class TrainingData
         Validation = validation;
         Fingerprint = fingerprint;
         TruncatedRows = truncated;
-        MicroBatchesPerEpoch = (trainCount + options.BatchSize - 1) / options.BatchSize;
-        StepsPerEpoch = (MicroBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
-        TotalSteps = options.MaxSteps ?? checked(options.Epochs * StepsPerEpoch);
+        MicroBatchesPerEpoch = (int)(((long)trainCount + options.BatchSize - 1) / options.BatchSize);
+        StepsPerEpoch = (int)(((long)MicroBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps);
+        long total = options.MaxSteps ?? (long)options.Epochs * StepsPerEpoch;
+        TotalSteps = total <= int.MaxValue
+            ? (int)total
+            : throw new ArgumentException($"TrainingOptions.Epochs = {options.Epochs} gives {total} optimizer steps of {StepsPerEpoch} per epoch, more than 2^31 − 1; set MaxSteps or fewer epochs", nameof(options));
     }
 
     /// <summary>The training rows in memory (empty when streaming).</summary>
@@ -134,7 +137,7 @@ internal sealed class TrainingData
     }
 
     /// <summary>Rows of the epoch that steps before <paramref name="step"/> consumed (where a resume continues).</summary>
-    public int EpochPosition(int step) => Math.Min(step % StepsPerEpoch * options.GradientAccumulationSteps * options.BatchSize, TrainCount);
+    public int EpochPosition(int step) => (int)Math.Min((long)(step % StepsPerEpoch) * options.GradientAccumulationSteps * options.BatchSize, TrainCount);
 
     /// <summary>
     /// A run over a source too large to hold: <paramref name="open"/> yields the training rows afresh each

@@ -102,11 +102,12 @@ public sealed record TrainingOptions
         Require(Beta1 >= 0 && Beta1 < 1, nameof(Beta1), Beta1, "in [0, 1)");
         Require(Beta2 >= 0 && Beta2 < 1, nameof(Beta2), Beta2, "in [0, 1)");
         Require(double.IsFinite(Epsilon) && Epsilon > 0, nameof(Epsilon), Epsilon, "a finite number > 0");
-        Require(Epochs >= 1, nameof(Epochs), Epochs, "at least 1");
+        Require(Epochs is >= 1 and <= 1_000_000, nameof(Epochs), Epochs, "1 … 1,000,000");
         Require(MaxSteps is null || MaxSteps >= 1, nameof(MaxSteps), MaxSteps, "null or at least 1");
-        Require(BatchSize >= 1, nameof(BatchSize), BatchSize, "at least 1");
-        Require(GradientAccumulationSteps >= 1, nameof(GradientAccumulationSteps), GradientAccumulationSteps, "at least 1");
-        Require(MaxSequenceLength >= 2, nameof(MaxSequenceLength), MaxSequenceLength, "at least 2 (one input and one target token)");
+        Require(BatchSize is >= 1 and <= 1 << 16, nameof(BatchSize), BatchSize, "1 … 65,536 rows");
+        Require(GradientAccumulationSteps is >= 1 and <= 1 << 16, nameof(GradientAccumulationSteps), GradientAccumulationSteps, "1 … 65,536");
+        Require(MaxSequenceLength is >= 2 and <= 1 << 24, nameof(MaxSequenceLength), MaxSequenceLength, "2 (one input and one target token) … 16,777,216");
+        Require((long)BatchSize * MaxSequenceLength <= int.MaxValue, nameof(BatchSize), BatchSize, $"a micro-batch of at most 2^31 − 1 tokens (with MaxSequenceLength {MaxSequenceLength})");
         Require(WarmupRatio >= 0 && WarmupRatio <= 1, nameof(WarmupRatio), WarmupRatio, "in [0, 1]");
         Require(WarmupSteps is null || WarmupSteps >= 0, nameof(WarmupSteps), WarmupSteps, "null or ≥ 0");
         Require(Enum.IsDefined(Schedule), nameof(Schedule), Schedule, "Constant, Linear or Cosine");
