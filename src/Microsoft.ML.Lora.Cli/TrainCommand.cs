@@ -89,6 +89,40 @@ internal static class TrainCommand
                 Seed = parse.GetValue(seed),
                 Packing = parse.GetValue(packing),
             };
+            string? resumeFrom = parse.GetValue(resume);
+            if (resumeFrom is not null)
+            {
+                // A resumed run keeps the checkpoint's options except those given here; it writes to --out.
+                var run = Checkpoint.Options(resumeFrom);
+                bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
+                int every = Given(checkpointEvery) ? parse.GetValue(checkpointEvery) : run.CheckpointEverySteps;
+                options = run with
+                {
+                    LearningRate = Given(lr) ? options.LearningRate : run.LearningRate,
+                    Epochs = Given(epochs) ? options.Epochs : run.Epochs,
+                    MaxSteps = Given(maxSteps) ? options.MaxSteps : run.MaxSteps,
+                    BatchSize = Given(batchSize) ? options.BatchSize : run.BatchSize,
+                    GradientAccumulationSteps = Given(gradAccum) ? options.GradientAccumulationSteps : run.GradientAccumulationSteps,
+                    MaxSequenceLength = Given(seqLen) ? options.MaxSequenceLength : run.MaxSequenceLength,
+                    WarmupRatio = Given(warmup) ? options.WarmupRatio : run.WarmupRatio,
+                    Schedule = Given(schedule) ? options.Schedule : run.Schedule,
+                    WeightDecay = Given(weightDecay) ? options.WeightDecay : run.WeightDecay,
+                    ValidationFraction = Given(valFraction) ? options.ValidationFraction : run.ValidationFraction,
+                    EvalEverySteps = Given(evalEvery) ? options.EvalEverySteps : run.EvalEverySteps,
+                    Seed = Given(seed) ? options.Seed : run.Seed,
+                    Packing = Given(packing) ? options.Packing : run.Packing,
+                    CheckpointEverySteps = every,
+                    CheckpointDirectory = every > 0 ? Path.Combine(outPath, "checkpoints") : null,
+                    MetricsPath = Path.Combine(outPath, "metrics.jsonl"),
+                };
+                string changes = string.Join(", ", new (string Name, object? From, object? To)[]
+                    {
+                        ("epochs", run.Epochs, options.Epochs), ("max steps", run.MaxSteps, options.MaxSteps),
+                        ("eval every", run.EvalEverySteps, options.EvalEverySteps), ("checkpoint every", run.CheckpointEverySteps, options.CheckpointEverySteps),
+                    }.Where(static c => !Equals(c.From, c.To)).Select(static c => string.Create(CultureInfo.InvariantCulture, $"{c.Name} {c.From ?? "none"} → {c.To ?? "none"}")));
+                output.WriteLine($"resuming {Path.GetFullPath(resumeFrom)} into {outPath}{(changes.Length == 0 ? string.Empty : $"; changed: {changes}")}");
+            }
+
             options.Validate();
             var backend = backendOptions.Create(parse, parse.GetValue(threads));
             EnsureWritable(outPath, isFull);
@@ -114,7 +148,7 @@ internal static class TrainCommand
 
             long trainable = lm.TrainableParameters().Sum(static p => p.Value.Length);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {(rows is null ? "streamed rows" : $"{rows.Count} rows")}{(backend.IsHost ? string.Empty : $", on the {backend} backend")}"));
-            using var trainer = parse.GetValue(resume) is { } checkpoint ? Trainer.Resume(lm, checkpoint) : new Trainer(lm, options);
+            using var trainer = resumeFrom is not null ? Trainer.Resume(lm, resumeFrom, options) : new Trainer(lm, options);
             var progress = new ProgressPrinter(error);
             var result = rows is null
                 ? trainer.Train(dataOptions.Open(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize), validation, progress, cancellationToken)
@@ -134,7 +168,8 @@ internal static class TrainCommand
             }
 
             string val = result.LastValidationLoss is double vl ? string.Create(CultureInfo.InvariantCulture, $" val_loss={vl:F4}") : string.Empty;
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"steps={result.GlobalStep} loss={result.StepLosses[^1]:F4}{val} saved={saved}"));
+            string loss = result.StepLosses.Count > 0 ? string.Create(CultureInfo.InvariantCulture, $" loss={result.StepLosses[^1]:F4}") : " (no steps left to take)";
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"steps={result.GlobalStep}{loss}{val} saved={saved}"));
             return 0;
         })));
         return command;

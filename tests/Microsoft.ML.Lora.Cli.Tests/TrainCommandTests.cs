@@ -81,9 +81,35 @@ public sealed partial class TrainCommandTests
         string[] common = ["train", "--model", Model, "--data", Data, "--rank", "2", "--dropout", "0.1", "--max-steps", "6", "--batch-size", "2", "--checkpoint-every", "3"];
         var (exit, _, error) = CliRunner.Run([.. common, "--out", a]);
         Assert.True(exit == 0, error);
-        (exit, _, error) = CliRunner.Run([.. common, "--out", b, "--resume", Path.Combine(a, "checkpoints", "checkpoint-3")]);
+        var before = Directory.GetFiles(a, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
+        (exit, var output, error) = CliRunner.Run([.. common, "--out", b, "--resume", Path.Combine(a, "checkpoints", "checkpoint-3")]);
         Assert.True(exit == 0, error);
+        Assert.Contains($"into {b}", output, StringComparison.Ordinal);
         Assert.Equal(File.ReadAllBytes(Path.Combine(a, "adapter_model.safetensors")), File.ReadAllBytes(Path.Combine(b, "adapter_model.safetensors")));
+
+        // The resumed run wrote its metrics and checkpoints under --out; the original run folder is untouched.
+        Assert.True(File.Exists(Path.Combine(b, "metrics.jsonl")));
+        Assert.True(Directory.Exists(Path.Combine(b, "checkpoints", "checkpoint-6")));
+        Assert.All(before, f => Assert.Equal(f.Value, File.ReadAllBytes(f.Key)));
+        Assert.Equal(before.Keys.Order(), Directory.GetFiles(a, "*", SearchOption.AllDirectories).Order());
+
+        // Only the flags given are compared: the checkpoint's other options carry over (a bare resume works);
+        // one that decides the steps is refused by name; a longer run is applied and stated; the last
+        // checkpoint resumes cleanly.
+        string last = Path.Combine(a, "checkpoints", "checkpoint-6");
+        (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--rank", "2", "--out", Path.Combine(tmp.Path, "c"), "--resume", last);
+        Assert.True(exit == 0, error);
+        Assert.Contains("no steps left", output, StringComparison.Ordinal);
+        (exit, _, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--rank", "2", "--out", Path.Combine(tmp.Path, "d"), "--resume", last, "--lr", "0.5");
+        Assert.Equal(1, exit);
+        Assert.Contains("LearningRate (checkpoint", error, StringComparison.Ordinal);
+        (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--rank", "2", "--out", Path.Combine(tmp.Path, "e"), "--resume", last, "--max-steps", "8");
+        Assert.True(exit == 0, error);
+        Assert.Contains("changed: max steps 6 → 8", output, StringComparison.Ordinal);
+        Assert.Contains("steps=8", output, StringComparison.Ordinal);
+        (exit, _, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--rank", "2", "--out", Path.Combine(tmp.Path, "f"), "--resume", last, "--quantize", "nf4");
+        Assert.Equal(1, exit);
+        Assert.Contains("nf4", error, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -74,7 +74,7 @@ public static partial class Checkpoint
             }
 
             SafeTensorsWriter.Write(Path.Combine(temp, OptimizerFileName), moments, cancellationToken: cancellationToken);
-            byte[] json = state.ToJson();
+            byte[] json = state.ToJson(final);
             AtomicFile.Write(Path.Combine(temp, StateFileName), s => s.Write(json));
             Publish(temp, final);
             return final;
@@ -90,6 +90,12 @@ public static partial class Checkpoint
             throw;
         }
     }
+
+    /// <summary>
+    /// The training options a checkpoint's run was started with (output paths resolved against the checkpoint
+    /// folder): the starting point for resuming it with some options changed (see <see cref="Trainer.Resume"/>).
+    /// </summary>
+    public static TrainingOptions Options(string checkpointDirectory) => ReadState(checkpointDirectory).Options;
 
     /// <summary>Reads <c>trainer_state.json</c> of a checkpoint folder.</summary>
     internal static TrainerState ReadState(string checkpointDirectory)

@@ -28,7 +28,7 @@ public sealed class Trainer : IDisposable
         this.model = model;
         trainable = TrainableOf(model);
         optimizer = new AdamW(trainable, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
-        state = new TrainerState { Options = options };
+        state = new TrainerState { Options = options, BaseDType = BaseDTypeOf(model), BaseConfig = BaseConfigOf(model) };
     }
 
     private Trainer(LlamaForCausalLM model, Parameter[] trainable, AdamW optimizer, TrainerState state)
@@ -53,21 +53,62 @@ public sealed class Trainer : IDisposable
     /// values (the model's trainable set must have the same names and shapes), the optimizer's moments and
     /// step, and the position in the data. Call <c>Train</c> with the same rows to finish the run.
     /// </summary>
+    /// <param name="model">The base model with the same trainable parameters, weights dtype and config as the checkpoint's run.</param>
+    /// <param name="checkpointDirectory">A <c>checkpoint-N</c> folder.</param>
+    /// <param name="options">
+    /// The resumed run's options, or null to continue with the checkpoint's. Where its metrics and checkpoints
+    /// go (<see cref="TrainingOptions.MetricsPath"/>, <see cref="TrainingOptions.CheckpointDirectory"/>), how long it
+    /// runs (<see cref="TrainingOptions.Epochs"/>, <see cref="TrainingOptions.MaxSteps"/>; the learning-rate schedule
+    /// stretches to the new length) and how often it evaluates and checkpoints may change; every other option
+    /// must equal the checkpoint's (<see cref="Checkpoint.Options"/> gives them), or the run would not be the same.
+    /// </param>
     /// <exception cref="InvalidDataException">The checkpoint is damaged or does not match the model.</exception>
-    public static Trainer Resume(LlamaForCausalLM model, string checkpointDirectory)
+    /// <exception cref="ArgumentException"><paramref name="options"/> changes an option that must stay; the message names each.</exception>
+    public static Trainer Resume(LlamaForCausalLM model, string checkpointDirectory, TrainingOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(checkpointDirectory);
         var state = Checkpoint.ReadState(checkpointDirectory);
+        if (options is not null)
+        {
+            options.Validate();
+            ResumeOptions.CheckUnchanged(state.Options, options, checkpointDirectory);
+            state = state.WithOptions(options);
+        }
+
         var trainable = TrainableOf(model);
         var optimizer = Checkpoint.Restore(checkpointDirectory, trainable, state.Options);
-        if (optimizer.StepCount != state.GlobalStep)
+        string? mismatch = optimizer.StepCount != state.GlobalStep
+            ? $"optimizer step {optimizer.StepCount} differs from global_step {state.GlobalStep} in {Checkpoint.StateFileName}"
+            : state.BaseDType is { } dtype && dtype != BaseDTypeOf(model)
+                ? $"the run trained over {dtype} base weights; this model's are {BaseDTypeOf(model)} — load the base as the run did (quantization and dtype must match)"
+                : state.BaseConfig is { } config && config != BaseConfigOf(model)
+                    ? $"the run's base model had another config.json than the {model.Config.Architecture} loaded now — resume with the run's model"
+                    : null;
+        if (mismatch is not null)
         {
             optimizer.Dispose();
-            throw new InvalidDataException($"{checkpointDirectory}: optimizer step {optimizer.StepCount} differs from global_step {state.GlobalStep} in {Checkpoint.StateFileName}");
+            throw new InvalidDataException($"{checkpointDirectory}: {mismatch}");
         }
 
         return new Trainer(model, trainable, optimizer, state);
+    }
+
+    private static string BaseDTypeOf(LlamaForCausalLM model) =>
+        model.Layers.Length == 0 ? "none" : model.Layers[0].SelfAttn.Projections().First().Weight.Value.DType.ToString().ToLowerInvariant();
+
+    private static string BaseConfigOf(LlamaForCausalLM model) =>
+        Fnv1a(System.Text.Encoding.UTF8.GetBytes(model.Config.ForCausalLM().ToJson())).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static ulong Fnv1a(ReadOnlySpan<byte> bytes)
+    {
+        ulong h = 14695981039346656037;
+        foreach (byte b in bytes)
+        {
+            h = (h ^ b) * 1099511628211;
+        }
+
+        return h;
     }
 
     /// <summary>
@@ -245,9 +286,9 @@ public sealed class Trainer : IDisposable
             throw new InvalidOperationException($"the rows passed to Train differ from those of the run being continued ({state.TrainRows} training rows, fingerprint {state.DataFingerprint:x16}; now {data.TrainCount} rows, fingerprint {data.Fingerprint:x16}, validation {data.Validation.Count} vs {state.ValidationRows}); resume with the same data to continue the run exactly");
         }
 
-        if (state.TotalSteps != data.TotalSteps)
+        if (data.TotalSteps < state.GlobalStep)
         {
-            throw new InvalidOperationException($"the checkpoint's run has {state.TotalSteps} steps but the data now gives {data.TotalSteps}");
+            throw new InvalidOperationException($"the run already took {state.GlobalStep} steps, more than the {data.TotalSteps} its options now give (Epochs {state.Options.Epochs}, MaxSteps {state.Options.MaxSteps?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
         }
     }
 }

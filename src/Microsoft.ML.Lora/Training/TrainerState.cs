@@ -48,7 +48,35 @@ internal sealed class TrainerState
 
     public int? BestValidationStep { get; set; }
 
-    public byte[] ToJson()
+    /// <summary>The dtype of the base model's frozen projection weights ("nf4", "bf16", "f32"), or null in older checkpoints.</summary>
+    public string? BaseDType { get; set; }
+
+    /// <summary>FNV-1a 64 of the base model's config.json text, or null in older checkpoints.</summary>
+    public string? BaseConfig { get; set; }
+
+    /// <summary>A copy with other options (the resumed run's).</summary>
+    public TrainerState WithOptions(TrainingOptions options) => new()
+    {
+        Options = options,
+        GlobalStep = GlobalStep,
+        TotalSteps = TotalSteps,
+        StepsPerEpoch = StepsPerEpoch,
+        Epoch = Epoch,
+        EpochPosition = EpochPosition,
+        NextMicroStep = NextMicroStep,
+        TrainRows = TrainRows,
+        ValidationRows = ValidationRows,
+        DataFingerprint = DataFingerprint,
+        LastLoss = LastLoss,
+        LastValidationLoss = LastValidationLoss,
+        BestValidationLoss = BestValidationLoss,
+        BestValidationStep = BestValidationStep,
+        BaseDType = BaseDType,
+        BaseConfig = BaseConfig,
+    };
+
+    /// <summary>The state as JSON; output paths are written relative to <paramref name="checkpointFolder"/>, where the file goes.</summary>
+    public byte[] ToJson(string checkpointFolder)
     {
         using var ms = new MemoryStream();
         using (var json = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
@@ -73,8 +101,18 @@ internal sealed class TrainerState
             WriteNullable(json, "last_validation_loss", LastValidationLoss);
             WriteNullable(json, "best_validation_loss", BestValidationLoss);
             WriteNullable(json, "best_validation_step", BestValidationStep);
+            if (BaseDType is not null)
+            {
+                json.WriteString("base_dtype", BaseDType);
+            }
+
+            if (BaseConfig is not null)
+            {
+                json.WriteString("base_config", BaseConfig);
+            }
+
             json.WriteStartObject("options");
-            WriteOptions(json, Options);
+            WriteOptions(json, Options, checkpointFolder);
             json.WriteEndObject();
             json.WriteEndObject();
         }
@@ -107,7 +145,7 @@ internal sealed class TrainerState
             throw new InvalidDataException($"{path}: trainer state version {version} is not supported (expected {Version})");
         }
 
-        var options = ReadOptions(r.Object("options"));
+        var options = ReadOptions(r.Object("options"), Path.GetDirectoryName(Path.GetFullPath(path))!);
         try
         {
             options.Validate();
@@ -145,10 +183,12 @@ internal sealed class TrainerState
             LastValidationLoss = r.NullableDouble("last_validation_loss"),
             BestValidationLoss = r.NullableDouble("best_validation_loss"),
             BestValidationStep = r.NullableInt("best_validation_step"),
+            BaseDType = r.OptionalString("base_dtype"),
+            BaseConfig = r.OptionalString("base_config"),
         };
     }
 
-    private static void WriteOptions(Utf8JsonWriter json, TrainingOptions o)
+    private static void WriteOptions(Utf8JsonWriter json, TrainingOptions o, string checkpointFolder)
     {
         json.WriteNumber("learning_rate", o.LearningRate);
         json.WriteNumber("weight_decay", o.WeightDecay);
@@ -170,11 +210,12 @@ internal sealed class TrainerState
         json.WriteNumber("validation_fraction", o.ValidationFraction);
         json.WriteNumber("eval_every_steps", o.EvalEverySteps);
         json.WriteNumber("checkpoint_every_steps", o.CheckpointEverySteps);
-        WriteNullable(json, "checkpoint_directory", o.CheckpointDirectory);
-        WriteNullable(json, "metrics_path", o.MetricsPath);
+        // Relative to the checkpoint folder, so a run folder moved or copied elsewhere resumes into itself.
+        WriteNullable(json, "checkpoint_directory", o.CheckpointDirectory is null ? null : Path.GetRelativePath(checkpointFolder, Path.GetFullPath(o.CheckpointDirectory)));
+        WriteNullable(json, "metrics_path", o.MetricsPath is null ? null : Path.GetRelativePath(checkpointFolder, Path.GetFullPath(o.MetricsPath)));
     }
 
-    private static TrainingOptions ReadOptions(Reader r)
+    private static TrainingOptions ReadOptions(Reader r, string checkpointFolder)
     {
         string schedule = r.String("schedule");
         if (!Enum.TryParse(schedule, ignoreCase: false, out LearningRateScheduleKind kind) || !Enum.IsDefined(kind))
@@ -204,9 +245,12 @@ internal sealed class TrainerState
             ValidationFraction = r.Double("validation_fraction"),
             EvalEverySteps = r.Int("eval_every_steps"),
             CheckpointEverySteps = r.Int("checkpoint_every_steps"),
-            CheckpointDirectory = r.NullableString("checkpoint_directory"),
-            MetricsPath = r.NullableString("metrics_path"),
+            CheckpointDirectory = Resolve(r.NullableString("checkpoint_directory")),
+            MetricsPath = Resolve(r.NullableString("metrics_path")),
         };
+
+        // Relative paths are the checkpoint folder's (absolute ones, from older checkpoints, stay as they are).
+        string? Resolve(string? path) => path is null ? null : Path.GetFullPath(Path.Combine(checkpointFolder, path));
     }
 
     private static void WriteNullable(Utf8JsonWriter json, string name, double? value)
@@ -255,6 +299,8 @@ internal sealed class TrainerState
         public string String(string name) => Get(name, JsonValueKind.String).GetString()!;
 
         public string? NullableString(string name) => IsNull(name) ? null : String(name);
+
+        public string? OptionalString(string name) => element.TryGetProperty(name, out _) ? NullableString(name) : null;
 
         public bool Bool(string name)
         {
