@@ -120,15 +120,27 @@ internal sealed class AdapterGenerator(JobStore store, IOptions<LoraTrainingOpti
             if (!bases.TryGetValue(key, out var loaded))
             {
                 RequireModel(key.Model, key.Model);
+
+                // The tokenizer first (managed memory only); the model's native tensors are disposed on any
+                // later failure, so a failing request holds nothing afterwards.
+                var tokenizer = Tokenizer.Load(key.Model);
                 var model = LlamaForCausalLM.Load(key.Model);
-                if (key.Nf4)
+                try
                 {
-                    model.QuantizeNf4(key.DoubleQuant);
+                    if (key.Nf4)
+                    {
+                        model.QuantizeNf4(key.DoubleQuant);
+                    }
+
+                    model.To(options.Value.Backend);
+                }
+                catch
+                {
+                    model.Dispose();
+                    throw;
                 }
 
-                model.To(options.Value.Backend);
-
-                loaded = new LoadedBase(model, Tokenizer.Load(key.Model));
+                loaded = new LoadedBase(model, tokenizer);
                 bases[key] = loaded;
                 logger.LogInformation("Generation: loaded base model {Model}{Nf4}", key.Model, key.Nf4 ? " (NF4)" : string.Empty);
             }
