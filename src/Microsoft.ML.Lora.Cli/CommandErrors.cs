@@ -15,12 +15,30 @@ internal static class CommandErrors
         {
             return body();
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or NotSupportedException or UnauthorizedAccessException or InvalidOperationException or TorchBackendUnavailableException)
+        catch (Exception e) when (IsBadInput(e))
         {
             error.WriteLine($"error: {OneLine(e)}");
             return BadInput;
         }
     }
+
+    /// <summary>As <see cref="Guard"/>, for an asynchronous step (starting a host).</summary>
+    public static async Task<int> GuardAsync(TextWriter error, Func<Task> body)
+    {
+        try
+        {
+            await body().ConfigureAwait(false);
+            return 0;
+        }
+        catch (Exception e) when (IsBadInput(e))
+        {
+            error.WriteLine($"error: {OneLine(e)}");
+            return BadInput;
+        }
+    }
+
+    private static bool IsBadInput(Exception e) =>
+        e is InvalidDataException or IOException or ArgumentException or NotSupportedException or UnauthorizedAccessException or InvalidOperationException or TorchBackendUnavailableException;
 
     // ArgumentException appends " (Parameter 'x')" and, out of range, a second line with the value:
     // fold both into one readable line.

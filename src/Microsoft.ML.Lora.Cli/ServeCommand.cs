@@ -66,7 +66,13 @@ internal static class ServeCommand
 
             await using (app.ConfigureAwait(false))
             {
-                await app.StartAsync(cancellationToken).ConfigureAwait(false);
+                // Startup failures (the port taken, the data directory locked, unwritable or a file) are one error line.
+                int started = await CommandErrors.GuardAsync(error, () => app.StartAsync(cancellationToken)).ConfigureAwait(false);
+                if (started != 0)
+                {
+                    return started;
+                }
+
                 output.WriteLine($"lora serve: listening on {string.Join(' ', app.Addresses())}");
                 output.WriteLine($"lora serve: jobs and /generate run on the {backend} backend");
                 output.Flush();

@@ -242,6 +242,12 @@ internal sealed class JobStore : IDisposable
         }
     }
 
+    // The HResult .NET gives a file another process holds locked: ERROR_SHARING_VIOLATION on Windows, the raw
+    // errno of the refused flock (EWOULDBLOCK) on Unix.
+    private const int SharingViolation = unchecked((int)0x80070020);
+    private const int WouldBlockLinux = 11;
+    private const int WouldBlockMac = 35;
+
     // Two services on one data directory would both run its jobs: the first holds an exclusive lock on
     // service.lock (released by the OS when the process dies, even by a kill), the second is refused.
     private static FileStream ClaimDataDirectory(string dataDirectory)
@@ -251,9 +257,13 @@ internal sealed class JobStore : IDisposable
         {
             return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (IOException e)
+        catch (IOException e) when (e.HResult is SharingViolation or WouldBlockLinux or WouldBlockMac)
         {
             throw new InvalidOperationException($"data directory '{Path.GetDirectoryName(path)}' is in use by another training service ({path} is locked); give each service its own data directory", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot open {path}: {e.Message} — the data directory must be a writable folder", e);
         }
     }
 
