@@ -4,7 +4,7 @@ namespace Microsoft.ML.Lora.Tests;
 internal static class FixturePaths
 {
     /// <summary>The cases the reference script writes.</summary>
-    public static readonly string[] Cases = ["llama_gqa", "qwen2_bias", "llama_tied_headdim", "mistral", "qwen3", "qwen2_window", "phi3", "gemma2", "gemma3"];
+    public static readonly string[] Cases = ["llama_gqa", "qwen2_bias", "llama_tied_headdim", "mistral", "qwen3", "qwen2_window", "phi3", "gemma2", "gemma3", "mistral_window"];
 
     /// <summary>Absolute path of tests/fixtures.</summary>
     public static string Root { get; } = Find();

@@ -203,6 +203,30 @@ CASES = [
         "use_cache": True,
         "vocab_size": 68,
     }),
+    ("mistral_window", 1010, {
+        # Mistral with its sliding window shorter than the rows (3 < T = 7): every layer slides.
+        "architectures": ["MistralForCausalLM"],
+        "attention_dropout": 0.0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "head_dim": 8,
+        "hidden_act": "silu",
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 48,
+        "max_position_embeddings": 32768,
+        "model_type": "mistral",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "sliding_window": 3,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": 72,
+    }),
     ("gemma2", 1008, {
         # Gemma 2: (1 + w) RMSNorms, four per layer; embeddings scaled by sqrt(hidden); GeGLU (tanh GELU);
         # scale query_pre_attn_scalar^-0.5 (24, not head_dim 16); attention and final logit soft-capping
