@@ -146,6 +146,43 @@ public sealed class RequestGuardTests
         Assert.False(Directory.Exists(Path.Combine(host.OutputRoot, "swapped")));
     }
 
+    [Theory]
+    [InlineData("/")]
+    [InlineData("/dashboard")]
+    public async Task TheDashboardMayNotBeFramedByAnotherSite(string path)
+    {
+        await using var host = await ServiceHost.StartAsync();
+        using var response = await host.Client.GetAsync(path);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("DENY", response.Headers.GetValues("X-Frame-Options").Single());
+        Assert.Equal("frame-ancestors 'none'", response.Headers.GetValues("Content-Security-Policy").Single());
+    }
+
+    [Fact]
+    public async Task AnOutputSwappedForALinkWhileQueuedIsNotWritten()
+    {
+        await using var host = await ServiceHost.StartAsync();
+        string blocker = await host.SubmitAsync(new { model = "tiny", dataset = "a.jsonl", output = "blocker", training = new { maxSteps = 1_000_000 } });
+        string queued = await host.SubmitAsync(new { model = "tiny", dataset = "b.jsonl", output = "target", training = new { maxSteps = 1 } });
+        await host.WaitForAsync(blocker, j => j.GetProperty("step").GetInt32() >= 1);
+
+        // Accepted while outputs/target did not exist; a link to a folder outside the root appears before it runs.
+        string outside = Path.Combine(host.DataDirectory, "elsewhere");
+        Directory.CreateDirectory(outside);
+        Directory.CreateDirectory(host.OutputRoot);
+        Directory.CreateSymbolicLink(Path.Combine(host.OutputRoot, "target"), outside);
+        using (var cancel = await host.Client.PostAsync($"/jobs/{blocker}/cancel", null))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        }
+
+        var job = await host.WaitForTerminalAsync(queued);
+        Assert.Equal("failed", job.GetProperty("state").GetString());
+        Assert.Contains("output", job.GetProperty("error").GetString()!, StringComparison.Ordinal);
+        Assert.Contains("outside the configured root", job.GetProperty("error").GetString()!, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+    }
+
     [Fact]
     public async Task EveryEndpointRequiresTheTokenWhenOneIsSet()
     {

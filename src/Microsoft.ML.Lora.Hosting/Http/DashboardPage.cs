@@ -11,6 +11,11 @@ internal static class DashboardPage
     public static IResult Serve(HttpContext context)
     {
         context.Response.Headers.CacheControl = "no-cache";
+
+        // No other site may frame the dashboard (clickjacking its cancel buttons).
+        context.Response.Headers.XFrameOptions = "DENY";
+        context.Response.Headers.ContentSecurityPolicy = "frame-ancestors 'none'";
+        context.Response.Headers.XContentTypeOptions = "nosniff";
         return Results.Bytes(Html.Value, "text/html; charset=utf-8");
     }
 

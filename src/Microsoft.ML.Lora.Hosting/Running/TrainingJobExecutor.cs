@@ -40,6 +40,7 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
         // (or roots moved by a new configuration) must not be read.
         RequireInside(options.Value.ResolvedModelRoot, paths.ModelDirectory, "model");
         RequireInside(options.Value.ResolvedDatasetRoot, paths.DatasetPath, "dataset");
+        RequireInside(options.Value.ResolvedOutputRoot, paths.OutputDirectory, "output");
         var request = job.Request.Deserialize<JobRequest>(HostingJson.Requests)!;
         var errors = new FieldErrors();
         var plan = JobPlan.Build(request, options.Value.CheckpointEverySteps, errors)
@@ -85,6 +86,7 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
         }
 
         token.ThrowIfCancellationRequested();
+        RequireInside(options.Value.ResolvedOutputRoot, paths.OutputDirectory, "output");
         SaveAdapter(model, paths.OutputDirectory, request.Model!, plan.Lora);
         logger.LogInformation("Job {JobId}: adapter written to {Output}", jobId, paths.OutputDirectory);
     }
