@@ -106,6 +106,59 @@ public sealed class ProcessKillTests
         }
     }
 
+    [Fact]
+    public async Task AJobThatDiesWithTheProcessThreeTimesIsFailedInsteadOfResumedForever()
+    {
+        string data = Path.Combine(Path.GetTempPath(), "lora-crashloop-" + Guid.NewGuid().ToString("N"));
+        ServiceHost.CreateData(data);
+        try
+        {
+            string? id = null;
+            for (int run = 0; run < 3; run++)
+            {
+                using var server = await ServeProcess.StartAsync(data);
+                id ??= await Submit(server.Client, RestartTests.LongJob("crashing", checkpointEvery: 1));
+                int reached = run == 0 ? 0 : (await Job(server.Client, id)).GetProperty("step").GetInt32();
+                var deadline = DateTime.UtcNow.AddSeconds(60);
+                while ((await Job(server.Client, id)).GetProperty("step").GetInt32() <= reached)
+                {
+                    Assert.True(DateTime.UtcNow < deadline, server.Log);
+                    await Task.Delay(10);
+                }
+
+                Assert.Equal("running", (await Job(server.Client, id)).GetProperty("state").GetString());
+                server.Kill();
+            }
+
+            using (var last = await ServeProcess.StartAsync(data))
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(60);
+                JsonElement job;
+                while ((job = await Job(last.Client, id!)).GetProperty("state").GetString() != "failed")
+                {
+                    Assert.True(DateTime.UtcNow < deadline, last.Log);
+                    await Task.Delay(20);
+                }
+
+                Assert.Contains("stopped 3 times while this job ran", job.GetProperty("error").GetString()!, StringComparison.Ordinal);
+
+                // The service itself keeps serving: a new job runs to the end.
+                string next = await Submit(last.Client, new { model = "tiny", dataset = "b.jsonl", output = "after", training = new { maxSteps = 2 } });
+                while ((job = await Job(last.Client, next)).GetProperty("state").GetString() is "queued" or "running")
+                {
+                    Assert.True(DateTime.UtcNow < deadline, last.Log);
+                    await Task.Delay(20);
+                }
+
+                Assert.Equal("succeeded", job.GetProperty("state").GetString());
+            }
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
     private static async Task<string> Submit(HttpClient client, object body)
     {
         using var response = await client.PostAsJsonAsync("/jobs", body);

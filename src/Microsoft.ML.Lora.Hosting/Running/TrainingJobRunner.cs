@@ -14,6 +14,9 @@ namespace Microsoft.ML.Lora.Hosting.Running;
 /// </summary>
 internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor executor, IOptions<LoraTrainingOptions> options, ILogger<TrainingJobRunner> logger) : BackgroundService
 {
+    // Runs of a job the process died in (kill, crash) before it is failed rather than resumed again.
+    private const int MaxCrashes = 3;
+
     private readonly Dictionary<string, ActiveJob> active = new(StringComparer.Ordinal);
     private readonly Lock gate = new();
     private readonly SemaphoreSlim wake = new(0);
@@ -105,6 +108,17 @@ internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor exec
     {
         try
         {
+            // Starts that never ended mean the process died while the job ran: after MaxCrashes of them the job
+            // is failed instead of resumed again (a hostile model would otherwise crash every restart).
+            int attempt = store.BeginAttempt(id);
+            if (attempt > MaxCrashes)
+            {
+                string reason = $"the service stopped {attempt - 1} times while this job ran (a crash or a kill each time); it is not started again — resubmit it once the cause is fixed";
+                logger.LogError("Job {JobId} failed: {Reason}", id, reason);
+                store.TryTransition(id, [JobState.Running, JobState.Queued], JobState.Failed, reason);
+                return;
+            }
+
             if (!store.TryTransition(id, [JobState.Queued, JobState.Running], JobState.Running))
             {
                 return;
@@ -131,6 +145,7 @@ internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor exec
         }
         finally
         {
+            store.EndAttempt(id);
             lock (gate)
             {
                 active[id].UserCancel.Dispose();

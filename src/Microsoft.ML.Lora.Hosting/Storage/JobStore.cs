@@ -33,7 +33,8 @@ internal sealed class JobStore : IDisposable
             request TEXT NOT NULL,
             model_dir TEXT NOT NULL,
             dataset_path TEXT NOT NULL,
-            output_dir TEXT NOT NULL);
+            output_dir TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0);
         CREATE TABLE IF NOT EXISTS events (
             job_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
@@ -68,6 +69,12 @@ internal sealed class JobStore : IDisposable
         // resumes from its checkpoint anyway. FULL would fsync once per training step.
         Execute("PRAGMA synchronous=NORMAL;");
         Execute(Schema);
+        if (Convert.ToInt64(Scalar("SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'attempts'"), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            // A database from before attempts were counted.
+            Execute("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;");
+        }
+
         logger.LogInformation("Job store {Path} opened ({Count} jobs)", DatabasePath, Count());
     }
 
@@ -193,6 +200,27 @@ internal sealed class JobStore : IDisposable
             tx.Commit();
             hub.Publish(id, stateEvent);
             return true;
+        }
+    }
+
+    /// <summary>
+    /// Counts one more start of the job's run and returns the count: starts that did not end (the process died
+    /// while the job ran) add up, so a job that crashes the service can be given up on.
+    /// </summary>
+    public int BeginAttempt(string id)
+    {
+        lock (gate)
+        {
+            return Convert.ToInt32(Scalar("UPDATE jobs SET attempts = attempts + 1 WHERE id = $id RETURNING attempts", ("$id", id)), System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
+    /// <summary>The run ended in an orderly way (finished, failed, cancelled or stopped with the host): it was no crash.</summary>
+    public void EndAttempt(string id)
+    {
+        lock (gate)
+        {
+            NonQuery("UPDATE jobs SET attempts = 0 WHERE id = $id", ("$id", id));
         }
     }
 
