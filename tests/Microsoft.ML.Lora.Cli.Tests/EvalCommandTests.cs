@@ -113,6 +113,18 @@ public sealed partial class EvalCommandTests
     }
 
     [Fact]
+    public void ARowLongerThanTheModelsPositionsIsRefusedNamingItsLine()
+    {
+        // llama_tied_headdim has 256 positions; the second row has 300 tokens.
+        using var tmp = new TempDir();
+        string data = Path.Combine(tmp.Path, "long.jsonl");
+        File.WriteAllText(data, "{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [" + string.Join(", ", Enumerable.Repeat(7, 300)) + "]}\n");
+        var (exit, _, error) = CliRunner.Run("eval", "--model", FixturePaths.Case("llama_tied_headdim"), "--data", data);
+        Assert.Equal(1, exit);
+        Assert.Contains("line 2: 300 tokens, more than the model's max_position_embeddings 256", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void EmptyDataFileIsAClearError()
     {
         using var tmp = new TempDir();

@@ -6,10 +6,14 @@ namespace Microsoft.ML.Lora.Training;
 /// Reads a UTF-8 stream line by line with exact line numbers, decoding each line on its own so that bad
 /// bytes are reported at their line (a <see cref="StreamReader"/> decodes a buffer ahead of the line it
 /// returns). Lines end at <c>\n</c>; a trailing <c>\r</c> is dropped; a UTF-8 BOM at the start is skipped.
-/// Memory is one buffer plus the longest line, whatever the file size.
+/// Memory is one buffer plus the longest line, whatever the file size; a line longer than the limit
+/// (<see cref="DefaultMaxLineBytes"/>) is skipped as bad, without being held.
 /// </summary>
 internal sealed class DatasetLineReader : IDisposable
 {
+    /// <summary>The longest line read: 256 MiB, far beyond any training row, far below what a string may hold.</summary>
+    public const int DefaultMaxLineBytes = 1 << 28;
+
     private const int BufferSize = 64 * 1024;
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
@@ -22,9 +26,13 @@ internal sealed class DatasetLineReader : IDisposable
     private bool eof;
     private bool first = true;
 
-    public DatasetLineReader(Stream stream)
+    private readonly int maxLineBytes;
+
+    public DatasetLineReader(Stream stream, int maxLineBytes = DefaultMaxLineBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxLineBytes);
         this.stream = stream;
+        this.maxLineBytes = maxLineBytes;
     }
 
     /// <summary>1-based number of the line last returned (0 before the first).</summary>
@@ -37,6 +45,7 @@ internal sealed class DatasetLineReader : IDisposable
     public bool TryReadLine(out string? text, out string? error)
     {
         int length = 0;
+        long skipped = 0;
         bool any = false;
         while (true)
         {
@@ -59,7 +68,17 @@ internal sealed class DatasetLineReader : IDisposable
             var available = buffer.AsSpan(start, end - start);
             int newline = available.IndexOf((byte)'\n');
             var chunk = newline >= 0 ? available[..newline] : available;
-            Append(chunk, ref length);
+            if (skipped > 0 || (long)length + chunk.Length > maxLineBytes)
+            {
+                // Too long: count the rest of the line without keeping it.
+                skipped += length + chunk.Length;
+                length = 0;
+            }
+            else
+            {
+                Append(chunk, ref length);
+            }
+
             start += chunk.Length;
             if (newline >= 0)
             {
@@ -69,6 +88,14 @@ internal sealed class DatasetLineReader : IDisposable
         }
 
         LineNumber++;
+        if (skipped > 0)
+        {
+            first = false;
+            text = null;
+            error = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"longer than {maxLineBytes:N0} bytes ({skipped:N0} or more), the most one row may have");
+            return true;
+        }
+
         var bytes = line.AsSpan(0, length);
         if (first)
         {
@@ -112,7 +139,7 @@ internal sealed class DatasetLineReader : IDisposable
     {
         if (length + chunk.Length > line.Length)
         {
-            Array.Resize(ref line, Math.Max(line.Length * 2, length + chunk.Length));
+            Array.Resize(ref line, (int)Math.Min(maxLineBytes, Math.Max(2L * line.Length, (long)length + chunk.Length)));
         }
 
         chunk.CopyTo(line.AsSpan(length));

@@ -186,7 +186,7 @@ public sealed class Trainer : IDisposable
 
             if (data.Validation.Count > 0 && EvaluationDue(data))
             {
-                var eval = Evaluator.Evaluate(model, data.Validation, options.BatchSize, cancellationToken: cancellationToken);
+                var eval = Evaluator.Evaluate(model, data.Validation, options.BatchSize, cancellationToken: cancellationToken, maxRowTokens: options.MaxSequenceLength);
                 RecordValidation(eval.Mean);
                 metrics?.Evaluation(state.GlobalStep, epochs, eval.Mean, eval.Tokens);
                 report = report with { ValidationLoss = eval.Mean };
