@@ -125,7 +125,33 @@ internal static class TrainCommand
 
             options.Validate();
             var backend = backendOptions.Create(parse, parse.GetValue(threads));
+            bool outExisted = Directory.Exists(outPath);
+            bool metricsExisted = File.Exists(options.MetricsPath);
             EnsureWritable(outPath, isFull);
+            try
+            {
+                return Train(parse, outPath, isFull, lora, options, backend, resumeFrom, cancellationToken);
+            }
+            catch
+            {
+                // A failed run leaves no trace but its checkpoints (a resume may want them).
+                if (!metricsExisted && File.Exists(options.MetricsPath) && !Directory.Exists(options.CheckpointDirectory ?? string.Empty))
+                {
+                    File.Delete(options.MetricsPath!);
+                }
+
+                if (!outExisted && Directory.Exists(outPath) && !Directory.EnumerateFileSystemEntries(outPath).Any())
+                {
+                    Directory.Delete(outPath);
+                }
+
+                throw;
+            }
+        })));
+        return command;
+
+        int Train(ParseResult parse, string outPath, bool isFull, LoraOptions? lora, TrainingOptions options, Backend backend, string? resumeFrom, CancellationToken cancellationToken)
+        {
 
             using var lm = model.Load(parse, backend);
             string modelDir = parse.GetValue(model.Model)!;
@@ -171,8 +197,7 @@ internal static class TrainCommand
             string loss = result.StepLosses.Count > 0 ? string.Create(CultureInfo.InvariantCulture, $" loss={result.StepLosses[^1]:F4}") : " (no steps left to take)";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"steps={result.GlobalStep}{loss}{val} saved={saved}"));
             return 0;
-        })));
-        return command;
+        }
     }
 
     private static LoraInit ParseInit(string text) => text.ToLowerInvariant() switch
