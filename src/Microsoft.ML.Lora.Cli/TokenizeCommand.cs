@@ -23,6 +23,11 @@ internal static class TokenizeCommand
                 throw new ArgumentException("give exactly one of --text or --file");
             }
 
+            if (f is not null && Directory.Exists(f))
+            {
+                throw new ArgumentException($"--file '{Path.GetFullPath(f)}' is a folder; give a text file");
+            }
+
             string input = t ?? File.ReadAllText(f!);
             int[] ids = Tokenizer.Load(parse.GetValue(model)!).Encode(input, addSpecialTokens: !parse.GetValue(noSpecial));
             output.WriteLine("[" + string.Join(",", ids.Select(id => id.ToString(CultureInfo.InvariantCulture))) + "]");

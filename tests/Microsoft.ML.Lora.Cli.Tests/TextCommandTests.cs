@@ -22,6 +22,11 @@ public sealed class TextCommandTests
         var (exit, output, error) = CliRunner.Run("tokenize", "--model", model, "--text", "hi é");
         Assert.True(exit == 0, error);
         Assert.Equal("[104,105,32,195,169]", output.Trim());
+
+        // --file names a folder: said so, not "Access denied".
+        (exit, _, error) = CliRunner.Run("tokenize", "--model", model, "--file", tmp.Path);
+        Assert.Equal(1, exit);
+        Assert.Contains($"--file '{tmp.Path}' is a folder", error, StringComparison.Ordinal);
     }
 
     [Theory]
