@@ -33,6 +33,9 @@ internal sealed class ServiceHost : IAsyncDisposable
 
     public HttpClient Client { get; private set; } = new();
 
+    /// <summary>The running service's services (its job store and runner, for fault injection).</summary>
+    public IServiceProvider Services => app!.Services;
+
     public Uri BaseAddress { get; private set; } = new("http://127.0.0.1/");
 
     /// <summary>A fresh data directory with the tiny model and datasets <c>a.jsonl</c>, <c>b.jsonl</c>, the service started.</summary>

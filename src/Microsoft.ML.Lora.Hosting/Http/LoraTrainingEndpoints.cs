@@ -19,6 +19,7 @@ internal static class LoraTrainingEndpoints
     {
         var api = endpoints.MapGroup(string.Empty);
         api.AddEndpointFilter<TokenAuthFilter>();
+        api.AddEndpointFilter(StoreUnavailable);
 
         api.MapGet("/", DashboardPage.Serve);
         api.MapGet("/dashboard", DashboardPage.Serve);
@@ -33,6 +34,19 @@ internal static class LoraTrainingEndpoints
         api.MapGet("/jobs/{id}/onnx", Onnx);
         api.MapPost("/generate", Generate);
         return api;
+    }
+
+    // A job store that refuses (a full disk, I/O errors) answers 503 with the reason as JSON, not an empty 500.
+    private static async ValueTask<object?> StoreUnavailable(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        try
+        {
+            return await next(context).ConfigureAwait(false);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e)
+        {
+            return ApiResults.Error(StatusCodes.Status503ServiceUnavailable, $"the job store cannot be used: {e.Message}; try again later (see /health)");
+        }
     }
 
     private static async Task<IResult> Health(HealthCheckService health, CancellationToken cancellationToken)

@@ -17,9 +17,37 @@ internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor exec
     // Runs of a job the process died in (kill, crash) before it is failed rather than resumed again.
     private const int MaxCrashes = 3;
 
+    // Backoff of store retries: from 1 s, doubling, at most a minute.
+    private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan LastRetry = TimeSpan.FromMinutes(1);
+
     private readonly Dictionary<string, ActiveJob> active = new(StringComparer.Ordinal);
+
+    // Jobs whose end could not be stored (the store failed: a full disk, I/O errors): they are not run again;
+    // their end is stored once the store accepts writes, retried with backoff.
+    private readonly Dictionary<string, PendingEnd> unrecorded = new(StringComparer.Ordinal);
     private readonly Lock gate = new();
     private readonly SemaphoreSlim wake = new(0);
+    private TimeSpan storeRetry = FirstRetry;
+    private DateTime storeRetryAt = DateTime.MinValue;
+
+    /// <summary>Why the job store cannot be written right now, or null when its last write worked.</summary>
+    public string? StoreTrouble { get; private set; }
+
+    /// <summary>Jobs finished whose end waits for the store to accept writes.</summary>
+    public int UnrecordedEnds
+    {
+        get
+        {
+            lock (gate)
+            {
+                return unrecorded.Count;
+            }
+        }
+    }
+
+    /// <summary>Runs started since the service started (tests: a store failure must not restart jobs in a loop).</summary>
+    internal int Starts { get; private set; }
 
     /// <summary>Jobs training right now.</summary>
     public IReadOnlyCollection<string> ActiveJobs
@@ -61,17 +89,47 @@ internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor exec
         logger.LogInformation("Training runner started: up to {Max} job(s) at a time", max);
         while (!stoppingToken.IsCancellationRequested)
         {
+            TimeSpan? wait = null;
             lock (gate)
             {
-                while (active.Count < max && store.NextRunnable(active.Keys) is string id)
+                RecordPendingEnds();
+                if (StoreTrouble is not null && unrecorded.Count == 0 && DateTime.UtcNow >= storeRetryAt)
                 {
-                    Start(id, stoppingToken);
+                    // Nothing waits to be recorded: try the store again by starting work (a failure backs off further).
+                    StoreTrouble = null;
+                }
+
+                if (StoreTrouble is null)
+                {
+                    try
+                    {
+                        while (active.Count < max && store.NextRunnable([.. active.Keys, .. unrecorded.Keys]) is string id)
+                        {
+                            Start(id, stoppingToken);
+                        }
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        StoreFailed(e);
+                    }
+                }
+
+                if (unrecorded.Count > 0 || StoreTrouble is not null)
+                {
+                    wait = storeRetryAt - DateTime.UtcNow;
                 }
             }
 
             try
             {
-                await wake.WaitAsync(stoppingToken).ConfigureAwait(false);
+                if (wait is { } delay)
+                {
+                    await wake.WaitAsync(delay > TimeSpan.Zero ? delay : TimeSpan.FromMilliseconds(10), stoppingToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await wake.WaitAsync(stoppingToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException)
             {
@@ -98,6 +156,7 @@ internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor exec
 
     private void Start(string id, CancellationToken stoppingToken)
     {
+        Starts++;
         var userCancel = new CancellationTokenSource();
         var job = new ActiveJob(userCancel);
         active[id] = job;
@@ -126,12 +185,12 @@ internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor exec
 
             logger.LogInformation("Job {JobId} started", id);
             executor.Run(id, userCancel, shutdown);
-            store.TryTransition(id, [JobState.Running], JobState.Succeeded);
+            End(id, JobState.Succeeded, null);
             logger.LogInformation("Job {JobId} succeeded", id);
         }
         catch (OperationCanceledException) when (userCancel.IsCancellationRequested)
         {
-            store.TryTransition(id, [JobState.Running, JobState.Queued], JobState.Cancelled);
+            End(id, JobState.Cancelled, null);
             logger.LogInformation("Job {JobId} cancelled", id);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
@@ -141,11 +200,22 @@ internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor exec
         catch (Exception e)
         {
             logger.LogError(e, "Job {JobId} failed", id);
-            store.TryTransition(id, [JobState.Running, JobState.Queued], JobState.Failed, e.Message);
+            End(id, JobState.Failed, e.Message);
         }
         finally
         {
-            store.EndAttempt(id);
+            try
+            {
+                store.EndAttempt(id);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                lock (gate)
+                {
+                    StoreFailed(e);
+                }
+            }
+
             lock (gate)
             {
                 active[id].UserCancel.Dispose();
@@ -158,6 +228,77 @@ internal sealed class TrainingJobRunner(JobStore store, TrainingJobExecutor exec
             }
         }
     }
+
+    // Stores the job's end; when the store refuses, the end waits in `unrecorded` (the job is not run again).
+    private void End(string id, JobState state, string? error)
+    {
+        try
+        {
+            store.TryTransition(id, [JobState.Running, JobState.Queued], state, error);
+            lock (gate)
+            {
+                StoreWorked();
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            lock (gate)
+            {
+                unrecorded[id] = new PendingEnd(state, error ?? e.Message);
+                StoreFailed(e);
+            }
+        }
+    }
+
+    // Callers hold the lock.
+    private void RecordPendingEnds()
+    {
+        if (unrecorded.Count == 0 || DateTime.UtcNow < storeRetryAt)
+        {
+            return;
+        }
+
+        foreach (var (id, end) in unrecorded.ToArray())
+        {
+            try
+            {
+                store.TryTransition(id, [JobState.Running, JobState.Queued], end.State, end.Error);
+                unrecorded.Remove(id);
+                logger.LogInformation("Job {JobId}: its end ({State}) is stored now that the job store accepts writes", id, end.State);
+                StoreWorked();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                StoreFailed(e);
+                return;
+            }
+        }
+    }
+
+    // Callers hold the lock. One log line per backoff period, not per attempt.
+    private void StoreFailed(Exception e)
+    {
+        bool first = StoreTrouble is null;
+        StoreTrouble = e.Message;
+        storeRetryAt = DateTime.UtcNow + storeRetry;
+        logger.LogError(first ? e : null, "Job store write failed ({Reason}); retrying in {Delay}", e.Message, storeRetry);
+        storeRetry = storeRetry * 2 < LastRetry ? storeRetry * 2 : LastRetry;
+    }
+
+    // Callers hold the lock.
+    private void StoreWorked()
+    {
+        if (StoreTrouble is not null)
+        {
+            logger.LogInformation("Job store accepts writes again");
+        }
+
+        StoreTrouble = null;
+        storeRetry = FirstRetry;
+        storeRetryAt = DateTime.MinValue;
+    }
+
+    private sealed record PendingEnd(JobState State, string Error);
 
     private sealed class ActiveJob(CancellationTokenSource userCancel)
     {

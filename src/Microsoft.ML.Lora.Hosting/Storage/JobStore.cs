@@ -211,6 +211,7 @@ internal sealed class JobStore : IDisposable
     {
         lock (gate)
         {
+            ThrowIfFull();
             return Convert.ToInt32(Scalar("UPDATE jobs SET attempts = attempts + 1 WHERE id = $id RETURNING attempts", ("$id", id)), System.Globalization.CultureInfo.InvariantCulture);
         }
     }
@@ -331,14 +332,30 @@ internal sealed class JobStore : IDisposable
 
     private void Execute(string sql) => NonQuery(sql);
 
+    /// <summary>
+    /// Fault injection for tests: while it returns true, every write fails as SQLite does when the disk is full
+    /// (SQLITE_FULL); reads go on working, as they do on a full disk.
+    /// </summary>
+    internal Func<bool>? SimulateFullDisk { get; set; }
+
+    private void ThrowIfFull()
+    {
+        if (SimulateFullDisk?.Invoke() == true)
+        {
+            throw new SqliteException("SQLite Error 13: 'database or disk is full'.", 13);
+        }
+    }
+
     private Transaction Begin()
     {
+        ThrowIfFull();
         transaction = connection.BeginTransaction();
         return new Transaction(this);
     }
 
     private int NonQuery(string sql, params (string Name, object? Value)[] parameters)
     {
+        ThrowIfFull();
         using var command = Command(sql, parameters);
         return command.ExecuteNonQuery();
     }
