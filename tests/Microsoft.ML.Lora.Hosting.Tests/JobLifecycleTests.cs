@@ -97,6 +97,28 @@ public sealed class JobLifecycleTests
 
         Assert.Equal(File.ReadAllBytes(expectedOnnx), onnx);
 
+        // Re-exports while clients download: every download sees a whole export, never a 404 between two.
+        var exports = Task.Run(async () =>
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                using var again = await host.Client.PostAsync($"/jobs/{id}/export-onnx", null);
+                Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+            }
+        });
+        int downloads = 0;
+        while (!exports.IsCompleted)
+        {
+            using var download = await host.Client.GetAsync($"/jobs/{id}/onnx");
+            Assert.Equal(HttpStatusCode.OK, download.StatusCode);
+            Assert.Equal(onnx, await download.Content.ReadAsByteArrayAsync());
+            downloads++;
+        }
+
+        await exports;
+        Assert.True(downloads > 0);
+        Assert.Equal(2, Directory.GetDirectories(Path.Combine(host.DataDirectory, "jobs", id), "onnx*").Length);
+
         // A second client that saw the first three events gets only the rest.
         using var cts2 = new CancellationTokenSource(Limit);
         var rest = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", cts2.Token, lastEventId: 3);

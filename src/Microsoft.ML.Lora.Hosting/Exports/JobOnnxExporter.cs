@@ -11,8 +11,9 @@ namespace Microsoft.ML.Lora.Hosting.Exports;
 
 /// <summary>
 /// <c>POST /jobs/{id}/export-onnx</c>: the job's base model with its adapter merged, exported to
-/// <c>&lt;data&gt;/jobs/&lt;id&gt;/onnx/model.onnx</c> (plus <c>model.onnx.data</c> with external data). The folder
-/// is written under a temporary name and renamed, so a download sees a whole export or none.
+/// <c>&lt;data&gt;/jobs/&lt;id&gt;/onnx-&lt;version&gt;/model.onnx</c> (plus <c>model.onnx.data</c> with external data).
+/// <c>onnx.current</c> names the current version and is replaced atomically once a new export is whole, so a
+/// download sees the previous export or the new one, never none; the export before the previous is deleted.
 /// </summary>
 internal sealed class JobOnnxExporter(JobStore store, TrainingJobExecutor executor, ILogger<JobOnnxExporter> logger) : IDisposable
 {
@@ -21,8 +22,15 @@ internal sealed class JobOnnxExporter(JobStore store, TrainingJobExecutor execut
 
     private readonly SemaphoreSlim gate = new(1, 1);
 
-    /// <summary>Folder of the job's export.</summary>
-    public string ExportDirectory(string jobId) => Path.Combine(executor.JobDirectory(jobId), "onnx");
+    private const string Pointer = "onnx.current";
+
+    /// <summary>Folder of the job's current export (it may not exist yet).</summary>
+    public string ExportDirectory(string jobId)
+    {
+        string job = executor.JobDirectory(jobId);
+        string pointer = Path.Combine(job, Pointer);
+        return File.Exists(pointer) ? Path.Combine(job, File.ReadAllText(pointer).Trim()) : Path.Combine(job, "onnx");
+    }
 
     /// <summary>Exports the job's merged model; returns the folder.</summary>
     public async Task<string> ExportAsync(string jobId, bool externalData, CancellationToken cancellationToken)
@@ -49,8 +57,10 @@ internal sealed class JobOnnxExporter(JobStore store, TrainingJobExecutor execut
 
     private string Export(string jobId, JobPaths paths, bool externalData)
     {
-        string final = ExportDirectory(jobId);
-        string temp = final + $".{Guid.NewGuid():N}.tmp";
+        string job = executor.JobDirectory(jobId);
+        string previous = ExportDirectory(jobId);
+        string version = $"onnx-{DateTime.UtcNow:yyyyMMddHHmmssfff}-{Guid.NewGuid():N}";
+        string temp = Path.Combine(job, version);
         try
         {
             Directory.CreateDirectory(temp);
@@ -61,14 +71,18 @@ internal sealed class JobOnnxExporter(JobStore store, TrainingJobExecutor execut
                 LlamaOnnxExporter.Export(model, Path.Combine(temp, FileName), new OnnxExportOptions { ExternalData = externalData });
             }
 
-            if (Directory.Exists(final))
+            // Switch the pointer in one rename; then drop every export but this one and the previous (which a
+            // download that started before the switch may still be reading).
+            string pointerTemp = Path.Combine(job, $"{Pointer}.{Guid.NewGuid():N}.tmp");
+            File.WriteAllText(pointerTemp, version);
+            File.Move(pointerTemp, Path.Combine(job, Pointer), overwrite: true);
+            foreach (string old in Directory.GetDirectories(job, "onnx*").Where(d => d != temp && d != previous))
             {
-                Directory.Delete(final, recursive: true);
+                Directory.Delete(old, recursive: true);
             }
 
-            Directory.Move(temp, final);
-            logger.LogInformation("Job {JobId}: ONNX export written to {Directory}", jobId, final);
-            return final;
+            logger.LogInformation("Job {JobId}: ONNX export written to {Directory}", jobId, temp);
+            return temp;
         }
         catch
         {
