@@ -102,7 +102,25 @@ public sealed unsafe class AttentionTests
         return (RandomArray(rng, b * t * nh * hs, 2), RandomArray(rng, b * t * nkv * hs, 2), RandomArray(rng, b * t * nkv * hs), RandomArray(rng, b * t * nh * hs));
     }
 
-    internal static Result Run(double[] qd, double[] kd, double[] vd, double[] doutd, int b, int t, int nh, int nkv, int hs)
+    /// <summary>
+    /// The optimized kernel's forward and backward against the float64 reference on the same inputs, with packing
+    /// <paramref name="positions"/> and <paramref name="spec"/>; gradients are compared on the scale of the terms that
+    /// make them (the value of dQ and dK can be small beside them).
+    /// </summary>
+    internal static void AssertMatchesReference(double[] qd, double[] kd, double[] vd, double[] doutd, int b, int t, int nh, int nkv, int hs, int[]? positions, AttentionSpec spec, double forwardTolerance, double backwardTolerance, string at)
+    {
+        var (eo, expectedLse) = AttentionReference.Forward(qd, kd, vd, b, t, nh, nkv, hs, positions, spec.Window, spec.Scale, spec.Softcap);
+        var (edq, edk, edv) = AttentionReference.Backward(doutd, qd, kd, vd, b, t, nh, nkv, hs, positions, spec.Window, spec.Scale, spec.Softcap);
+        var r = Run(qd, kd, vd, doutd, b, t, nh, nkv, hs, positions, spec);
+        AssertClose(eo, r.O, forwardTolerance, $"o {at}");
+        AssertClose(expectedLse, r.Lse, forwardTolerance, $"lse {at}");
+        double term = Rms(doutd) * Rms(vd);
+        AssertClose(edq, r.Dq, backwardTolerance, Math.Max(Rms(edq), term * Rms(kd)), $"dq {at}");
+        AssertClose(edk, r.Dk, backwardTolerance, Math.Max(Rms(edk), term * Rms(qd)), $"dk {at}");
+        AssertClose(edv, r.Dv, backwardTolerance, $"dv {at}");
+    }
+
+    internal static Result Run(double[] qd, double[] kd, double[] vd, double[] doutd, int b, int t, int nh, int nkv, int hs, int[]? positions = null, AttentionSpec spec = default)
     {
         float[] q = ToFloat(qd), k = ToFloat(kd), v = ToFloat(vd), dout = ToFloat(doutd);
         var r = new Result(new float[q.Length], new float[b * nh * t], new float[q.Length], new float[k.Length], new float[v.Length]);
@@ -110,9 +128,10 @@ public sealed unsafe class AttentionTests
         Array.Fill(r.Dv, float.NaN);
         Array.Fill(r.Dq, float.NaN);
         fixed (float* qp = q, kp = k, vp = v, dop = dout, op = r.O, lp = r.Lse, dqp = r.Dq, dkp = r.Dk, dvp = r.Dv)
+        fixed (int* pp = positions)
         {
-            Attention.Forward(qp, kp, vp, op, lp, b, t, nh, nkv, hs);
-            Attention.Backward(dop, qp, kp, vp, op, lp, dqp, dkp, dvp, b, t, nh, nkv, hs);
+            Attention.Forward(qp, kp, vp, op, lp, b, t, nh, nkv, hs, pp, spec);
+            Attention.Backward(dop, qp, kp, vp, op, lp, dqp, dkp, dvp, b, t, nh, nkv, hs, pp, spec);
         }
 
         return r;
