@@ -121,6 +121,21 @@ internal static class TrainCommand
                         ("eval every", run.EvalEverySteps, options.EvalEverySteps), ("checkpoint every", run.CheckpointEverySteps, options.CheckpointEverySteps),
                     }.Where(static c => !Equals(c.From, c.To)).Select(static c => string.Create(CultureInfo.InvariantCulture, $"{c.Name} {c.From ?? "none"} → {c.To ?? "none"}")));
                 output.WriteLine($"resuming {Path.GetFullPath(resumeFrom)} into {outPath}{(changes.Length == 0 ? string.Empty : $"; changed: {changes}")}");
+
+                // The adapter as the run made it (its checkpoint records it); LoRA flags given must agree with it.
+                if (!isFull && Checkpoint.AdapterOptions(resumeFrom) is { } trained)
+                {
+                    var differ = new (Option Flag, object Given, object Trained)[]
+                    {
+                        (rank, lora!.Rank, trained.Rank), (alpha, lora.Alpha, trained.Alpha), (dropout, lora.Dropout, trained.Dropout), (rsLora, lora.UseRsLora, trained.UseRsLora),
+                    }.Where(f => Given(f.Flag) && !Equals(f.Given, f.Trained)).Select(static f => string.Create(CultureInfo.InvariantCulture, $"{f.Flag.Name} {f.Given} (the run's: {f.Trained})")).ToList();
+                    if (differ.Count > 0)
+                    {
+                        throw new ArgumentException($"--resume continues the run's adapter; these flags differ from it: {string.Join(", ", differ)}");
+                    }
+
+                    lora = Given(targets) ? trained with { TargetModules = lora.TargetModules } : trained;
+                }
             }
 
             options.Validate();

@@ -97,13 +97,17 @@ public sealed partial class TrainCommandTests
         // one that decides the steps is refused by name; a longer run is applied and stated; the last
         // checkpoint resumes cleanly.
         string last = Path.Combine(a, "checkpoints", "checkpoint-6");
-        (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--rank", "2", "--out", Path.Combine(tmp.Path, "c"), "--resume", last);
+        (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--out", Path.Combine(tmp.Path, "c"), "--resume", last);
         Assert.True(exit == 0, error);
         Assert.Contains("no steps left", output, StringComparison.Ordinal);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(a, "adapter_model.safetensors")), File.ReadAllBytes(Path.Combine(tmp.Path, "c", "adapter_model.safetensors")));
+        (exit, _, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--out", Path.Combine(tmp.Path, "g"), "--resume", last, "--rank", "4");
+        Assert.Equal(1, exit);
+        Assert.Contains("--rank 4 (the run's: 2)", error, StringComparison.Ordinal);
         (exit, _, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--rank", "2", "--out", Path.Combine(tmp.Path, "d"), "--resume", last, "--lr", "0.5");
         Assert.Equal(1, exit);
         Assert.Contains("LearningRate (checkpoint", error, StringComparison.Ordinal);
-        (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--rank", "2", "--out", Path.Combine(tmp.Path, "e"), "--resume", last, "--max-steps", "8");
+        (exit, output, error) = CliRunner.Run("train", "--model", Model, "--data", Data, "--out", Path.Combine(tmp.Path, "e"), "--resume", last, "--max-steps", "8");
         Assert.True(exit == 0, error);
         Assert.Contains("changed: max steps 6 → 8", output, StringComparison.Ordinal);
         Assert.Contains("steps=8", output, StringComparison.Ordinal);

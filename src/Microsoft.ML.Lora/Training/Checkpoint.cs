@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Lora.Formats;
+using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Modules;
 using Microsoft.ML.Lora.Tensors;
 
@@ -52,7 +53,7 @@ public static partial class Checkpoint
     /// Writes <c>checkpoint-&lt;step&gt;</c> into <paramref name="directory"/> atomically, replacing an
     /// existing one of the same step. On failure nothing is left behind and the error names the path.
     /// </summary>
-    internal static string Write(string directory, TrainerState state, AdamW optimizer, CancellationToken cancellationToken)
+    internal static string Write(string directory, TrainerState state, AdamW optimizer, CancellationToken cancellationToken, byte[]? adapterConfigJson = null)
     {
         string parent = Path.GetFullPath(directory);
         string final = Path.Combine(parent, FolderName(state.GlobalStep));
@@ -76,6 +77,11 @@ public static partial class Checkpoint
             SafeTensorsWriter.Write(Path.Combine(temp, OptimizerFileName), moments, cancellationToken: cancellationToken);
             byte[] json = state.ToJson(final);
             AtomicFile.Write(Path.Combine(temp, StateFileName), s => s.Write(json));
+            if (adapterConfigJson is not null)
+            {
+                File.WriteAllBytes(Path.Combine(temp, PeftAdapterConfig.FileName), adapterConfigJson);
+            }
+
             Publish(temp, final);
             return final;
         }
@@ -96,6 +102,22 @@ public static partial class Checkpoint
     /// folder): the starting point for resuming it with some options changed (see <see cref="Trainer.Resume"/>).
     /// </summary>
     public static TrainingOptions Options(string checkpointDirectory) => ReadState(checkpointDirectory).Options;
+
+    /// <summary>
+    /// The LoRA options of the adapter a checkpoint's run trained (its <c>adapter_config.json</c>, in PEFT's form), or
+    /// null for a full fine-tuning run or a checkpoint written without it.
+    /// </summary>
+    public static LoraOptions? AdapterOptions(string checkpointDirectory)
+    {
+        string path = Path.Combine(checkpointDirectory, PeftAdapterConfig.FileName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        var config = PeftAdapterConfig.Read(path);
+        return config.ToOptions(config.TargetModules ?? [LoraOptions.AllLinear]);
+    }
 
     /// <summary>Reads <c>trainer_state.json</c> of a checkpoint folder.</summary>
     internal static TrainerState ReadState(string checkpointDirectory)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Models;
 using Microsoft.ML.Lora.Modules;
 
@@ -195,7 +196,7 @@ public sealed class Trainer : IDisposable
             bool last = state.GlobalStep == data.TotalSteps;
             if (options.CheckpointEverySteps > 0 && (state.GlobalStep % options.CheckpointEverySteps == 0 || last))
             {
-                lastCheckpoint = Checkpoint.Write(options.CheckpointDirectory!, state, optimizer, cancellationToken);
+                lastCheckpoint = Checkpoint.Write(options.CheckpointDirectory!, state, optimizer, cancellationToken, AdapterConfigJson());
             }
 
             // Reported once the step is complete, checkpoint included.
@@ -214,7 +215,15 @@ public sealed class Trainer : IDisposable
             throw new InvalidOperationException("nothing to checkpoint yet: call Train first, so the checkpoint records the data it belongs to");
         }
 
-        return Checkpoint.Write(directory, state, optimizer, cancellationToken);
+        return Checkpoint.Write(directory, state, optimizer, cancellationToken, AdapterConfigJson());
+    }
+
+    // The active adapter's config in PEFT's form (rank, α, targets…), so a resume can rebuild the same adapter.
+    private byte[]? AdapterConfigJson()
+    {
+        var linears = model.Linears().ToList();
+        var adapters = linears.Where(static l => l.ActiveAdapter is not null).Select(static l => l.Adapters[l.ActiveAdapter!]).ToList();
+        return adapters.Count == 0 ? null : PeftAdapterWriter.Describe(model, linears, adapters, null, null).ToJson();
     }
 
     /// <inheritdoc/>
