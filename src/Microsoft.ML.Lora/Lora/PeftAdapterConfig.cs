@@ -141,9 +141,9 @@ public sealed record PeftAdapterConfig
         }
 
         int rank = c.RequiredInt("r");
-        if (rank < 1)
+        if (rank is < 1 or > LoraOptions.MaxRank)
         {
-            throw new InvalidDataException($"{full}: 'r' is {rank}; expected an integer ≥ 1");
+            throw new InvalidDataException($"{full}: 'r' is {rank}; expected an integer 1 … {LoraOptions.MaxRank}");
         }
 
         double dropout = c.OptionalDouble("lora_dropout") ?? 0;
@@ -179,7 +179,7 @@ public sealed record PeftAdapterConfig
             UseRsLora = c.OptionalBool("use_rslora") ?? false,
             Init = InitOf(root, full),
             LayersToTransform = Layers(root, full),
-            RankPattern = Pattern<int>(root, full, "rank_pattern", static v => v.TryGetInt32(out int r) && r >= 1 ? r : null, "an integer ≥ 1"),
+            RankPattern = Pattern<int>(root, full, "rank_pattern", static v => v.TryGetInt32(out int r) && r is >= 1 and <= LoraOptions.MaxRank ? r : null, $"an integer 1 … {LoraOptions.MaxRank}"),
             AlphaPattern = Pattern<double>(root, full, "alpha_pattern", static v => v.TryGetDouble(out double a) && a > 0 && double.IsFinite(a) ? a : null, "a number > 0"),
             ModulesToSave = StringList(root, full, "modules_to_save") ?? [],
             BaseModelNameOrPath = c.OptionalString("base_model_name_or_path"),

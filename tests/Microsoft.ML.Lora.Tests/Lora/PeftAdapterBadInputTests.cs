@@ -119,13 +119,15 @@ public sealed class PeftAdapterBadInputTests : IDisposable
     [InlineData("[]", "expected a JSON object")]
     [InlineData("{\"peft_type\": \"LORA\", \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"]}", "'r' is missing; expected an integer")]
     [InlineData("{\"peft_type\": \"LORA\", \"r\": \"4\", \"lora_alpha\": 8}", "'r' is \"4\"; expected an integer")]
-    [InlineData("{\"peft_type\": \"LORA\", \"r\": 0, \"lora_alpha\": 8}", "'r' is 0; expected an integer ≥ 1")]
+    [InlineData("{\"peft_type\": \"LORA\", \"r\": 0, \"lora_alpha\": 8}", "'r' is 0; expected an integer 1 … 65536")]
+    [InlineData("{\"peft_type\": \"LORA\", \"r\": 2147483647, \"lora_alpha\": 8}", "'r' is 2147483647; expected an integer 1 … 65536")]
     [InlineData("{\"peft_type\": \"LORA\", \"r\": 4}", "'lora_alpha' is missing")]
     [InlineData("{\"r\": 4, \"lora_alpha\": 8}", "'peft_type' is missing")]
     [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"bias\": \"some\"}", "'bias' is \"some\"; expected \"none\", \"lora_only\" or \"all\"")]
     [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": [1]}", "'target_modules' is [1]; expected a list of module names")]
     [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": \"(q_proj\"}", "'target_modules' is the regex \"(q_proj\", which does not parse")]
-    [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"rank_pattern\": {\"q_proj\": 0}}", "'rank_pattern.q_proj' is 0; expected an integer ≥ 1")]
+    [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"rank_pattern\": {\"q_proj\": 0}}", "'rank_pattern.q_proj' is 0; expected an integer 1 … 65536")]
+    [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"rank_pattern\": {\"q_proj\": 2147483647}}", "'rank_pattern.q_proj' is 2147483647; expected an integer 1 … 65536")]
     [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"lora_dropout\": 1}", "'lora_dropout' is 1; expected a number in [0, 1)")]
     public void BadConfigNamesFileAndField(string json, string message)
     {
