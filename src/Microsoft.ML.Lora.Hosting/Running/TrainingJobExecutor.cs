@@ -50,7 +50,7 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
 
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(userCancel, shutdown);
         var token = linked.Token;
-        using var model = LlamaForCausalLM.Load(paths.ModelDirectory);
+        using var model = LlamaForCausalLM.Load(paths.ModelDirectory, cancellationToken: token);
         if (plan.Quantize)
         {
             model.QuantizeNf4(plan.DoubleQuant);

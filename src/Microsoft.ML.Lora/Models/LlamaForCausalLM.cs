@@ -186,7 +186,10 @@ public sealed class LlamaForCausalLM : IDisposable
     public Tensor? InputsEmbedsGrad { get; private set; }
 
     /// <summary>Loads a Hugging Face model folder (config.json + safetensors); Linear and embedding weights in <paramref name="dtype"/>, norms and biases F32.</summary>
-    public static LlamaForCausalLM Load(string directory, DType dtype = DType.F32)
+    /// <param name="directory">The model folder.</param>
+    /// <param name="dtype">Dtype of the Linear and embedding weights.</param>
+    /// <param name="cancellationToken">Checked before each tensor is read; a cancelled load keeps nothing.</param>
+    public static LlamaForCausalLM Load(string directory, DType dtype = DType.F32, CancellationToken cancellationToken = default)
     {
         string configPath = Path.Combine(directory, "config.json");
         if (!File.Exists(configPath))
@@ -196,7 +199,7 @@ public sealed class LlamaForCausalLM : IDisposable
 
         var config = LlamaConfig.Load(configPath);
         using var folder = SafeTensorsFolder.Open(directory);
-        return new LlamaForCausalLM(config, new FolderWeights(folder, dtype, null)) { SourceDirectory = Path.GetFullPath(directory) };
+        return new LlamaForCausalLM(config, new FolderWeights(folder, dtype, null, cancellationToken)) { SourceDirectory = Path.GetFullPath(directory) };
     }
 
     /// <summary>
@@ -613,12 +616,17 @@ public sealed class LlamaForCausalLM : IDisposable
             new(Matrix(prefix + ".weight", outFeatures, inFeatures), bias ? Vector(prefix + ".bias", outFeatures, 0f) : null);
     }
 
-    private sealed class FolderWeights(SafeTensorsFolder folder, DType dtype, Random? newHead) : WeightSource
+    private sealed class FolderWeights(SafeTensorsFolder folder, DType dtype, Random? newHead, CancellationToken cancellationToken = default) : WeightSource
     {
-        public override Parameter Matrix(string name, int rows, int cols) => new(name, folder.Read(name, dtype, [rows, cols]));
+        public override Parameter Matrix(string name, int rows, int cols)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return new(name, folder.Read(name, dtype, [rows, cols]));
+        }
 
         public override (Parameter Value, TiedWeightLayout Layout) Tied(string name, string twin, int rows, int cols)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             string source = folder.Contains(name) || !folder.Contains(twin) ? name : twin;
             var value = new Parameter(name, folder.Read(source, dtype, [rows, cols]));
             string stored = folder.Resolve(source);
@@ -629,7 +637,11 @@ public sealed class LlamaForCausalLM : IDisposable
         public override Parameter Head(string name, int rows, int cols) =>
             newHead is null ? new(name, folder.Read(name, DType.F32, [rows, cols])) : RandomWeights.Normal(name, rows, cols, newHead, DType.F32);
 
-        public override Parameter Vector(string name, int length, float fill) => new(name, folder.Read(name, DType.F32, [length]));
+        public override Parameter Vector(string name, int length, float fill)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return new(name, folder.Read(name, DType.F32, [length]));
+        }
     }
 
     private sealed class RandomWeights(DType dtype, int seed) : WeightSource
