@@ -22,6 +22,17 @@ public sealed class ExportOnnxBadInputTests
     }
 
     [Fact]
+    public void MissingParentFoldersAreMade()
+    {
+        using var tmp = new TempDir();
+        string nested = Path.Combine(tmp.Path, "new", "deeper", "model.onnx");
+        var (exit, _, error) = CliRunner.Run("export-onnx", "--model", Model, "--out", nested);
+        Assert.True(exit == 0, error);
+        Assert.True(new FileInfo(nested).Length > 10_000);
+
+    }
+
+    [Fact]
     public void AnAdapterThatMakesAWeightNaNIsRefusedNamingTheModule()
     {
         using var tmp = new TempDir();

@@ -43,8 +43,17 @@ public static class OnnxModelWriter
         string token = Guid.NewGuid().ToString("N");
         string tempModel = Path.Combine(folder, $".{fileName}.{token}.tmp");
         string tempData = Path.Combine(folder, $".{dataFileName}.{token}.tmp");
+
+        // Missing parent folders are made, and removed again if the save fails.
+        string? created = null;
+        for (string? f = folder; f is not null && !Directory.Exists(f) && !File.Exists(f); f = Path.GetDirectoryName(f))
+        {
+            created = f;
+        }
+
         try
         {
+            Directory.CreateDirectory(folder);
             if (anyExternal)
             {
                 WriteExternalData(graph, locations, tempData, cancellationToken);
@@ -62,13 +71,30 @@ public static class OnnxModelWriter
         {
             TryDelete(tempModel);
             TryDelete(tempData);
+            TryDeleteFolder(created);
             throw new IOException($"cannot save ONNX model to '{fullPath}'{(anyExternal ? $" with external data '{dataPath}'" : "")}: {e.Message}", e);
         }
         catch
         {
             TryDelete(tempModel);
             TryDelete(tempData);
+            TryDeleteFolder(created);
             throw;
+        }
+    }
+
+    private static void TryDeleteFolder(string? folder)
+    {
+        try
+        {
+            if (folder is not null && Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: the error being reported matters more.
         }
     }
 

@@ -46,4 +46,23 @@ public sealed class OnnxGraphTests
     [Fact]
     public void NegativeFixedDim_Throws() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => new OnnxGraph().AddInput("X", OnnxElementType.Float, -1));
+
+    [Fact]
+    public void FoldersMadeForASaveThatFailsAreRemovedAgain()
+    {
+        var graph = new OnnxGraph("cancelled");
+        graph.AddInput("X", OnnxElementType.Float, 2);
+        graph.AddInitializer("W", [2], [1f, 2f]);
+        graph.AddNode("Add", ["X", "W"], ["Y"]);
+        graph.AddOutput("Y", OnnxElementType.Float, 2);
+        using var temp = new TempFolder();
+        string root = temp.File("made");
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => OnnxModelWriter.Save(graph, Path.Combine(root, "sub", "m.onnx"), new OnnxSaveOptions(), cancelled.Token));
+        Assert.False(Directory.Exists(root));
+
+        OnnxModelWriter.Save(graph, Path.Combine(root, "sub", "m.onnx"), new OnnxSaveOptions());
+        Assert.True(File.Exists(Path.Combine(root, "sub", "m.onnx")));
+    }
 }
