@@ -153,11 +153,6 @@ public sealed class LlamaForCausalLM : IDisposable
             norm.Weight.MoveTo(backend);
         }
 
-        foreach (var weight in Layers.SelectMany(static l => l.SelfAttn.NormParameters()))
-        {
-            weight.MoveTo(backend);
-        }
-
         InputsEmbedsGrad?.Dispose();
         InputsEmbedsGrad = null;
         return this;
@@ -606,8 +601,6 @@ public sealed class LlamaForCausalLM : IDisposable
             (Matrix(name, rows, cols), new TiedWeightLayout(name, null));
 
         public abstract Parameter Vector(string name, int length, float fill);
-
-        public Parameter Norm(string name, int length) => Vector(name, length, 1f);
 
         /// <summary>A classification head: F32 whatever the body's dtype (it is trained fully, PEFT's modules_to_save).</summary>
         public abstract Parameter Head(string name, int rows, int cols);

@@ -64,10 +64,9 @@ public sealed class DecoderLayer : IDisposable
     /// <summary>post_feedforward_layernorm of a sandwich (Gemma) layer, or null.</summary>
     public RmsNormLayer? PostFeedforwardLayerNorm { get; }
 
-    /// <summary>The layer's norms.</summary>
-    public IEnumerable<RmsNormLayer> Norms() => PreFeedforwardLayerNorm is null
-        ? [InputLayerNorm, PostAttentionLayerNorm]
-        : [InputLayerNorm, PostAttentionLayerNorm, PreFeedforwardLayerNorm, PostFeedforwardLayerNorm!];
+    /// <summary>Every norm of the layer, the attention's per-head q/k norms included.</summary>
+    public IEnumerable<RmsNormLayer> Norms() =>
+        new[] { InputLayerNorm, PostAttentionLayerNorm, PreFeedforwardLayerNorm, PostFeedforwardLayerNorm, SelfAttn.QNorm, SelfAttn.KNorm }.OfType<RmsNormLayer>();
 
     /// <summary>Recompute activations in Backward instead of keeping them from Forward.</summary>
     public bool Recompute { get; set; }

@@ -39,11 +39,7 @@ public sealed class SelfAttention : IDisposable
             }
         }
 
-        if (heads % kvHeads != 0)
-        {
-            throw new ArgumentException($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
-        }
-
+        RequireGrouped(heads, kvHeads);
         Expect(qProj, heads * headDim, qProj.InFeatures);
         Expect(kProj, kvHeads * headDim, qProj.InFeatures);
         Expect(vProj, kvHeads * headDim, qProj.InFeatures);
@@ -65,11 +61,7 @@ public sealed class SelfAttention : IDisposable
     /// </summary>
     public SelfAttention(Linear qkvProj, Linear oProj, int heads, int kvHeads, int headDim)
     {
-        if (heads % kvHeads != 0)
-        {
-            throw new ArgumentException($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
-        }
-
+        RequireGrouped(heads, kvHeads);
         Expect(qkvProj, (heads + (2 * kvHeads)) * headDim, qkvProj.InFeatures);
         Expect(oProj, qkvProj.InFeatures, heads * headDim);
         QkvProj = qkvProj;
@@ -325,6 +317,14 @@ public sealed class SelfAttention : IDisposable
         using var xv = x.View(rows, HeadDim);
         using var dxv = dx.View(rows, HeadDim);
         norm.Backward(dyv, xv, rstd, dxv);
+    }
+
+    private static void RequireGrouped(int heads, int kvHeads)
+    {
+        if (heads % kvHeads != 0)
+        {
+            throw new ArgumentException($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
+        }
     }
 
     private static void Expect(Linear l, int outFeatures, int inFeatures)

@@ -161,7 +161,7 @@ internal static unsafe class Attention
                         TensorPrimitives.Multiply(valid, scale, valid);
                         if (cap > 0)
                         {
-                            Cap(valid, cap);
+                            Softcap.Apply(valid, cap);
                         }
 
                         float mNew = Math.Max(m[r], TensorPrimitives.Max<float>(valid));
@@ -518,14 +518,6 @@ internal static unsafe class Attention
                 throw new ArgumentException($"Attention: row {i / t}, column {col}: position {p} does not continue an example (0 starts one, else the previous position + 1).", nameof(positions));
             }
         }
-    }
-
-    // scores → cap·tanh(scores/cap), in place.
-    internal static void Cap(Span<float> scores, float cap)
-    {
-        TensorPrimitives.Multiply(scores, 1f / cap, scores);
-        TensorPrimitives.Tanh(scores, scores);
-        TensorPrimitives.Multiply(scores, cap, scores);
     }
 
     private static bool Validate(int b, int t, int nh, int nkv, int hs, AttentionSpec spec)

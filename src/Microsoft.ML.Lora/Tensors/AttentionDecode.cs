@@ -59,7 +59,7 @@ internal static unsafe class AttentionDecode
 
                     if (cap > 0)
                     {
-                        Attention.Cap(s, cap);
+                        Softcap.Apply(s, cap);
                     }
 
                     float max = TensorPrimitives.Max<float>(s);

@@ -13,11 +13,16 @@ internal static unsafe class Softcap
         Check(cap);
         for (long off = 0; off < n; off += Chunk)
         {
-            var s = new Span<float>(x + off, (int)Math.Min(Chunk, n - off));
-            TensorPrimitives.Multiply(s, 1f / cap, s);
-            TensorPrimitives.Tanh(s, s);
-            TensorPrimitives.Multiply(s, cap, s);
+            Apply(new Span<float>(x + off, (int)Math.Min(Chunk, n - off)), cap);
         }
+    }
+
+    /// <summary>values → cap·tanh(values/cap), in place (also the attention kernels' score capping).</summary>
+    public static void Apply(Span<float> values, float cap)
+    {
+        TensorPrimitives.Multiply(values, 1f / cap, values);
+        TensorPrimitives.Tanh(values, values);
+        TensorPrimitives.Multiply(values, cap, values);
     }
 
     /// <summary>dy (N) ← dy·(1 − (y/cap)²) in place; y (N) the capped values.</summary>

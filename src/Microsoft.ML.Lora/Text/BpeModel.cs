@@ -112,7 +112,7 @@ internal sealed class BpeModel
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (JsonProperty p in element.EnumerateObject())
         {
-            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id is < 0 or > TokenizerJson.MaxTokenId)
+            if (!TokenizerJson.TryGetTokenId(p.Value, out int id))
             {
                 throw new InvalidDataException($"{model.Source}: '{model.Where("vocab")}' entry '{p.Name}' is {TokenizerJson.Describe(p.Value)}, expected a token id in [0, {TokenizerJson.MaxTokenId}]");
             }

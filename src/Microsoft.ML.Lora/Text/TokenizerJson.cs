@@ -46,11 +46,23 @@ internal readonly struct TokenizerJson(JsonElement element, string source, strin
     /// </summary>
     public const int MaxTokenId = (1 << 24) - 1;
 
+    /// <summary>The id of <paramref name="value"/> when it is an integer in [0, <see cref="MaxTokenId"/>].</summary>
+    public static bool TryGetTokenId(JsonElement value, out int id)
+    {
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out id) && id is >= 0 and <= MaxTokenId)
+        {
+            return true;
+        }
+
+        id = -1;
+        return false;
+    }
+
     /// <summary>A token id under <paramref name="key"/>: an integer in [0, <see cref="MaxTokenId"/>].</summary>
     public int RequiredTokenId(string key) => Get(key) switch
     {
         null => throw Missing(key, "a token id"),
-        { ValueKind: JsonValueKind.Number } v when v.TryGetInt32(out int i) && i is >= 0 and <= MaxTokenId => i,
+        { } v when TryGetTokenId(v, out int i) => i,
         { } v => throw Wrong(key, v, $"a token id in [0, {MaxTokenId}]"),
     };
 

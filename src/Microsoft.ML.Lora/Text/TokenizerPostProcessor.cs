@@ -55,7 +55,7 @@ internal sealed class TokenizerPostProcessor(int[] prefix, int[] suffix)
     private static int PairId(TokenizerJson j, string key)
     {
         JsonElement v = j.Get(key) ?? throw j.Missing(key, "[token, id]");
-        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() != 2 || !v[1].TryGetInt32(out int id) || id is < 0 or > TokenizerJson.MaxTokenId)
+        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() != 2 || !TokenizerJson.TryGetTokenId(v[1], out int id))
         {
             throw j.Wrong(key, v, $"[token, id] with an id in [0, {TokenizerJson.MaxTokenId}]");
         }
@@ -97,7 +97,7 @@ internal sealed class TokenizerPostProcessor(int[] prefix, int[] suffix)
 
             foreach (JsonElement id in ids.EnumerateArray())
             {
-                (seenSequence ? suffix : prefix).Add(id.TryGetInt32(out int v) && v is >= 0 and <= TokenizerJson.MaxTokenId ? v : throw entry.Wrong("ids", ids, $"an array of token ids in [0, {TokenizerJson.MaxTokenId}]"));
+                (seenSequence ? suffix : prefix).Add(TokenizerJson.TryGetTokenId(id, out int v) ? v : throw entry.Wrong("ids", ids, $"an array of token ids in [0, {TokenizerJson.MaxTokenId}]"));
             }
         }
 

@@ -74,7 +74,7 @@ public sealed class Trainer : IDisposable
         {
             options.Validate();
             ResumeOptions.CheckUnchanged(state.Options, options, checkpointDirectory);
-            state = state.WithOptions(options);
+            state.Options = options;
         }
 
         var trainable = TrainableOf(model);

@@ -14,7 +14,8 @@ internal sealed class TrainerState
     public const string Format = "microsoft.ml.lora.trainer_state";
     public const int Version = 1;
 
-    public required TrainingOptions Options { get; init; }
+    /// <summary>The run's options; a resume may replace them with compatible ones (see <see cref="ResumeOptions"/>).</summary>
+    public required TrainingOptions Options { get; set; }
 
     /// <summary>Optimizer steps done.</summary>
     public int GlobalStep { get; set; }
@@ -53,27 +54,6 @@ internal sealed class TrainerState
 
     /// <summary>FNV-1a 64 of the base model's config.json text, or null in older checkpoints.</summary>
     public string? BaseConfig { get; set; }
-
-    /// <summary>A copy with other options (the resumed run's).</summary>
-    public TrainerState WithOptions(TrainingOptions options) => new()
-    {
-        Options = options,
-        GlobalStep = GlobalStep,
-        TotalSteps = TotalSteps,
-        StepsPerEpoch = StepsPerEpoch,
-        Epoch = Epoch,
-        EpochPosition = EpochPosition,
-        NextMicroStep = NextMicroStep,
-        TrainRows = TrainRows,
-        ValidationRows = ValidationRows,
-        DataFingerprint = DataFingerprint,
-        LastLoss = LastLoss,
-        LastValidationLoss = LastValidationLoss,
-        BestValidationLoss = BestValidationLoss,
-        BestValidationStep = BestValidationStep,
-        BaseDType = BaseDType,
-        BaseConfig = BaseConfig,
-    };
 
     /// <summary>The state as JSON; output paths are written relative to <paramref name="checkpointFolder"/>, where the file goes.</summary>
     public byte[] ToJson(string checkpointFolder)
