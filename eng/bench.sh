@@ -34,6 +34,8 @@ steps=5
 reps=15
 ((quick)) && steps=2 && reps=7
 lora=src/Microsoft.ML.Lora.Cli/bin/Release/net10.0/lora
+# Built for this machine's runtime identifier (ONNX Runtime's natives for one platform only).
+benchmarks=(dotnet "bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/$(dotnet --info | awk '$1 == "RID:" { print $2; exit }')/Microsoft.ML.Lora.Benchmarks.dll")
 # tokens/s of a PyTorch line, and of one mode's line in `lora bench` output (its lines start with the mode's name).
 tps() { sed -E 's/^tokens\/s=([0-9.]+).*/\1/' <<<"$1"; }
 mode_tps() { sed -nE "s/^$1 +tokens\/s=([0-9.]+).*/\1/p" <<<"$2"; }
@@ -76,7 +78,7 @@ bash eng/install-deps.sh --bench --reference
 dotnet build Microsoft.ML.Lora.sln -c Release -nologo -v q >/dev/null
 if ((baseline_only)); then baseline_section; exit 0; fi
 echo "== GEMM: ours vs OpenBLAS, $threads threads"
-dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll gemm --threads "$threads"
+"${benchmarks[@]}" gemm --threads "$threads"
 
 echo "== frozen forward+backward: ${shape[*]}"
 ours_f32=$("$lora" bench "${shape[@]}" --steps "$steps" --threads "$threads")
@@ -108,11 +110,11 @@ echo "== peak memory, QLoRA vs LoRA over F32 weights, weight-dominated shape (4 
   --steps 2 --threads "$threads" --rank 16 --quantize nf4 --double-quant --recompute
 
 echo "== tokenizer throughput (single thread, real tokenizer.json files)"
-dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll tokenizer
+"${benchmarks[@]}" tokenizer
 echo "== generation: 64 tokens after a 128-token prompt, greedy, with and without the KV cache"
 "$lora" bench "${shape[@]}" --steps 1 --warmup 0 --threads "$threads" --generate 64 | grep '^generate'
 echo "== ONNX: export time and size (F32, int4), ONNX Runtime forward tokens/s next to ours (4x256)"
-dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll onnx
+"${benchmarks[@]}" onnx
 echo "== pipeline API batching: classification scoring and generation, ratios to batch 1 (same run, interleaved, median of $reps)"
-dotnet bench/Microsoft.ML.Lora.Benchmarks/bin/Release/net10.0/Microsoft.ML.Lora.Benchmarks.dll pipeline --threads "$threads" --reps "$reps"
+"${benchmarks[@]}" pipeline --threads "$threads" --reps "$reps"
 [[ -z "$baseline" ]] || baseline_section

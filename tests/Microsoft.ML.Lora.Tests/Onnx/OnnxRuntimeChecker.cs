@@ -1,6 +1,6 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
-using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace Microsoft.ML.Lora.Tests.Onnx;
 
@@ -28,7 +28,7 @@ internal sealed class OnnxInput
         Longs = longs;
     }
 
-    /// <summary>"float32", "float16" or "int64" (the run.mjs type names).</summary>
+    /// <summary>"float32", "float16" or "int64".</summary>
     public string Type { get; }
 
     public int[] Dims { get; }
@@ -46,7 +46,7 @@ internal sealed class OnnxInput
     public static OnnxInput Int64(long[] data, params int[] dims) => new("int64", dims, null, data);
 }
 
-/// <summary>One output tensor read back from run.mjs.</summary>
+/// <summary>One output tensor of a run.</summary>
 internal sealed class OnnxRuntimeTensor
 {
     public OnnxRuntimeTensor(string type, int[] dims, float[]? floats, long[]? longs)
@@ -73,7 +73,7 @@ internal sealed class OnnxRuntimeTensor
     public long[] AsLongs() => Longs ?? throw new InvalidOperationException($"output is {Type}, not an integer tensor");
 }
 
-/// <summary>Every output of one run plus run.mjs's timings.</summary>
+/// <summary>Every output of one run, the session's input and output names and the timings.</summary>
 internal sealed class OnnxOutputs
 {
     public OnnxOutputs(IReadOnlyDictionary<string, OnnxRuntimeTensor> tensors, double sessionMs, double runMs,
@@ -106,308 +106,148 @@ internal sealed class OnnxOutputs
         : throw new KeyNotFoundException($"no output '{name}'; outputs are [{string.Join(", ", OutputNames)}]");
 }
 
-/// <summary>run.mjs failed, or the checker could not run it; the message carries node's stderr.</summary>
-internal sealed class OnnxRuntimeCheckerException : Exception
-{
-    public OnnxRuntimeCheckerException(string message, string stderr = "", Exception? inner = null)
-        : base(message, inner)
-    {
-        Stderr = stderr;
-    }
-
-    public string Stderr { get; }
-}
+/// <summary>ONNX Runtime refused the model, the inputs or the adapter; the message names which and says why.</summary>
+internal sealed class OnnxRuntimeCheckerException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
-/// Runs an ONNX model with ONNX Runtime (onnxruntime-node, CPU) through <c>node tests/onnx/run.mjs</c>.
-/// Needs node and <c>eng/install-onnxruntime.sh</c>; fails (never skips) when they are missing.
+/// Runs an ONNX model with ONNX Runtime .NET in this process (CPU execution provider, all graph optimizations,
+/// 2 intra-op threads), optionally with ONNX Runtime LoRA adapter files (<c>.onnx_adapter</c>) active.
 /// </summary>
 internal static class OnnxRuntimeChecker
 {
-    public const string InstallHint = "run eng/install-onnxruntime.sh (needs node and npm)";
-
-    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(2);
-
-    /// <summary>Absolute path of the repository root (the folder holding Microsoft.ML.Lora.sln).</summary>
-    public static string RepoRoot { get; } = FindRepoRoot();
-
-    public static string ScriptPath => Path.Combine(RepoRoot, "tests", "onnx", "run.mjs");
-
-    public static OnnxOutputs Run(string modelPath, IReadOnlyDictionary<string, OnnxInput> inputs) =>
-        Run(modelPath, inputs, DefaultTimeout);
-
-    public static OnnxOutputs Run(string modelPath, IReadOnlyDictionary<string, OnnxInput> inputs, TimeSpan timeout)
+    public static OnnxOutputs Run(string modelPath, IReadOnlyDictionary<string, OnnxInput> inputs, params string[] adapterFiles)
     {
-        EnsureInstalled();
-        string dir = Path.Combine(Path.GetTempPath(), "lora-ort-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
+        string full = Path.GetFullPath(modelPath);
+        if (!File.Exists(full))
+        {
+            throw new OnnxRuntimeCheckerException($"{full}: model not found");
+        }
+
+        var clock = Stopwatch.StartNew();
+        using var options = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = 2,
+            InterOpNumThreads = 1,
+        };
+        InferenceSession session;
         try
         {
-            string inputsPath = Path.Combine(dir, "inputs.json");
-            string outputsPath = Path.Combine(dir, "outputs.json");
-            File.WriteAllBytes(inputsPath, WriteInputs(inputs));
-            RunNode(Path.GetFullPath(modelPath), inputsPath, outputsPath, timeout);
-            if (!File.Exists(outputsPath))
+            session = new InferenceSession(full, options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new OnnxRuntimeCheckerException($"{full}: cannot load model: {e.Message}", e);
+        }
+
+        using (session)
+        {
+            double sessionMs = clock.Elapsed.TotalMilliseconds;
+            var required = session.InputMetadata.Keys.ToList();
+            var known = required.Concat(session.OverridableInitializerMetadata.Keys).ToHashSet(StringComparer.Ordinal);
+            var missing = required.Where(n => !inputs.ContainsKey(n)).ToList();
+            var unknown = inputs.Keys.Where(n => !known.Contains(n)).ToList();
+            if (missing.Count > 0 || unknown.Count > 0)
             {
-                throw new OnnxRuntimeCheckerException($"run.mjs exited 0 but wrote no {outputsPath}");
+                throw new OnnxRuntimeCheckerException($"{full}: inputs do not match the model: missing [{string.Join(", ", missing)}], unknown [{string.Join(", ", unknown)}]");
             }
 
-            return ParseOutputs(File.ReadAllBytes(outputsPath));
-        }
-        finally
-        {
+            var adapters = new List<OrtLoraAdapter>();
+            var values = new Dictionary<string, OrtValue>(StringComparer.Ordinal);
             try
             {
-                Directory.Delete(dir, recursive: true);
+                using var runOptions = new RunOptions();
+                foreach (string file in adapterFiles)
+                {
+                    try
+                    {
+                        adapters.Add(OrtLoraAdapter.Create(Path.GetFullPath(file), null));
+                    }
+                    catch (OnnxRuntimeException e)
+                    {
+                        throw new OnnxRuntimeCheckerException($"{file}: cannot load adapter: {e.Message}", e);
+                    }
+
+                    runOptions.AddActiveLoraAdapter(adapters[^1]);
+                }
+
+                foreach ((string name, OnnxInput input) in inputs)
+                {
+                    values[name] = ToOrtValue(input);
+                }
+
+                var outputNames = session.OutputMetadata.Keys.ToList();
+                clock.Restart();
+                IDisposableReadOnlyCollection<OrtValue> results;
+                try
+                {
+                    results = session.Run(runOptions, values, outputNames);
+                }
+                catch (OnnxRuntimeException e)
+                {
+                    throw new OnnxRuntimeCheckerException($"{full}: run failed: {e.Message}", e);
+                }
+
+                using (results)
+                {
+                    double runMs = clock.Elapsed.TotalMilliseconds;
+                    var tensors = new Dictionary<string, OnnxRuntimeTensor>(StringComparer.Ordinal);
+                    for (int i = 0; i < outputNames.Count; i++)
+                    {
+                        tensors[outputNames[i]] = FromOrtValue(results[i]);
+                    }
+
+                    return new OnnxOutputs(tensors, sessionMs, runMs, required, outputNames, OrtEnv.Instance().GetVersionString());
+                }
             }
-            catch (IOException)
+            finally
             {
-                // a leftover temp folder is harmless
+                foreach (OrtValue v in values.Values)
+                {
+                    v.Dispose();
+                }
+
+                foreach (OrtLoraAdapter a in adapters)
+                {
+                    a.Dispose();
+                }
             }
         }
     }
 
-    private static void EnsureInstalled()
+    internal static OrtValue ToOrtValue(OnnxInput input)
     {
-        string package = Path.Combine(RepoRoot, ".deps", "onnxruntime", "node_modules", "onnxruntime-node", "package.json");
-        if (!File.Exists(package) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NODE_PATH")))
+        long[] shape = input.Dims.Select(static d => (long)d).ToArray();
+        return input.Type switch
         {
-            throw new OnnxRuntimeCheckerException($"onnxruntime-node is not installed ({package} missing): {InstallHint}");
-        }
-
-        if (!File.Exists(ScriptPath))
-        {
-            throw new OnnxRuntimeCheckerException($"{ScriptPath} missing");
-        }
-    }
-
-    private static void RunNode(string modelPath, string inputsPath, string outputsPath, TimeSpan timeout)
-    {
-        var psi = new ProcessStartInfo("node")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = RepoRoot,
+            "float32" => OrtValue.CreateTensorValueFromMemory(input.Floats!, shape),
+            "float16" => OrtValue.CreateTensorValueFromMemory(input.Floats!.Select(static f => new Float16(BitConverter.HalfToUInt16Bits((Half)f))).ToArray(), shape),
+            _ => OrtValue.CreateTensorValueFromMemory(input.Longs!, shape),
         };
-        foreach (string arg in new[] { ScriptPath, modelPath, inputsPath, outputsPath })
-        {
-            psi.ArgumentList.Add(arg);
-        }
-
-        Process process;
-        try
-        {
-            process = Process.Start(psi) ?? throw new OnnxRuntimeCheckerException($"could not start node: {InstallHint}");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new OnnxRuntimeCheckerException($"could not start node ({e.Message}): {InstallHint}", inner: e);
-        }
-
-        using (process)
-        {
-            Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-            Task<string> stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(timeout))
-            {
-                process.Kill(entireProcessTree: true);
-                process.WaitForExit();
-                throw new OnnxRuntimeCheckerException(
-                    $"node tests/onnx/run.mjs {modelPath} timed out after {timeout.TotalSeconds:0} s; stderr: {stderr.Result.Trim()}",
-                    stderr.Result);
-            }
-
-            process.WaitForExit();
-            string err = stderr.Result.Trim();
-            _ = stdout.Result;
-            if (process.ExitCode != 0)
-            {
-                string hint = err.Contains("onnxruntime-node", StringComparison.Ordinal) ? $" ({InstallHint})" : "";
-                throw new OnnxRuntimeCheckerException(
-                    $"node tests/onnx/run.mjs {modelPath} exited {process.ExitCode}: {(err.Length > 0 ? err : "(no stderr)")}{hint}",
-                    err);
-            }
-        }
     }
 
-    /// <summary>
-    /// {name: {type, dims, base64}} for float32/float16 (little-endian bytes, exact) and
-    /// {name: {type, dims, data}} for int64 (numbers; decimal strings past 2^53).
-    /// </summary>
-    internal static byte[] WriteInputs(IReadOnlyDictionary<string, OnnxInput> inputs)
+    internal static OnnxRuntimeTensor FromOrtValue(OrtValue value)
     {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream))
+        var info = value.GetTensorTypeAndShape();
+        int[] dims = info.Shape.Select(static d => checked((int)d)).ToArray();
+        return info.ElementDataType switch
         {
-            w.WriteStartObject();
-            foreach ((string name, OnnxInput input) in inputs)
-            {
-                w.WriteStartObject(name);
-                w.WriteString("type", input.Type);
-                w.WriteStartArray("dims");
-                foreach (int d in input.Dims)
-                {
-                    w.WriteNumberValue(d);
-                }
-
-                w.WriteEndArray();
-                switch (input.Type)
-                {
-                    case "float32":
-                    {
-                        float[] f = input.Floats!;
-                        byte[] bytes = new byte[f.Length * 4];
-                        for (int i = 0; i < f.Length; i++)
-                        {
-                            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), f[i]);
-                        }
-
-                        w.WriteBase64String("base64", bytes);
-                        break;
-                    }
-
-                    case "float16":
-                    {
-                        float[] f = input.Floats!;
-                        byte[] bytes = new byte[f.Length * 2];
-                        for (int i = 0; i < f.Length; i++)
-                        {
-                            BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(i * 2), (Half)f[i]);
-                        }
-
-                        w.WriteBase64String("base64", bytes);
-                        break;
-                    }
-
-                    default:
-                        w.WriteStartArray("data");
-                        foreach (long v in input.Longs!)
-                        {
-                            if (Math.Abs((double)v) < 9007199254740991d)
-                            {
-                                w.WriteNumberValue(v);
-                            }
-                            else
-                            {
-                                w.WriteStringValue(v.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                            }
-                        }
-
-                        w.WriteEndArray();
-                        break;
-                }
-
-                w.WriteEndObject();
-            }
-
-            w.WriteEndObject();
-        }
-
-        return stream.ToArray();
+            TensorElementType.Float => new OnnxRuntimeTensor("float32", dims, value.GetTensorDataAsSpan<float>().ToArray(), null),
+            TensorElementType.Float16 => new OnnxRuntimeTensor("float16", dims, ToFloats(value.GetTensorDataAsSpan<Float16>()), null),
+            TensorElementType.Int64 => new OnnxRuntimeTensor("int64", dims, null, value.GetTensorDataAsSpan<long>().ToArray()),
+            TensorElementType.Int32 => new OnnxRuntimeTensor("int32", dims, null, value.GetTensorDataAsSpan<int>().ToArray().Select(static v => (long)v).ToArray()),
+            var other => new OnnxRuntimeTensor(other.ToString().ToLowerInvariant(), dims, null, null),
+        };
     }
 
-    internal static OnnxOutputs ParseOutputs(byte[] json)
+    private static float[] ToFloats(ReadOnlySpan<Float16> halves)
     {
-        using JsonDocument doc = JsonDocument.Parse(json);
-        var tensors = new Dictionary<string, OnnxRuntimeTensor>(StringComparer.Ordinal);
-        double sessionMs = double.NaN, runMs = double.NaN;
-        var inputNames = new List<string>();
-        var outputNames = new List<string>();
-        string? version = null;
-        foreach (JsonProperty p in doc.RootElement.EnumerateObject())
+        var f = new float[halves.Length];
+        for (int i = 0; i < f.Length; i++)
         {
-            if (p.Name == "_meta")
-            {
-                sessionMs = p.Value.GetProperty("session_ms").GetDouble();
-                runMs = p.Value.GetProperty("run_ms").GetDouble();
-                inputNames.AddRange(p.Value.GetProperty("input_names").EnumerateArray().Select(e => e.GetString()!));
-                outputNames.AddRange(p.Value.GetProperty("output_names").EnumerateArray().Select(e => e.GetString()!));
-                if (p.Value.TryGetProperty("onnxruntime", out JsonElement v) && v.ValueKind == JsonValueKind.String)
-                {
-                    version = v.GetString();
-                }
-
-                continue;
-            }
-
-            tensors[p.Name] = ParseTensor(p.Name, p.Value);
+            f[i] = (float)BitConverter.UInt16BitsToHalf(halves[i].value);
         }
 
-        if (double.IsNaN(sessionMs))
-        {
-            throw new OnnxRuntimeCheckerException("outputs JSON has no _meta");
-        }
-
-        return new OnnxOutputs(tensors, sessionMs, runMs, inputNames, outputNames, version);
-    }
-
-    private static OnnxRuntimeTensor ParseTensor(string name, JsonElement e)
-    {
-        string type = e.GetProperty("type").GetString()!;
-        int[] dims = e.GetProperty("dims").EnumerateArray().Select(d => d.GetInt32()).ToArray();
-        long count = dims.Aggregate(1L, (a, b) => a * b);
-        switch (type)
-        {
-            case "float32":
-            {
-                byte[] bytes = e.GetProperty("base64").GetBytesFromBase64();
-                CheckLength(name, bytes.Length, count * 4);
-                var f = new float[count];
-                for (int i = 0; i < f.Length; i++)
-                {
-                    f[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * 4));
-                }
-
-                return new OnnxRuntimeTensor(type, dims, f, null);
-            }
-
-            case "float16":
-            {
-                byte[] bytes = e.GetProperty("base64").GetBytesFromBase64();
-                CheckLength(name, bytes.Length, count * 2);
-                var f = new float[count];
-                for (int i = 0; i < f.Length; i++)
-                {
-                    f[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(bytes.AsSpan(i * 2));
-                }
-
-                return new OnnxRuntimeTensor(type, dims, f, null);
-            }
-
-            case "int64":
-            case "int32":
-            {
-                long[] l = e.GetProperty("data").EnumerateArray().Select(v => v.ValueKind == JsonValueKind.String
-                    ? long.Parse(v.GetString()!, System.Globalization.CultureInfo.InvariantCulture)
-                    : v.GetInt64()).ToArray();
-                CheckLength(name, l.Length, count);
-                return new OnnxRuntimeTensor(type, dims, null, l);
-            }
-
-            default:
-                return new OnnxRuntimeTensor(type, dims, null, null);
-        }
-    }
-
-    private static void CheckLength(string name, long got, long want)
-    {
-        if (got != want)
-        {
-            throw new OnnxRuntimeCheckerException($"output '{name}': {got} values/bytes, dims need {want}");
-        }
-    }
-
-    private static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Microsoft.ML.Lora.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new DirectoryNotFoundException($"Microsoft.ML.Lora.sln not found above {AppContext.BaseDirectory}");
+        return f;
     }
 }

@@ -3,8 +3,8 @@ using System.Text;
 namespace Microsoft.ML.Lora.Tests.Onnx;
 
 /// <summary>
-/// Runs the hand-made models of tests/onnx/make_test_models.py (tests/fixtures/onnx) through
-/// tests/onnx/run.mjs and compares with values computed here. Needs eng/install-onnxruntime.sh; fails without it.
+/// Runs the hand-made models of tests/onnx/make_test_models.py (tests/fixtures/onnx) in ONNX Runtime .NET
+/// and compares with values computed here.
 /// </summary>
 public class OnnxRuntimeCheckerTests
 {
@@ -112,7 +112,7 @@ public class OnnxRuntimeCheckerTests
 
         Assert.Equal(["ids"], outputs.InputNames);
         Assert.Equal(["emb", "next_ids"], outputs.OutputNames);
-        Assert.Equal("1.30.0", outputs.OnnxRuntimeVersion);
+        Assert.Equal("1.32.0", outputs.OnnxRuntimeVersion);
         Assert.True(outputs.SessionMs > 0, $"session_ms {outputs.SessionMs}");
         Assert.True(outputs.RunMs >= 0, $"run_ms {outputs.RunMs}");
     }
@@ -126,10 +126,8 @@ public class OnnxRuntimeCheckerTests
         {
             var e = Assert.Throws<OnnxRuntimeCheckerException>(() => OnnxRuntimeChecker.Run(path,
                 new Dictionary<string, OnnxInput> { ["X"] = OnnxInput.Float32([1f], 1) }));
-            Assert.Contains("run.mjs: error: cannot load model", e.Message);
+            Assert.Contains($"{path}: cannot load model", e.Message);
             Assert.Contains("protobuf parsing failed", e.Message, StringComparison.OrdinalIgnoreCase);
-            Assert.Contains("exited 1", e.Message);
-            Assert.Contains("protobuf parsing failed", e.Stderr, StringComparison.OrdinalIgnoreCase);
         }
         finally
         {
@@ -152,35 +150,6 @@ public class OnnxRuntimeCheckerTests
         string path = Path.Combine(Path.GetTempPath(), $"lora-absent-{Guid.NewGuid():N}.onnx");
         var e = Assert.Throws<OnnxRuntimeCheckerException>(() => OnnxRuntimeChecker.Run(path,
             new Dictionary<string, OnnxInput> { ["X"] = OnnxInput.Float32([1f], 1) }));
-        Assert.Contains("model not found", e.Message);
-        Assert.Contains("exited 2", e.Message);
-    }
-
-    [Fact]
-    public void OnnxRuntime_ParseOutputs_LargeInt64AsStringAndExactFloatBytes()
-    {
-        // 2^53 + 1 is not a double; run.mjs writes such int64 values as decimal strings.
-        // base64 "AACAPwAAwH8=" is 1.0f then a float NaN (0x7FC00000), little-endian.
-        string json = """
-            {"n":{"type":"int64","dims":[2],"data":["9007199254740993",-5]},
-             "f":{"type":"float32","dims":[2],"data":[1,"NaN"],"base64":"AACAPwAAwH8="},
-             "_meta":{"session_ms":1.5,"run_ms":0.25,"input_names":["a"],"output_names":["n","f"]}}
-            """;
-        OnnxOutputs o = OnnxRuntimeChecker.ParseOutputs(Encoding.UTF8.GetBytes(json));
-        Assert.Equal([9007199254740993L, -5L], o["n"].AsLongs());
-        Assert.Equal(1f, o["f"].AsFloats()[0]);
-        Assert.True(float.IsNaN(o["f"].AsFloats()[1]));
-        Assert.Equal(1.5, o.SessionMs);
-        Assert.Null(o.OnnxRuntimeVersion);
-        Assert.Throws<InvalidOperationException>(() => o["n"].AsFloats());
-    }
-
-    [Fact]
-    public void OnnxRuntime_WriteInputs_Int64PastDoublePrecisionAsString()
-    {
-        string json = Encoding.UTF8.GetString(OnnxRuntimeChecker.WriteInputs(
-            new Dictionary<string, OnnxInput> { ["ids"] = OnnxInput.Int64([9007199254740993L, 7], 2) }));
-        Assert.Contains("\"9007199254740993\"", json);
-        Assert.Contains(",7]", json);
+        Assert.Contains($"{path}: model not found", e.Message);
     }
 }
