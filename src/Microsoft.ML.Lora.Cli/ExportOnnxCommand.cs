@@ -17,8 +17,7 @@ internal static class ExportOnnxCommand
         var adaptersAsInputs = new Option<bool>("--adapters-as-inputs") { Description = "keep base weights unmerged; the --adapter's layers read lora_A/lora_B/lora_scale from graph inputs" };
         var int4 = new Option<bool>("--int4") { Description = "decoder Linear weights as ONNX Runtime's 4-bit MatMulNBits (com.microsoft, block --int4-block)" };
         var int4Block = new Option<int>("--int4-block") { Description = "elements per 4-bit block: 32 or 64", DefaultValueFactory = _ => 32 };
-        var adapterOut = new Option<string?>("--adapter-out") { Description = "with --adapters-as-inputs: also write the --adapter as an ONNX file whose outputs are the base's adapter inputs" };
-        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16, adaptersAsInputs, int4, int4Block, adapterOut };
+        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, external, kvCache, fp16, adaptersAsInputs, int4, int4Block };
         model.AddTo(command);
         backendOptions.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
@@ -42,17 +41,6 @@ internal static class ExportOnnxCommand
             using var lm = model.Load(parse, backend);
             string path = Path.GetFullPath(parse.GetValue(outFile)!);
             LlamaOnnxExporter.Export(lm, path, new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs), Int4 = parse.GetValue(int4), Int4BlockSize = parse.GetValue(int4Block) });
-            if (parse.GetValue(adapterOut) is { } adapterPath)
-            {
-                if (!parse.GetValue(adaptersAsInputs))
-                {
-                    throw new ArgumentException("--adapter-out needs --adapters-as-inputs (a merged export has no adapter inputs)");
-                }
-
-                LlamaOnnxExporter.ExportAdapter(lm, Path.GetFullPath(adapterPath));
-                output.WriteLine($"wrote {Path.GetFullPath(adapterPath)}");
-            }
-
             long bytes = new FileInfo(path).Length + (File.Exists(path + ".data") ? new FileInfo(path + ".data").Length : 0);
             output.WriteLine($"wrote {path} ({bytes / 1048576.0:F1} MB)");
             return 0;

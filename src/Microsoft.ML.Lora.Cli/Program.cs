@@ -21,6 +21,7 @@ public static class Program
             GenerateCommand.Create(output, error),
             TokenizeCommand.Create(output, error),
             ExportOnnxCommand.Create(output, error),
+            ExportAdapterCommand.Create(output, error),
             ServeCommand.Create(output, error),
         };
         var parse = root.Parse(args);

@@ -174,10 +174,16 @@ public sealed partial class TrainCommandTests
         Assert.Equal(1, exit);
         Assert.Contains("x.onnx", error, StringComparison.Ordinal);
 
-        string shared = Path.Combine(tmp.Path, "base.onnx"), adapterFile = Path.Combine(tmp.Path, "adapter.onnx");
-        (exit, _, error) = CliRunner.Run("export-onnx", "--model", Model, "--adapter", adapter, "--out", shared, "--adapters-as-inputs", "--adapter-out", adapterFile);
+        string shared = Path.Combine(tmp.Path, "base.onnx"), adapterFile = Path.Combine(tmp.Path, "adapters", "a.onnx_adapter");
+        (exit, _, error) = CliRunner.Run("export-onnx", "--model", Model, "--adapter", adapter, "--out", shared, "--adapters-as-inputs");
         Assert.True(exit == 0, error);
-        Assert.True(File.Exists(adapterFile));
+        (exit, output, error) = CliRunner.Run("export-adapter", "--model", Model, "--adapter", adapter, "--out", adapterFile);
+        Assert.True(exit == 0, error);
+        Assert.Contains("adapted layers", output, StringComparison.Ordinal);
+        Assert.Equal("TORT"u8.ToArray(), File.ReadAllBytes(adapterFile)[4..8]);
+        (exit, _, error) = CliRunner.Run("export-adapter", "--model", Model, "--adapter", adapter, "--out", Path.Combine(tmp.Path, "a.onnx"));
+        Assert.Equal(1, exit);
+        Assert.Contains(".onnx_adapter", error, StringComparison.Ordinal);
         (exit, _, error) = CliRunner.Run("export-onnx", "--model", Model, "--adapter", adapter, "--out", Path.Combine(tmp.Path, "bad.onnx"), "--int4", "--adapters-as-inputs");
         Assert.Equal(1, exit);
         Assert.Contains("--int4", error, StringComparison.Ordinal);

@@ -29,8 +29,10 @@ public sealed record OnnxExportOptions
     /// <summary>
     /// Keep the base weights unmerged and make every adapted Linear read its adapter from graph inputs:
     /// <c>{module}.lora_A</c> (rank × in), <c>{module}.lora_B</c> (out × rank) and <c>{module}.lora_scale</c>
-    /// (a float scalar), rank symbolic per module. y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ, so one exported base serves any
-    /// adapter with the same target modules (see <see cref="LlamaOnnxExporter.AdapterInputs"/>).
+    /// (shape [1]), rank symbolic per module. y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ, so one exported base serves any adapter with
+    /// the same target modules (see <see cref="LlamaOnnxExporter.AdapterInputs"/> and
+    /// <see cref="LlamaOnnxExporter.ExportAdapter"/>). Every adapter input defaults to zero (rank 1), so the file
+    /// runs as the base model when no adapter is fed.
     /// </summary>
     public bool AdaptersAsInputs { get; init; }
 
@@ -99,7 +101,7 @@ public static class LlamaOnnxExporter
             {
                 inputs[linear.Name + ".lora_A"] = (adapter.A.Value.Shape.ToArray(), adapter.A.Value.ToFloatArray());
                 inputs[linear.Name + ".lora_B"] = (adapter.B.Value.Shape.ToArray(), adapter.B.Value.ToFloatArray());
-                inputs[linear.Name + ".lora_scale"] = ([], [adapter.Scale]);
+                inputs[linear.Name + ".lora_scale"] = ([1], [adapter.Scale]);
             }
         }
 
@@ -107,9 +109,10 @@ public static class LlamaOnnxExporter
     }
 
     /// <summary>
-    /// Writes the model's active adapter as an ONNX file that ONNX Runtime loads and runs: no inputs, one
-    /// output per adapter input of an <see cref="OnnxExportOptions.AdaptersAsInputs"/> model, with the same
-    /// names and shapes. Run it once and feed its outputs to the base model to switch adapters.
+    /// Writes the model's active adapter as an ONNX Runtime LoRA adapter file (<c>.onnx_adapter</c>, see
+    /// <see cref="OnnxAdapterFile"/>) whose parameters are the inputs of an <see cref="OnnxExportOptions.AdaptersAsInputs"/>
+    /// export of the same base: <c>OrtLoraAdapter</c> + <c>RunOptions.AddActiveLoraAdapter</c>, or GenAI's
+    /// <c>Adapters.LoadAdapter</c> + <c>Generator.SetActiveAdapter</c>, switch adapters without reloading the base.
     /// </summary>
     public static void ExportAdapter(LlamaForCausalLM model, string path)
     {
@@ -119,16 +122,7 @@ public static class LlamaOnnxExporter
             throw new ArgumentException("the model has no active adapter to export");
         }
 
-        var graph = new OnnxGraph("adapter");
-        foreach (var (name, (shape, values)) in inputs)
-        {
-            var dims = shape.Select(static d => (long)d).ToArray();
-            graph.AddInitializer(name + ".value", dims, values);
-            graph.AddNode("Identity", [name + ".value"], [name], name + "/node");
-            graph.AddOutput(name, OnnxElementType.Float, dims.Select(static d => (OnnxDim)d).ToArray());
-        }
-
-        OnnxModelWriter.Save(graph, path, new OnnxSaveOptions());
+        OnnxAdapterFile.Write(path, inputs);
     }
 
     private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs, int int4BlockSize)
@@ -394,9 +388,10 @@ public static class LlamaOnnxExporter
             {
                 // y += s · (x · Aᵀ) · Bᵀ with A, B and s fed at run time.
                 string a = linear.Name + ".lora_A", bIn = linear.Name + ".lora_B", scale = linear.Name + ".lora_scale";
-                Graph.AddInput(a, OnnxElementType.Float, linear.Name + ".rank", linear.InFeatures);
-                Graph.AddInput(bIn, OnnxElementType.Float, linear.OutFeatures, linear.Name + ".rank");
-                Graph.AddInput(scale, OnnxElementType.Float);
+                // Defaults (an input nobody feeds): rank-1 zeros and scale 0, the base model.
+                Graph.AddInput(OnnxTensor.FromFloats(a, [1, linear.InFeatures], new float[linear.InFeatures]), linear.Name + ".rank", linear.InFeatures);
+                Graph.AddInput(OnnxTensor.FromFloats(bIn, [linear.OutFeatures, 1], new float[linear.OutFeatures]), linear.OutFeatures, linear.Name + ".rank");
+                Graph.AddInput(OnnxTensor.FromFloats(scale, [1], [0f]), 1);
                 string down = Node("MatMul", linear.Name + ".lora", [x, Node("Transpose", linear.Name + ".lora", [a], OnnxAttribute.Ints("perm", 1, 0))]);
                 string up = Node("MatMul", linear.Name + ".lora", [down, Node("Transpose", linear.Name + ".lora", [bIn], OnnxAttribute.Ints("perm", 1, 0))]);
                 y = Node("Add", linear.Name + ".lora", [y, Node("Mul", linear.Name + ".lora", [up, scale])]);

@@ -46,6 +46,19 @@ public sealed class OnnxGraph
         return this;
     }
 
+    /// <summary>
+    /// Adds a graph input with a default: an initializer of the same name that ONNX Runtime uses when the input
+    /// is not fed (IR version 4 and later). <paramref name="dims"/> may be wider (symbolic) than the default's.
+    /// </summary>
+    public OnnxGraph AddInput(OnnxTensor defaultValue, params OnnxDim[] dims)
+    {
+        ArgumentNullException.ThrowIfNull(defaultValue);
+        Define(defaultValue.Name, "input");
+        _inputs.Add(new OnnxValueInfo(defaultValue.Name, defaultValue.ElementType, (OnnxDim[])dims.Clone()));
+        _initializers.Add(defaultValue);
+        return this;
+    }
+
     /// <summary>Adds a graph output; it must be produced by a node, input or initializer by the time the model is saved.</summary>
     public OnnxGraph AddOutput(string name, OnnxElementType elementType, params OnnxDim[] dims)
     {

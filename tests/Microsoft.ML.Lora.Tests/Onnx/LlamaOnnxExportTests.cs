@@ -210,23 +210,53 @@ public sealed class LlamaOnnxExportTests : IDisposable
         ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(plain, batch), RunWith(second, zeroB: true), F32Tolerance, "B = 0 is the base model");
         Assert.Throws<ArgumentException>(() => LlamaOnnxExporter.Export(plain, Path.Combine(root, "none.onnx"), new OnnxExportOptions { AdaptersAsInputs = true }));
 
-        // The second adapter as its own ONNX file: ONNX Runtime runs it (no inputs) and its outputs, fed to
-        // the base file, give the second adapter's logits.
-        string adapterFile = Path.Combine(root, "second.adapter.onnx");
-        LlamaOnnxExporter.ExportAdapter(second, adapterFile);
-        var tensors = OnnxRuntimeChecker.Run(adapterFile, new Dictionary<string, OnnxInput>()).Tensors;
-        var feeds = new Dictionary<string, OnnxInput>
+        // Nothing fed: the zero defaults make the file the base model.
+        var baseOnly = new Dictionary<string, OnnxInput>
         {
             ["input_ids"] = OnnxInput.Int64(batch.InputIds.Select(i => (long)i).ToArray(), batch.B, batch.T),
             ["attention_mask"] = OnnxInput.Int64(Enumerable.Repeat(1L, batch.InputIds.Length).ToArray(), batch.B, batch.T),
         };
-        foreach (var (name, tensor) in tensors)
-        {
-            feeds[name] = OnnxInput.Float32(tensor.Floats!, tensor.Dims);
-        }
+        ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(plain, batch), OnnxRuntimeChecker.Run(path, baseOnly).Tensors["logits"].Floats!, F32Tolerance, "no adapter fed");
 
-        Assert.Equal(LlamaOnnxExporter.AdapterInputs(second).Count, tensors.Count);
-        ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(second, batch), OnnxRuntimeChecker.Run(path, feeds).Tensors["logits"].Floats!, F32Tolerance, "adapter file fed to the base");
+        // Each adapter as an ONNX Runtime adapter file, activated through RunOptions: the merged model's logits.
+        foreach (var (adapted, label) in new[] { (first, "first"), (second, "second") })
+        {
+            string adapterFile = Path.Combine(root, "adapters", label + OnnxAdapterFile.Extension);
+            LlamaOnnxExporter.ExportAdapter(adapted, adapterFile);
+            var viaFile = OnnxRuntimeChecker.Run(path, baseOnly, adapterFile).Tensors["logits"].Floats!;
+            adapted.MergeAndUnload();
+            ReferenceModelTests.AssertClose(LoraAdapterTests.Logits(adapted, batch), viaFile, F32Tolerance, $"{label} .onnx_adapter in ONNX Runtime vs the merged model");
+        }
+    }
+
+    [Fact]
+    public void AnAdapterFileForAnotherBaseIsRefusedNamingTheParameter()
+    {
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case("qwen2_bias"));
+        model.AddAdapter(new LoraOptions { Rank = 2 }, seed: 1);
+        string basePath = Path.Combine(root, "base.onnx");
+        LlamaOnnxExporter.Export(model, basePath, new OnnxExportOptions { AdaptersAsInputs = true });
+        var feeds = new Dictionary<string, OnnxInput>
+        {
+            ["input_ids"] = OnnxInput.Int64([1, 5, 9], 1, 3),
+            ["attention_mask"] = OnnxInput.Int64([1, 1, 1], 1, 3),
+        };
+
+        // Another architecture's adapter: other module names.
+        using var other = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        other.AddAdapter(new LoraOptions { Rank = 2, TargetModules = ["gate_proj"] }, seed: 1);
+        string foreign = Path.Combine(root, "foreign" + OnnxAdapterFile.Extension);
+        LlamaOnnxExporter.ExportAdapter(other, foreign);
+        var e = Assert.Throws<OnnxRuntimeCheckerException>(() => OnnxRuntimeChecker.Run(basePath, feeds, foreign));
+        Assert.Contains("gate_proj", e.Message, StringComparison.Ordinal);
+
+        // Same names, wrong width: lora_A with one column too many.
+        string name = LlamaOnnxExporter.AdapterInputs(model).Keys.First(static k => k.EndsWith(".lora_A", StringComparison.Ordinal));
+        var (shape, values) = LlamaOnnxExporter.AdapterInputs(model)[name];
+        string wide = Path.Combine(root, "wide" + OnnxAdapterFile.Extension);
+        OnnxAdapterFile.Write(wide, new Dictionary<string, (int[], float[])> { [name] = ([shape[0], shape[1] + 1], new float[shape[0] * (shape[1] + 1)]) });
+        e = Assert.Throws<OnnxRuntimeCheckerException>(() => OnnxRuntimeChecker.Run(basePath, feeds, wide));
+        Assert.Contains(name, e.Message, StringComparison.Ordinal);
     }
 
     [Theory]
