@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.ML.Lora.Lora;
 using Microsoft.ML.Lora.Onnx;
 using Microsoft.ML.Lora.Tensors;
 

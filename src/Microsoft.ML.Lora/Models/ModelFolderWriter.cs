@@ -27,51 +27,30 @@ public static class ModelFolderWriter
     /// </summary>
     public static void Save(LlamaForCausalLM model, string directory, DType? dtype = null, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
     {
-        string target = Path.GetFullPath(directory);
-        if (File.Exists(target) || (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any()))
-        {
-            throw new IOException($"output '{target}' already exists and is not an empty folder; choose a new folder");
-        }
-
         var adapterParameters = model.Linears().SelectMany(static l => l.Adapters.Values).SelectMany(static a => a.Parameters()).ToHashSet();
         var parameters = model.Parameters().Where(p => !adapterParameters.Contains(p)).ToList();
         var saveType = dtype ?? (parameters.Any(static p => p.Value.DType == DType.BF16) ? DType.BF16 : DType.F32);
-        string parent = Path.GetDirectoryName(target) ?? ".";
-        Directory.CreateDirectory(parent);
-        string temp = Path.Combine(parent, $".{Path.GetFileName(target)}.tmp-{Guid.NewGuid():N}");
-        try
+        AtomicFolder.Write(directory, temp =>
         {
-            Directory.CreateDirectory(temp);
             var tied = model.TiedLayout;
             var entries = parameters.Select(p => Entry(p, ReferenceEquals(p, model.EmbedTokens) && tied is not null ? tied.StoredName : p.Name, saveType));
             SafeTensorsWriter.WriteModel(temp, entries, metadata: tied?.Metadata, progress: progress, cancellationToken: cancellationToken);
             var config = JsonNode.Parse(model.Config.ToJson())!.AsObject();
             config["torch_dtype"] = saveType == DType.BF16 ? "bfloat16" : "float32";
             File.WriteAllText(Path.Combine(temp, "config.json"), config.ToJsonString(new() { WriteIndented = true }) + "\n");
-            if (model.SourceDirectory is { } source)
-            {
-                foreach (string name in TokenizerFiles.Where(n => File.Exists(Path.Combine(source, n))))
-                {
-                    File.Copy(Path.Combine(source, name), Path.Combine(temp, name));
-                }
-            }
+            CopyTokenizerFiles(model, temp);
+        }, cancellationToken);
+    }
 
-            cancellationToken.ThrowIfCancellationRequested();
-            if (Directory.Exists(target))
-            {
-                Directory.Delete(target);
-            }
-
-            Directory.Move(temp, target);
-        }
-        catch
+    /// <summary>Copies <see cref="TokenizerFiles"/> that exist in the model's source folder into <paramref name="directory"/>.</summary>
+    public static void CopyTokenizerFiles(LlamaForCausalLM model, string directory)
+    {
+        if (model.SourceDirectory is { } source)
         {
-            if (Directory.Exists(temp))
+            foreach (string name in TokenizerFiles.Where(n => File.Exists(Path.Combine(source, n))))
             {
-                Directory.Delete(temp, recursive: true);
+                File.Copy(Path.Combine(source, name), Path.Combine(directory, name));
             }
-
-            throw;
         }
     }
 

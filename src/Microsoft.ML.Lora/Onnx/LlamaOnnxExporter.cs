@@ -174,7 +174,7 @@ public static class LlamaOnnxExporter
             string future = Node("Greater", "mask", [Node("Unsqueeze", "mask", [keys, "const.axes0"]), Node("Unsqueeze", "mask", [queries, "const.axes1"])]);
             string paddingKeys = Node("Unsqueeze", "mask", [Node("Equal", "mask", ["attention_mask", "const.zero"]), "const.axes12"]);
             string hidden = Node("Or", "mask", [future, paddingKeys]);
-            string bias = Node("Where", "mask", [hidden, "const.neg_inf", "const.zero_f"]);
+            string bias = Node("Where", "mask", [hidden, "const.mask_min", "const.zero_f"]);
 
             // A sliding layer also hides keys W or more positions back: i − j ≥ W. One bias per distinct window.
             var slidingBiases = new Dictionary<int, string>();
@@ -191,7 +191,7 @@ public static class LlamaOnnxExporter
                     Graph.AddInitializer(limit, [], [(long)window - 1]);
                     string distance = Node("Sub", "mask", [Node("Unsqueeze", "mask", [queries, "const.axes1"]), Node("Unsqueeze", "mask", [keys, "const.axes0"])]);
                     string old = Node("Greater", "mask", [distance, limit]);
-                    windowed = Node("Where", "mask", [Node("Or", "mask", [hidden, old]), "const.neg_inf", "const.zero_f"]);
+                    windowed = Node("Where", "mask", [Node("Or", "mask", [hidden, old]), "const.mask_min", "const.zero_f"]);
                     slidingBiases[window] = windowed;
                 }
 
@@ -293,7 +293,9 @@ public static class LlamaOnnxExporter
             Graph.AddInitializer("const.axes2", [1], [2L]);
             Graph.AddInitializer("const.axes12", [2], [1L, 2L]);
             Graph.AddInitializer("const.zero_f", [], [0f]);
-            Graph.AddInitializer("const.neg_inf", [], [float.NegativeInfinity]);
+            // Masked scores get float's lowest value rather than −∞: exp underflows to exactly 0 beside any open key,
+            // and a query with no open key (a left-padded row's padding, as GenAI batches) stays finite instead of NaN.
+            Graph.AddInitializer("const.mask_min", [], [float.MinValue]);
             Graph.AddInitializer("const.eps", [], [(float)config.RmsNormEps]);
             Graph.AddInitializer("const.scale", [], [config.AttentionScale != 0 ? config.AttentionScale : 1f / MathF.Sqrt(config.HeadDim)]);
             int hs = config.HeadDim, half = hs / 2;
