@@ -113,7 +113,7 @@ echo "== tokenizer throughput (single thread, real tokenizer.json files)"
 "${benchmarks[@]}" tokenizer
 echo "== generation: 64 tokens after a 128-token prompt, greedy, with and without the KV cache"
 "$lora" bench "${shape[@]}" --steps 1 --warmup 0 --threads "$threads" --generate 64 | grep '^generate'
-echo "== ONNX: export time and size (F32, int4), ONNX Runtime forward tokens/s next to ours (4x256)"
+echo "== ONNX: export time and size (F32, int4), ONNX Runtime forward tokens/s next to ours (4x256); decode tokens/s of ONNX Runtime GenAI (F32, int4) next to our Generator"
 "${benchmarks[@]}" onnx
 echo "== pipeline API batching: classification scoring and generation, ratios to batch 1 (same run, interleaved, median of $reps)"
 "${benchmarks[@]}" pipeline --threads "$threads" --reps "$reps"

@@ -2,7 +2,8 @@
 # The main job on a small built-in example: the real pretrained TinyStories-656K model (models/tinystories-656k)
 # learns a new character from a few dozen stories (examples/data/pip-the-penguin.jsonl). It tells its greedy
 # story for a prompt, trains a LoRA adapter, tells the story again with the adapter, merges the adapter into the
-# base and checks the merged model tells the same story, then trains QLoRA (4-bit NF4 base); then the pipeline
+# base and checks the merged model tells the same story, then trains QLoRA (4-bit NF4 base), exports one ONNX Runtime
+# GenAI folder with both adapters as .onnx_adapter files and serves them (examples/OnnxGenAIChat); then the pipeline
 # API fine-tunes a text classifier (examples/TextClassification).
 # Outputs go to artifacts/example (recreated on every run).
 set -euo pipefail
@@ -50,6 +51,18 @@ echo "# QLoRA: the same training on a 4-bit NF4 base"
 run train --model "$model" --data "$data" --out "$out/qlora" --quantize nf4 --double-quant "${hyper[@]}"
 story --model "$model" --adapter "$out/qlora" --quantize nf4 --double-quant
 rm "$out/story.txt"
+
+echo "# Production: one ONNX Runtime GenAI folder (base with adapter inputs), the two adapters as .onnx_adapter files"
+run export-onnx --model "$model" --adapter "$out/adapter" --adapters-as-inputs --genai --out "$out/genai"
+run export-adapter --model "$model" --adapter "$out/adapter" --out "$out/genai/adapters/pip.onnx_adapter"
+run export-adapter --model "$model" --adapter "$out/qlora" --out "$out/genai/adapters/qlora.onnx_adapter"
+echo "\$ dotnet run --project examples/OnnxGenAIChat -c Release -- --model $out/genai --adapter pip=... --adapter qlora=..."
+dotnet run --project examples/OnnxGenAIChat -c Release -- --model "$out/genai" --prompt "$prompt" --max-new-tokens 48 \
+  --adapter pip="$out/genai/adapters/pip.onnx_adapter" --adapter qlora="$out/genai/adapters/qlora.onnx_adapter" | tee "$out/genai-replies.txt"
+if ! grep -A1 '^## pip' "$out/genai-replies.txt" | grep -q Pip; then
+  echo "the ONNX Runtime GenAI reply with the pip adapter does not mention Pip" >&2
+  exit 1
+fi
 
 # The same library as an estimator/transformer pair: LoRA text classification on a tiny model.
 echo "\$ dotnet run --project examples/TextClassification -c Release"
