@@ -53,7 +53,7 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
         using var model = LlamaForCausalLM.Load(paths.ModelDirectory, cancellationToken: token);
         if (plan.Quantize)
         {
-            model.QuantizeNf4(plan.DoubleQuant);
+            model.QuantizeNf4(plan.DoubleQuant, token);
         }
 
         model.To(options.Value.Backend);

@@ -11,11 +11,15 @@ namespace Microsoft.ML.Lora.Lora;
 /// </summary>
 public static class Quantization
 {
-    /// <summary>Quantizes the decoder layers' Linear weights to NF4 in place (they must be frozen).</summary>
-    public static void QuantizeNf4(this LlamaForCausalLM model, bool doubleQuant)
+    /// <summary>
+    /// Quantizes the decoder layers' Linear weights to NF4 in place (they must be frozen). <paramref name="cancellationToken"/>
+    /// is checked before each layer; a cancelled quantization leaves the model partly quantized, to be disposed.
+    /// </summary>
+    public static void QuantizeNf4(this LlamaForCausalLM model, bool doubleQuant, CancellationToken cancellationToken = default)
     {
         foreach (var linear in model.Layers.SelectMany(static l => l.Projections()))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (linear.Weight.Trainable)
             {
                 throw new InvalidOperationException($"'{linear.Weight.Name}' is trainable; NF4 weights are frozen (QLoRA trains adapters only)");

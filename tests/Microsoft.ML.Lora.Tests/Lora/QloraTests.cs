@@ -8,6 +8,16 @@ namespace Microsoft.ML.Lora.Tests.Lora;
 /// <summary>QLoRA is LoRA over the dequantized weights; merging dequantizes.</summary>
 public sealed class QloraTests
 {
+    [Fact]
+    public void ACancelledQuantizationStopsBeforeTheNextLayer()
+    {
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.Throws<OperationCanceledException>(() => model.QuantizeNf4(doubleQuant: true, cancelled.Token));
+        Assert.All(model.Layers.SelectMany(l => l.Projections()), l => Assert.Equal(DType.F32, l.Weight.Value.DType));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
