@@ -56,7 +56,8 @@ internal static class OnnxBenchmark
     }
 
     // Decode speed: 128 greedy tokens after a 16-token prompt, batch 1, on a random model of the same shape over the
-    // TinyStories tokenizer (vocab 2048); ONNX Runtime GenAI on the exported folder (F32 and int4) beside our Generator.
+    // TinyStories tokenizer (vocab 2048); ONNX Runtime GenAI on the exported folder (F32 and int4, each with the standard
+    // attention graph and with GroupQueryAttention) beside our Generator.
     private static void Decode(string dir, CultureInfo inv)
     {
         const int promptLength = 16, newTokens = 128;
@@ -84,7 +85,14 @@ internal static class OnnxBenchmark
             return clock.Elapsed.TotalSeconds;
         });
         Console.WriteLine(string.Create(inv, $"decode ours        tokens/s={newTokens / ours:F0} ({newTokens} tokens after {promptLength}, KV cache, greedy)"));
-        foreach (var (name, export) in new[] { ("f32", new OnnxExportOptions()), ("int4", new OnnxExportOptions { Int4 = true }) })
+        var layouts = new[]
+        {
+            ("f32", new OnnxExportOptions()),
+            ("int4", new OnnxExportOptions { Int4 = true }),
+            ("f32+gqa", new OnnxExportOptions { GroupQueryAttention = true }),
+            ("int4+gqa", new OnnxExportOptions { Int4 = true, GroupQueryAttention = true }),
+        };
+        foreach (var (name, export) in layouts)
         {
             var clock = Stopwatch.StartNew();
             string folder = GenAiFolderExporter.Export(model, Path.Combine(dir, "genai-" + name), export with { MaxPositions = 256 });
@@ -110,7 +118,7 @@ internal static class OnnxBenchmark
 
             GenAi();
             double best = Enumerable.Range(0, 3).Min(_ => GenAi());
-            Console.WriteLine(string.Create(inv, $"decode genai {name,-5} tokens/s={newTokens / best:F0}  genai/ours={ours / best:F2}  export={exportSeconds:F2}s"));
+            Console.WriteLine(string.Create(inv, $"decode genai {name,-8} tokens/s={newTokens / best:F0}  genai/ours={ours / best:F2}  export={exportSeconds:F2}s"));
         }
     }
 

@@ -11,6 +11,7 @@ internal static class ExportOnnxCommand
         var model = new ModelOptions();
         var backendOptions = new BackendOptions();
         var outFile = new Option<string>("--out") { Description = "the .onnx file to write (with --genai: the new folder)", Required = true };
+        var gqa = new Option<bool>("--gqa") { Description = "with --kv-cache or --genai: attention as ONNX Runtime's fused GroupQueryAttention with a shared KV buffer (GenAI's own layout; faster decoding)" };
         var genai = new Option<bool>("--genai") { Description = "write an ONNX Runtime GenAI folder at --out: model.onnx (KV cache), genai_config.json and the tokenizer files" };
         var external = new Option<bool>("--external-data") { Description = "store weights in <out>.data beside the model (automatic past 2 GB)" };
         var kvCache = new Option<bool>("--kv-cache") { Description = "add position_ids, past_key_values.N.key/value inputs and present.N.key/value outputs (ONNX Runtime GenAI layout)" };
@@ -18,7 +19,7 @@ internal static class ExportOnnxCommand
         var adaptersAsInputs = new Option<bool>("--adapters-as-inputs") { Description = "keep base weights unmerged; the --adapter's layers read lora_A/lora_B/lora_scale from graph inputs" };
         var int4 = new Option<bool>("--int4") { Description = "decoder Linear weights as ONNX Runtime's 4-bit MatMulNBits (com.microsoft, block --int4-block)" };
         var int4Block = new Option<int>("--int4-block") { Description = "elements per 4-bit block: 32 or 64", DefaultValueFactory = _ => 32 };
-        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, genai, external, kvCache, fp16, adaptersAsInputs, int4, int4Block };
+        var command = new Command("export-onnx", "Export to ONNX (opset 17, F32): inputs input_ids and attention_mask, output logits; an --adapter is merged into the weights.") { outFile, genai, gqa, external, kvCache, fp16, adaptersAsInputs, int4, int4Block };
         model.AddTo(command);
         backendOptions.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
@@ -41,7 +42,12 @@ internal static class ExportOnnxCommand
             var backend = backendOptions.Create(parse, Environment.ProcessorCount);
             using var lm = model.Load(parse, backend);
             string path = Path.GetFullPath(parse.GetValue(outFile)!);
-            var options = new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs), Int4 = parse.GetValue(int4), Int4BlockSize = parse.GetValue(int4Block) };
+            var options = new OnnxExportOptions { ExternalData = parse.GetValue(external), KvCache = parse.GetValue(kvCache), Float16Weights = parse.GetValue(fp16), AdaptersAsInputs = parse.GetValue(adaptersAsInputs), Int4 = parse.GetValue(int4), Int4BlockSize = parse.GetValue(int4Block), GroupQueryAttention = parse.GetValue(gqa) };
+            if (parse.GetValue(gqa) && !parse.GetValue(genai) && !parse.GetValue(kvCache))
+            {
+                throw new ArgumentException("--gqa is a KV-cache layout: add --kv-cache or --genai");
+            }
+
             if (parse.GetValue(genai))
             {
                 GenAiFolderExporter.Export(lm, path, options);

@@ -41,7 +41,7 @@ public static class GenAiFolderExporter
         }
 
         int maxPositions = options.MaxPositions ?? Math.Min(model.Config.MaxPositionEmbeddings, 8192);
-        var genai = Config(model.Config, source, maxPositions);
+        var genai = Config(model.Config, source, maxPositions, options.GroupQueryAttention);
         return AtomicFolder.Write(directory, temp =>
         {
             LlamaOnnxExporter.Export(model, Path.Combine(temp, ModelFileName), options with { MaxPositions = maxPositions });
@@ -51,7 +51,7 @@ public static class GenAiFolderExporter
     }
 
     /// <summary>The <see cref="ConfigFileName"/> content for a KV-cache export of <paramref name="config"/>.</summary>
-    internal static JsonObject Config(LlamaConfig config, string sourceFolder, int contextLength)
+    internal static JsonObject Config(LlamaConfig config, string sourceFolder, int contextLength, bool sharedBuffer)
     {
         JsonObject? generation = ReadObject(Path.Combine(sourceFolder, "generation_config.json"));
         JsonObject? hf = ReadObject(Path.Combine(sourceFolder, "config.json"));
@@ -123,9 +123,9 @@ public static class GenAiFolderExporter
                 ["num_beams"] = 1,
                 ["num_return_sequences"] = 1,
 
-                // The graph concatenates past and new keys (present grows by the new tokens), so GenAI keeps
-                // separate past and present buffers.
-                ["past_present_share_buffer"] = false,
+                // GroupQueryAttention writes new keys into one max-length buffer that past and present share; the
+                // standard graph concatenates past and new keys, so GenAI keeps them apart.
+                ["past_present_share_buffer"] = sharedBuffer,
                 ["repetition_penalty"] = Number("repetition_penalty", 1.0),
                 ["temperature"] = Number("temperature", 1.0),
                 ["top_k"] = (int)Number("top_k", doSample ? 50 : 1),

@@ -42,6 +42,15 @@ public sealed record OnnxExportOptions
     /// </summary>
     public bool Int4 { get; init; }
 
+    /// <summary>
+    /// With <see cref="KvCache"/>: attention through ONNX Runtime's fused <c>GroupQueryAttention</c> (com.microsoft), as
+    /// GenAI's own model builder writes it. RoPE, the causal and sliding-window masks, soft-capping and the KV heads'
+    /// sharing happen inside the operator; the cache is one buffer per layer that past and present share
+    /// (batch × kv heads × max length × head size; <c>past_present_share_buffer</c> in GenAI), and each row's length
+    /// is read from <c>attention_mask</c> (rows right-padded). <c>position_ids</c> stays an input but is not read.
+    /// </summary>
+    public bool GroupQueryAttention { get; init; }
+
     /// <summary>Elements per 4-bit block with <see cref="Int4"/>: 32 (default) or 64.</summary>
     public int Int4BlockSize { get; init; } = Int4Blocks.DefaultBlockSize;
 }
@@ -73,6 +82,16 @@ public static class LlamaOnnxExporter
             throw new ArgumentOutOfRangeException(nameof(options), options.Int4BlockSize, $"Int4BlockSize must be 32 or 64 (ONNX Runtime's MatMulNBits blocks); got {options.Int4BlockSize}");
         }
 
+        if (options.GroupQueryAttention && !options.KvCache)
+        {
+            throw new ArgumentException("GroupQueryAttention is the KV-cache decoding layout: set KvCache too");
+        }
+
+        if (options.GroupQueryAttention && model.Config.HeadDim % 16 != 0)
+        {
+            throw new ArgumentException($"GroupQueryAttention needs a head size that is a multiple of 16 (ONNX Runtime's kernels); this model's head_dim is {model.Config.HeadDim}: export it without GroupQueryAttention");
+        }
+
         if (options.AdaptersAsInputs && options.Int4)
         {
             throw new ArgumentException("Int4 and AdaptersAsInputs cannot be combined: 4-bit layers take no adapter inputs");
@@ -83,9 +102,11 @@ public static class LlamaOnnxExporter
             throw new ArgumentException("AdaptersAsInputs needs an active adapter on the model: its target modules decide which layers take adapter inputs");
         }
 
-        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights, options.AdaptersAsInputs, options.Int4 ? options.Int4BlockSize : 0);
+        var graph = new Builder(model.Config, options.KvCache, options.Float16Weights, options.AdaptersAsInputs, options.Int4 ? options.Int4BlockSize : 0, options.GroupQueryAttention);
         graph.Build(model, options.MaxPositions ?? Math.Min(model.Config.MaxPositionEmbeddings, 8192));
-        OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData, ExtraOpsets = options.Int4 ? [("com.microsoft", 1)] : [] });
+        graph.Graph.RemoveUnusedInitializers();
+        bool microsoftOps = options.Int4 || options.GroupQueryAttention;
+        OnnxModelWriter.Save(graph.Graph, path, new OnnxSaveOptions { ExternalData = options.ExternalData, ExtraOpsets = microsoftOps ? [("com.microsoft", 1)] : [] });
     }
 
     /// <summary>
@@ -125,7 +146,7 @@ public static class LlamaOnnxExporter
         OnnxAdapterFile.Write(path, inputs);
     }
 
-    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs, int int4BlockSize)
+    private sealed class Builder(LlamaConfig config, bool kvCache, bool float16, bool adapterInputs, int int4BlockSize, bool gqa)
     {
         private int counter;
 
@@ -159,39 +180,74 @@ public static class LlamaOnnxExporter
             Constants(maxPositions);
 
             // Query i sits at absolute position past + i; key j (0 … total−1) is masked when j > past + i or
-            // attention_mask[b, j] = 0. The additive bias is (B,1,T,total).
-            string t = Node("Gather", "seq_len", [Node("Shape", "shape", ["input_ids"]), "const.one"], OnnxAttribute.Int("axis", 0));
-            string queries = Node("Range", "positions", ["const.zero", t, "const.one"]);
-            string keys = queries;
-            if (kvCache)
+            // attention_mask[b, j] = 0. The additive bias is (B,1,T,total). Built on first use (the fused
+            // GroupQueryAttention layout masks inside the operator).
+            string? queries = null, keys = null, hidden = null, bias = null;
+            string Queries()
             {
-                string all = Node("Gather", "total_len", [Node("Shape", "shape", ["attention_mask"]), "const.one"], OnnxAttribute.Int("axis", 0));
-                string past = Node("Sub", "past_len", [all, t]);
-                queries = Node("Add", "positions", [queries, past]);
-                keys = Node("Range", "positions", ["const.zero", all, "const.one"]);
+                if (queries is null)
+                {
+                    string t = Node("Gather", "seq_len", [Node("Shape", "shape", ["input_ids"]), "const.one"], OnnxAttribute.Int("axis", 0));
+                    queries = Node("Range", "positions", ["const.zero", t, "const.one"]);
+                    keys = queries;
+                    if (kvCache)
+                    {
+                        string all = Node("Gather", "total_len", [Node("Shape", "shape", ["attention_mask"]), "const.one"], OnnxAttribute.Int("axis", 0));
+                        string past = Node("Sub", "past_len", [all, t]);
+                        queries = Node("Add", "positions", [queries, past]);
+                        keys = Node("Range", "positions", ["const.zero", all, "const.one"]);
+                    }
+                }
+
+                return queries;
             }
 
-            string future = Node("Greater", "mask", [Node("Unsqueeze", "mask", [keys, "const.axes0"]), Node("Unsqueeze", "mask", [queries, "const.axes1"])]);
-            string paddingKeys = Node("Unsqueeze", "mask", [Node("Equal", "mask", ["attention_mask", "const.zero"]), "const.axes12"]);
-            string hidden = Node("Or", "mask", [future, paddingKeys]);
-            string bias = Node("Where", "mask", [hidden, "const.mask_min", "const.zero_f"]);
+            string Bias()
+            {
+                if (bias is null)
+                {
+                    string q = Queries();
+                    string future = Node("Greater", "mask", [Node("Unsqueeze", "mask", [keys!, "const.axes0"]), Node("Unsqueeze", "mask", [q, "const.axes1"])]);
+                    string paddingKeys = Node("Unsqueeze", "mask", [Node("Equal", "mask", ["attention_mask", "const.zero"]), "const.axes12"]);
+                    hidden = Node("Or", "mask", [future, paddingKeys]);
+                    bias = Node("Where", "mask", [hidden, "const.mask_min", "const.zero_f"]);
+                }
+
+                return bias;
+            }
+
+            // With a KV cache, rows may hold padding between their tokens (GenAI right-pads a batch's prompts and appends
+            // after the padding): distances are counted in tokens, query positions from position_ids and key positions
+            // as the running count of attention_mask − 1, (B,1,T,total).
+            string? tokenDistance = null;
+            string TokenDistance()
+            {
+                if (tokenDistance is null)
+                {
+                    string keyPositions = Node("Sub", "mask", [Node("CumSum", "mask", ["attention_mask", "const.one"]), "const.one"]);
+                    tokenDistance = Node("Sub", "mask", [Node("Unsqueeze", "mask", ["position_ids", "const.axes13"]), Node("Unsqueeze", "mask", [keyPositions, "const.axes12"])]);
+                }
+
+                return tokenDistance;
+            }
 
             // A sliding layer also hides keys W or more positions back: i − j ≥ W. One bias per distinct window.
             var slidingBiases = new Dictionary<int, string>();
             string BiasOf(int window)
             {
+                string full = Bias();
                 if (window <= 0)
                 {
-                    return bias;
+                    return full;
                 }
 
                 if (!slidingBiases.TryGetValue(window, out string? windowed))
                 {
                     string limit = $"const.window_{window}";
                     Graph.AddInitializer(limit, [], [(long)window - 1]);
-                    string distance = Node("Sub", "mask", [Node("Unsqueeze", "mask", [queries, "const.axes1"]), Node("Unsqueeze", "mask", [keys, "const.axes0"])]);
+                    string distance = kvCache ? TokenDistance() : Node("Sub", "mask", [Node("Unsqueeze", "mask", [queries!, "const.axes1"]), Node("Unsqueeze", "mask", [keys!, "const.axes0"])]);
                     string old = Node("Greater", "mask", [distance, limit]);
-                    windowed = Node("Where", "mask", [Node("Or", "mask", [hidden, old]), "const.mask_min", "const.zero_f"]);
+                    windowed = Node("Where", "mask", [Node("Or", "mask", [hidden!, old]), "const.mask_min", "const.zero_f"]);
                     slidingBiases[window] = windowed;
                 }
 
@@ -209,12 +265,28 @@ public static class LlamaOnnxExporter
                     found = kvCache
                         ? (Node("Unsqueeze", "rope", [Node("Gather", "rope", [table + ".cos", "position_ids"], OnnxAttribute.Int("axis", 0)), "const.axes1"]),
                            Node("Unsqueeze", "rope", [Node("Gather", "rope", [table + ".sin", "position_ids"], OnnxAttribute.Int("axis", 0)), "const.axes1"]))
-                        : (Node("Gather", "rope", [table + ".cos", queries], OnnxAttribute.Int("axis", 0)),
-                           Node("Gather", "rope", [table + ".sin", queries], OnnxAttribute.Int("axis", 0)));
+                        : (Node("Gather", "rope", [table + ".cos", Queries()], OnnxAttribute.Int("axis", 0)),
+                           Node("Gather", "rope", [table + ".sin", Queries()], OnnxAttribute.Int("axis", 0)));
                     angles[table] = found;
                 }
 
                 return found;
+            }
+
+            // GroupQueryAttention reads each row's length − 1 (int32, from attention_mask; rows right-padded) and the
+            // batch's total length.
+            (string SeqLens, string Total)? lengths = null;
+            (string SeqLens, string Total) Lengths()
+            {
+                if (lengths is null)
+                {
+                    string sum = Node("ReduceSum", "gqa", ["attention_mask", "const.axes1"], OnnxAttribute.Int("keepdims", 0));
+                    string seqLens = Node("Cast", "gqa", [Node("Sub", "gqa", [sum, "const.one"])], OnnxAttribute.Int("to", (long)OnnxElementType.Int32));
+                    string total = Node("Cast", "gqa", [Node("Gather", "gqa", [Node("Shape", "gqa", ["attention_mask"]), "const.one"], OnnxAttribute.Int("axis", 0))], OnnxAttribute.Int("to", (long)OnnxElementType.Int32));
+                    lengths = (seqLens, total);
+                }
+
+                return lengths.Value;
             }
 
             Weight("model.embed_tokens.weight", model.EmbedTokens.Value, transpose: false);
@@ -230,9 +302,17 @@ public static class LlamaOnnxExporter
             {
                 string p = $"model.layers.{layer.Index}";
                 bool sandwich = layer.PreFeedforwardLayerNorm is not null;
-                var (cos, sin) = AnglesOf(layer.Index);
                 string h = Norm($"{p}.input_layernorm", x, layer.InputLayerNorm);
-                string attn = Attention($"{p}.self_attn", layer.Index, h, layer.SelfAttn, cos, sin, BiasOf(layer.SelfAttn.SlidingWindow));
+                string attn;
+                if (gqa)
+                {
+                    attn = FusedAttention($"{p}.self_attn", layer.Index, h, layer.SelfAttn, RopeTableName(layer.Index), Lengths());
+                }
+                else
+                {
+                    var (cos, sin) = AnglesOf(layer.Index);
+                    attn = Attention($"{p}.self_attn", layer.Index, h, layer.SelfAttn, cos, sin, BiasOf(layer.SelfAttn.SlidingWindow));
+                }
                 if (sandwich)
                 {
                     // Gemma: each block's output is normalized before the residual add.
@@ -292,6 +372,7 @@ public static class LlamaOnnxExporter
             Graph.AddInitializer("const.axes1", [1], [1L]);
             Graph.AddInitializer("const.axes2", [1], [2L]);
             Graph.AddInitializer("const.axes12", [2], [1L, 2L]);
+            Graph.AddInitializer("const.axes13", [2], [1L, 3L]);
             Graph.AddInitializer("const.zero_f", [], [0f]);
             // Masked scores get float's lowest value rather than −∞: exp underflows to exactly 0 beside any open key,
             // and a query with no open key (a left-padded row's padding, as GenAI batches) stays finite instead of NaN.
@@ -301,12 +382,29 @@ public static class LlamaOnnxExporter
             int hs = config.HeadDim, half = hs / 2;
             Graph.AddInitializer("const.half_split", [2], [(long)half, half]);
 
-            // Full-width tables in the rotate-half layout: column i uses frequency i mod HS/2.
+            // One table per RoPE base: full-width rows in the rotate-half layout (column i uses frequency i mod HS/2),
+            // or GroupQueryAttention's half-width caches.
             foreach (int layer in Enumerable.Range(0, config.NumHiddenLayers).DistinctBy(RopeTableName).DefaultIfEmpty(0))
             {
                 string name = RopeTableName(layer);
                 var (theta, scaling) = config.RopeOfLayer(layer);
                 using var table = RopeTable.Create(hs, theta, scaling, maxPositions);
+                if (gqa)
+                {
+                    // GroupQueryAttention's caches: one row of HS/2 frequencies per position.
+                    var cosHalf = new float[maxPositions * half];
+                    var sinHalf = new float[maxPositions * half];
+                    for (int p = 0; p < maxPositions; p++)
+                    {
+                        table.CosRow(p).CopyTo(cosHalf.AsSpan(p * half, half));
+                        table.SinRow(p).CopyTo(sinHalf.AsSpan(p * half, half));
+                    }
+
+                    Graph.AddInitializer(name + ".cos_half", [maxPositions, half], cosHalf);
+                    Graph.AddInitializer(name + ".sin_half", [maxPositions, half], sinHalf);
+                    continue;
+                }
+
                 var cos = new float[maxPositions * hs];
                 var sin = new float[maxPositions * hs];
                 for (int p = 0; p < maxPositions; p++)
@@ -443,18 +541,7 @@ public static class LlamaOnnxExporter
                 return Node("Transpose", scope, [Node("Reshape", scope, [projected, shape])], OnnxAttribute.Ints("perm", 0, 2, 1, 3));
             }
 
-            string qFlat, kFlat, vFlat;
-            if (attn.QkvProj is { } qkv)
-            {
-                // Phi-3's fused qkv_proj: q, k and v columns in that order.
-                string[] parts = SplitLast(scope, Linear(qkv, h), (long)nh * hs, (long)nkv * hs, (long)nkv * hs);
-                (qFlat, kFlat, vFlat) = (parts[0], parts[1], parts[2]);
-            }
-            else
-            {
-                (qFlat, kFlat, vFlat) = (Linear(attn.QProj!, h), Linear(attn.KProj!, h), Linear(attn.VProj!, h));
-            }
-
+            var (qFlat, kFlat, vFlat) = Project(scope, h, attn);
             string q = Heads(qFlat, nh);
             string k = Heads(kFlat, nkv);
             if (attn.QNorm is { } qNorm)
@@ -502,6 +589,78 @@ public static class LlamaOnnxExporter
             string flat = $"{scope}.flat_shape";
             Graph.AddInitializer(flat, [3], [0L, 0L, (long)nh * hs]);
             return Linear(attn.OProj, Node("Reshape", scope, [context, flat]));
+        }
+
+        // h (B,T,C) -> q (B,T,NH·HS), k and v (B,T,NKV·HS).
+        private (string Q, string K, string V) Project(string scope, string h, SelfAttention attn)
+        {
+            int nh = attn.Heads, nkv = attn.KvHeads, hs = attn.HeadDim;
+            if (attn.QkvProj is { } qkv)
+            {
+                // Phi-3's fused qkv_proj: q, k and v columns in that order.
+                string[] parts = SplitLast(scope, Linear(qkv, h), (long)nh * hs, (long)nkv * hs, (long)nkv * hs);
+                return (parts[0], parts[1], parts[2]);
+            }
+
+            return (Linear(attn.QProj!, h), Linear(attn.KProj!, h), Linear(attn.VProj!, h));
+        }
+
+        // ONNX Runtime's fused attention (com.microsoft GroupQueryAttention): RoPE from the half-width tables, causal
+        // and sliding-window masks, soft-capping and the GQA head sharing inside one operator, past and present in
+        // one max-length buffer. Qwen3's per-head q/k norms come first, on (B,T,H,HS).
+        private string FusedAttention(string scope, int index, string h, SelfAttention attn, string ropeTable, (string SeqLens, string Total) lengths)
+        {
+            int nh = attn.Heads, nkv = attn.KvHeads, hs = attn.HeadDim;
+            var (q, k, v) = Project(scope, h, attn);
+            if (attn.QNorm is { } qNorm)
+            {
+                string PerHead(string flat, int heads, RmsNormLayer norm, string name)
+                {
+                    string split = $"{scope}.heads_{heads}", merged = $"{scope}.flat_{heads}";
+                    if (!Graph.Initializers.Any(i => i.Name == split))
+                    {
+                        Graph.AddInitializer(split, [4], [0L, 0L, heads, hs]);
+                        Graph.AddInitializer(merged, [3], [0L, 0L, (long)heads * hs]);
+                    }
+
+                    return Node("Reshape", scope, [Norm(name, Node("Reshape", scope, [flat, split]), norm), merged]);
+                }
+
+                q = PerHead(q, nh, qNorm, $"{scope}.q_norm");
+                k = PerHead(k, nkv, attn.KNorm!, $"{scope}.k_norm");
+            }
+
+            string output = Next(scope, "GroupQueryAttention");
+            string presentKey = $"present.{index}.key", presentValue = $"present.{index}.value";
+            var attributes = new List<OnnxAttribute>
+            {
+                OnnxAttribute.Int("num_heads", nh),
+                OnnxAttribute.Int("kv_num_heads", nkv),
+                OnnxAttribute.Float("scale", config.AttentionScale != 0 ? config.AttentionScale : 1f / MathF.Sqrt(hs)),
+                OnnxAttribute.Int("do_rotary", 1),
+                OnnxAttribute.Int("rotary_interleaved", 0),
+            };
+            if (attn.Softcap > 0)
+            {
+                attributes.Add(OnnxAttribute.Float("softcap", attn.Softcap));
+            }
+
+            if (attn.SlidingWindow > 0)
+            {
+                // The operator hides keys W or more positions back, as the model does (measured against our forward).
+                attributes.Add(OnnxAttribute.Int("local_window_size", attn.SlidingWindow));
+            }
+
+            Graph.AddNode(
+                "GroupQueryAttention",
+                [q, k, v, $"past_key_values.{index}.key", $"past_key_values.{index}.value", lengths.SeqLens, lengths.Total, ropeTable + ".cos_half", ropeTable + ".sin_half"],
+                [output, presentKey, presentValue],
+                output + "/node",
+                "com.microsoft",
+                [.. attributes]);
+            Graph.AddOutput(presentKey, OnnxElementType.Float, "batch", nkv, "present_sequence", hs);
+            Graph.AddOutput(presentValue, OnnxElementType.Float, "batch", nkv, "present_sequence", hs);
+            return Linear(attn.OProj, output);
         }
 
         // x (…, Σ sizes) -> one output per size along the last axis.

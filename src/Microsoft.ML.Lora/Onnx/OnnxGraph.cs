@@ -106,6 +106,25 @@ public sealed class OnnxGraph
     }
 
     /// <summary>
+    /// Removes the initializers no node, graph output or graph input reads (ONNX Runtime warns about each one it finds);
+    /// returns how many were removed.
+    /// </summary>
+    public int RemoveUnusedInitializers()
+    {
+        var used = new HashSet<string>(_nodes.SelectMany(static n => n.Inputs), StringComparer.Ordinal);
+        used.UnionWith(_outputs.Select(static o => o.Name));
+        used.UnionWith(_inputs.Select(static i => i.Name));
+        var unused = _initializers.Where(t => !used.Contains(t.Name)).ToList();
+        foreach (var t in unused)
+        {
+            _initializers.Remove(t);
+            _defined.Remove(t.Name);
+        }
+
+        return unused.Count;
+    }
+
+    /// <summary>
     /// Adds a node. Every non-empty input must already be an input, initializer or earlier node output
     /// (ONNX requires topological order); empty input names mark omitted optional inputs.
     /// </summary>

@@ -31,11 +31,14 @@ public sealed class GenAiFolderTests : IDisposable
 
     public void Dispose() => Directory.Delete(root, recursive: true);
 
-    [Fact]
-    public void TheFolderHoldsModelConfigAndTokenizerAndGeneratesOurGreedyTokens()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TheFolderHoldsModelConfigAndTokenizerAndGeneratesOurGreedyTokens(bool gqa)
     {
         using var model = LlamaForCausalLM.Load(TinyStories);
-        string dir = GenAiFolderExporter.Export(model, Path.Combine(root, "parent", "genai"));
+        string dir = GenAiFolderExporter.Export(model, Path.Combine(root, "parent", "genai"), new OnnxExportOptions { GroupQueryAttention = gqa });
+        Assert.Contains($"\"past_present_share_buffer\": {(gqa ? "true" : "false")}", File.ReadAllText(Path.Combine(dir, GenAiFolderExporter.ConfigFileName)), StringComparison.Ordinal);
         Assert.Equal(
             ["genai_config.json", "generation_config.json", "model.onnx", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"],
             Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
@@ -117,11 +120,13 @@ public sealed class GenAiFolderTests : IDisposable
         }
     }
 
-    [Fact]
-    public void Int4FolderGeneratesTheDequantizedModelsGreedyTokens()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Int4FolderGeneratesTheDequantizedModelsGreedyTokens(bool gqa)
     {
         using var model = LlamaForCausalLM.Load(TinyStories);
-        string dir = GenAiFolderExporter.Export(model, Path.Combine(root, "int4"), new OnnxExportOptions { Int4 = true });
+        string dir = GenAiFolderExporter.Export(model, Path.Combine(root, "int4"), new OnnxExportOptions { Int4 = true, GroupQueryAttention = gqa });
         foreach (var linear in model.Layers.SelectMany(static l => l.Projections()))
         {
             var w = linear.Weight.Value.AsF32();
@@ -135,8 +140,10 @@ public sealed class GenAiFolderTests : IDisposable
         }
     }
 
-    [Fact]
-    public void TwoAdapterFilesOverOneBaseEachGenerateTheirAdaptersTokens()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TwoAdapterFilesOverOneBaseEachGenerateTheirAdaptersTokens(bool gqa)
     {
         LlamaForCausalLM WithAdapter(int rank, int seed)
         {
@@ -153,7 +160,7 @@ public sealed class GenAiFolderTests : IDisposable
         using var first = WithAdapter(4, 1);
         using var second = WithAdapter(2, 2);
         using var plain = LlamaForCausalLM.Load(TinyStories);
-        string dir = GenAiFolderExporter.Export(first, Path.Combine(root, "multi"), new OnnxExportOptions { AdaptersAsInputs = true });
+        string dir = GenAiFolderExporter.Export(first, Path.Combine(root, "multi"), new OnnxExportOptions { AdaptersAsInputs = true, GroupQueryAttention = gqa });
         string a1 = Path.Combine(root, "first" + OnnxAdapterFile.Extension), a2 = Path.Combine(root, "second" + OnnxAdapterFile.Extension);
         LlamaOnnxExporter.ExportAdapter(first, a1);
         LlamaOnnxExporter.ExportAdapter(second, a2);
@@ -167,18 +174,62 @@ public sealed class GenAiFolderTests : IDisposable
         Assert.Equal(expected[2], GenAi(dir, [prompt], a2)[0]);
     }
 
+    /// <summary>
+    /// Every architecture's fixture, in both attention layouts (the standard graph and GroupQueryAttention, whose RoPE,
+    /// masks, sliding windows and soft-capping happen inside the operator), generates our greedy tokens in GenAI; the
+    /// 10 new tokens run past the fixtures' sliding windows (3 or 4), and the shorter prompt's row holds GenAI's padding
+    /// between its prompt and its new tokens. (GroupQueryAttention needs head sizes that are multiples of 16.)
+    /// </summary>
+    [Theory]
+    [InlineData("llama_gqa", false)]
+    [InlineData("qwen2_bias", false)]
+    [InlineData("qwen3", false)]
+    [InlineData("qwen3", true)]
+    [InlineData("phi3", false)]
+    [InlineData("gemma2", false)]
+    [InlineData("gemma2", true)]
+    [InlineData("gemma3", false)]
+    [InlineData("gemma3", true)]
+    [InlineData("qwen2_window", false)]
+    [InlineData("mistral_window", false)]
+    public void EveryArchitectureGeneratesOurGreedyTokensInGenAi(string name, bool gqa)
+    {
+        // The fixture with a tokenizer beside it: GenAI opens one with every model (our ids are fed directly).
+        string source = Path.Combine(root, name);
+        Directory.CreateDirectory(source);
+        foreach (string file in Directory.GetFiles(FixturePaths.Case(name)))
+        {
+            File.Copy(file, Path.Combine(source, Path.GetFileName(file)));
+        }
+
+        File.Copy(Path.Combine(TinyStories, "tokenizer.json"), Path.Combine(source, "tokenizer.json"));
+        using var model = LlamaForCausalLM.Load(source);
+        string dir = GenAiFolderExporter.Export(model, Path.Combine(root, name + "-genai"), new OnnxExportOptions { GroupQueryAttention = gqa, MaxPositions = 64 });
+        int[][] prompts = [[1, 5, 9], [3, 8, 50, 7, 11]];
+        var batched = GenAi(dir, prompts, newTokens: 10);
+        int eos = EosOf(dir);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(Ours(model, prompts[i], 10, eos), batched[i]);
+        }
+    }
+
     // Our greedy tokens after the prompt, up to and including the first EOS.
-    private static int[] Ours(LlamaForCausalLM model, int[] prompt) =>
-        Generator.Generate(model, prompt, new GenerationOptions { MaxNewTokens = NewTokens, StopTokenIds = [2] }).ToArray();
+    private static int[] Ours(LlamaForCausalLM model, int[] prompt, int newTokens = NewTokens, int eos = 2) =>
+        Generator.Generate(model, prompt, new GenerationOptions { MaxNewTokens = newTokens, StopTokenIds = [eos] }).ToArray();
+
+    private static int EosOf(string dir) => System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, GenAiFolderExporter.ConfigFileName)))!["model"]!["eos_token_id"]!.GetValue<int>();
+
+    private static int PadOf(string dir) => System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, GenAiFolderExporter.ConfigFileName)))!["model"]!["pad_token_id"]!.GetValue<int>();
 
     // GenAI's greedy continuation of each prompt (right-padded with the pad id to the longest), up to and
     // including the first EOS.
-    private static int[][] GenAi(string dir, int[][] prompts, string? adapterFile = null)
+    private static int[][] GenAi(string dir, int[][] prompts, string? adapterFile = null, int newTokens = NewTokens)
     {
         using var model = new Model(dir);
         using var options = new GeneratorParams(model);
         int longest = prompts.Max(static p => p.Length);
-        options.SetSearchOption("max_length", longest + NewTokens);
+        options.SetSearchOption("max_length", longest + newTokens);
         options.SetSearchOption("batch_size", prompts.Length);
         using var generator = new Microsoft.ML.OnnxRuntimeGenAI.Generator(model, options);
         using var adapters = new Adapters(model);
@@ -188,7 +239,7 @@ public sealed class GenAiFolderTests : IDisposable
             generator.SetActiveAdapter(adapters, "active");
         }
 
-        int pad = 2;
+        int pad = PadOf(dir), eosId = EosOf(dir);
         generator.AppendTokens(prompts.SelectMany(p => p.Concat(Enumerable.Repeat(pad, longest - p.Length))).ToArray());
         while (!generator.IsDone())
         {
@@ -198,7 +249,7 @@ public sealed class GenAiFolderTests : IDisposable
         return Enumerable.Range(0, prompts.Length).Select(r =>
         {
             int[] all = generator.GetSequence((ulong)r).ToArray()[longest..];
-            int eos = Array.IndexOf(all, 2);
+            int eos = Array.IndexOf(all, eosId);
             return eos >= 0 ? all[..(eos + 1)] : all;
         }).ToArray();
     }

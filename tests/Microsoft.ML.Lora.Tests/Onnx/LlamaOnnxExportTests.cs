@@ -259,6 +259,56 @@ public sealed class LlamaOnnxExportTests : IDisposable
         Assert.Contains(name, e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The GroupQueryAttention layout's logits equal our forward pass's: a 6-token prefill into an empty max-length
+    /// buffer (past the sliding windows of 3), then two decode steps on the shared buffer. The fixtures with head size
+    /// 16 cover q/k norms (Qwen3), soft-capping and sliding windows (Gemma 2) and Gemma 3's local RoPE base.
+    /// </summary>
+    [Theory]
+    [InlineData("qwen3")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    public void GroupQueryAttentionLogitsEqualOurForwardInPrefillAndDecode(string name)
+    {
+        using var model = LlamaForCausalLM.Load(FixturePaths.Case(name));
+        var config = model.Config;
+        string path = Path.Combine(root, name + "-gqa.onnx");
+        LlamaOnnxExporter.Export(model, path, new OnnxExportOptions { KvCache = true, GroupQueryAttention = true, MaxPositions = 32 });
+        const int maxLength = 16;
+        int[] tokens = [1, 5, 9, 30, 7, 11, 42, 3];
+        int v = config.VocabSize, kv = config.NumKeyValueHeads, hs = config.HeadDim;
+        var past = Enumerable.Range(0, config.NumHiddenLayers)
+            .SelectMany(i => new[] { $"past_key_values.{i}.key", $"past_key_values.{i}.value" })
+            .ToDictionary(n => n, _ => OnnxInput.Float32(new float[kv * maxLength * hs], 1, kv, maxLength, hs));
+        int done = 0;
+        foreach (int step in new[] { 6, 1, 1 })
+        {
+            int[] input = tokens[done..(done + step)];
+            var inputs = new Dictionary<string, OnnxInput>(past)
+            {
+                ["input_ids"] = OnnxInput.Int64(input.Select(i => (long)i).ToArray(), 1, step),
+                ["position_ids"] = OnnxInput.Int64(Enumerable.Range(done, step).Select(i => (long)i).ToArray(), 1, step),
+                ["attention_mask"] = OnnxInput.Int64(Enumerable.Repeat(1L, done + step).ToArray(), 1, done + step),
+            };
+            var outputs = OnnxRuntimeChecker.Run(path, inputs).Tensors;
+            done += step;
+            var ours = LoraAdapterTests.Logits(model, CausalLmBatch.FromRows([tokens[..done]]));
+            ReferenceModelTests.AssertClose(ours[((done - step) * v)..], outputs["logits"].Floats!, F32Tolerance, $"{name} GroupQueryAttention logits after {done} tokens");
+            foreach (string key in past.Keys.ToList())
+            {
+                var present = outputs[key.Replace("past_key_values", "present", StringComparison.Ordinal)];
+                Assert.Equal([1, kv, maxLength, hs], present.Dims);
+                past[key] = OnnxInput.Float32(present.Floats!, present.Dims);
+            }
+        }
+
+        var e = Assert.Throws<ArgumentException>(() => LlamaOnnxExporter.Export(model, Path.Combine(root, "x.onnx"), new OnnxExportOptions { GroupQueryAttention = true }));
+        Assert.Contains("KvCache", e.Message, StringComparison.Ordinal);
+        using var narrow = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
+        e = Assert.Throws<ArgumentException>(() => LlamaOnnxExporter.Export(narrow, Path.Combine(root, "y.onnx"), new OnnxExportOptions { KvCache = true, GroupQueryAttention = true }));
+        Assert.Contains("head_dim is 8", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("llama_gqa", 32)]
     [InlineData("qwen2_bias", 32)]

@@ -15,6 +15,24 @@ public sealed class OnnxGraphTests
     }
 
     [Fact]
+    public void RemoveUnusedInitializers_KeepsWhatNodesOutputsAndInputsRead()
+    {
+        var graph = new OnnxGraph();
+        graph.AddInput("X", OnnxElementType.Float, "batch", 2);
+        graph.AddInput(OnnxTensor.FromFloats("D", [2], [0f, 0f]), 2);
+        graph.AddInitializer("W", [2, 2], [1f, 0f, 0f, 1f]);
+        graph.AddInitializer("Unused", [1], [3f]);
+        graph.AddInitializer("Direct", [1], [4f]);
+        graph.AddNode("MatMul", ["X", "W"], ["Y"]);
+        graph.AddOutput("Y", OnnxElementType.Float, "batch", 2);
+        graph.AddOutput("Direct", OnnxElementType.Float, 1);
+
+        Assert.Equal(1, graph.RemoveUnusedInitializers());
+        Assert.Equal(["D", "W", "Direct"], graph.Initializers.Select(static t => t.Name));
+        graph.AddInitializer("Unused", [1], [5f]);
+    }
+
+    [Fact]
     public void DuplicateName_Throws()
     {
         var graph = new OnnxGraph();
