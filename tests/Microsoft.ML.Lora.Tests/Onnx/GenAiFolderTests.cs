@@ -74,6 +74,24 @@ public sealed class GenAiFolderTests : IDisposable
             using var sequences = tokenizer.Encode(text);
             Assert.Equal(ours.Encode(text), sequences[0].ToArray());
         }
+
+        // A text prompt end to end: GenAI's tokenizer, generator and detokenizer give our story.
+        using (var prompt = tokenizer.Encode("Once"))
+        using (var options = new GeneratorParams(genai))
+        {
+            options.SetSearchOption("max_length", prompt[0].Length + NewTokens);
+            using var generator = new Microsoft.ML.OnnxRuntimeGenAI.Generator(genai, options);
+            generator.AppendTokenSequences(prompt);
+            while (!generator.IsDone())
+            {
+                generator.GenerateNextToken();
+            }
+
+            int[] story = generator.GetSequence(0).ToArray();
+            int[] expected = Ours(model, ours.Encode("Once"));
+            Assert.Equal(expected, story[prompt[0].Length..]);
+            Assert.Equal(ours.Decode(story, skipSpecialTokens: true), tokenizer.Decode(story));
+        }
     }
 
     /// <summary>
