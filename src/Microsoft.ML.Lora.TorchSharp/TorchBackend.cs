@@ -254,6 +254,19 @@ public sealed class TorchBackend : Backend
     public override void Scale(LoraTensor x, float s) => T(x).mul_(s);
 
     /// <inheritdoc/>
+    public override void ScaleRows(LoraTensor x, float[] scales)
+    {
+        if (scales.Length == 0 || x.Length % scales.Length != 0)
+        {
+            throw new ArgumentException($"{scales.Length} row scales do not divide a tensor of {x.Length} elements into rows", nameof(scales));
+        }
+
+        using var scope = torch.NewDisposeScope();
+        var factors = torch.tensor(scales, device: T(x).device).unsqueeze(1);
+        T(x).view(scales.Length, -1).mul_(factors);
+    }
+
+    /// <inheritdoc/>
     public override void AddRowVector(LoraTensor y, LoraTensor bias)
     {
         using var rows = T(y).view(-1, bias.Length);

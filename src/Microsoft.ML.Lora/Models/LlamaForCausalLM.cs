@@ -172,7 +172,7 @@ public sealed class LlamaForCausalLM : IDisposable
     }
 
     /// <summary>
-    /// When set, <see cref="ForwardBackward"/> keeps d loss / d(embedding output) (B·T, C) in
+    /// When set, <see cref="ForwardBackward(CausalLmBatch)"/> keeps d loss / d(embedding output) (B·T, C) in
     /// <see cref="InputsEmbedsGrad"/> (for tests and analysis).
     /// </summary>
     public bool KeepInputsEmbedsGrad { get; set; }
@@ -320,6 +320,29 @@ public sealed class LlamaForCausalLM : IDisposable
     public LossResult ForwardBackward(CausalLmBatch batch) => Run(batch, backward: true, logitsOut: null);
 
     /// <summary>
+    /// Each token's cross-entropy −ln p(target) (B·T values; 0 where the target is −100), without gradients: summed
+    /// over a row's completion, the negated sequence log-probability that preference objectives compare.
+    /// </summary>
+    public float[] TokenLosses(CausalLmBatch batch)
+    {
+        float[]? losses = null;
+        Run(batch, backward: false, logitsOut: null, tokenWeights: l => losses = l);
+        return losses!;
+    }
+
+    /// <summary>
+    /// Forward and backward for an objective of the token losses: <paramref name="tokenWeights"/> receives each token's
+    /// cross-entropy (B·T, 0 where ignored) and returns d objective / d(token loss) per token (0 where ignored); the
+    /// gradients of the objective are accumulated into trainable parameters. Weights of 1/N on the N counted tokens
+    /// give <see cref="ForwardBackward(CausalLmBatch)"/>; DPO and GRPO give each sequence its own weight.
+    /// </summary>
+    public LossResult ForwardBackward(CausalLmBatch batch, Func<float[], float[]> tokenWeights)
+    {
+        ArgumentNullException.ThrowIfNull(tokenWeights);
+        return Run(batch, backward: true, logitsOut: null, tokenWeights: tokenWeights);
+    }
+
+    /// <summary>
     /// Generation step: <paramref name="ids"/> (B,Tn) are the next Tn tokens of each row after the
     /// <see cref="KvCache.Length"/> tokens already in <paramref name="cache"/>; their keys and values are
     /// appended, and <paramref name="lastLogits"/> (B,V) receives the logits of each row's last new token.
@@ -412,7 +435,7 @@ public sealed class LlamaForCausalLM : IDisposable
         InputsEmbedsGrad?.Dispose();
     }
 
-    private LossResult Run(CausalLmBatch batch, bool backward, Tensor? logitsOut)
+    private LossResult Run(CausalLmBatch batch, bool backward, Tensor? logitsOut, Func<float[], float[]?>? tokenWeights = null)
     {
         ValidateIds(batch);
         if (backward && Linears().FirstOrDefault(static l => l.MergedAdapter is not null) is { } merged)
@@ -463,9 +486,23 @@ public sealed class LlamaForCausalLM : IDisposable
             }
 
             int count = batch.CountTargets();
-            float scale = count == 0 ? 0f : 1f / count;
+            float scale = tokenWeights is not null ? 1f : count == 0 ? 0f : 1f / count;
             backend.CrossEntropy(logits, batch.Targets, losses, backward ? logits : null, scale);
             double sum = backend.Sum(losses);
+            if (tokenWeights is not null)
+            {
+                using var host = losses.IsHost ? null : backend.ToHost(losses);
+                float[] weights = tokenWeights((host ?? losses).AsF32().ToArray()) ?? [];
+                if (backward)
+                {
+                    if (weights.Length != n)
+                    {
+                        throw new InvalidOperationException($"the token-weight function returned {weights.Length} weights for {n} tokens (B·T = {batch.B}·{batch.T})");
+                    }
+
+                    backend.ScaleRows(logits, weights);
+                }
+            }
             if (capped is not null)
             {
                 backend.SoftcapBackward(logits, capped, FinalSoftcap);

@@ -107,6 +107,9 @@ public abstract class Backend
     /// <summary>y (N,OC) += bias (OC) on every row.</summary>
     public abstract void AddRowVector(Tensor y, Tensor bias);
 
+    /// <summary>x (N,W): row n ← scales[n]·row n (per-token loss weights on a logits gradient).</summary>
+    public abstract void ScaleRows(Tensor x, float[] scales);
+
     /// <summary>sum (OC) += Σₙ dy (N,OC)[n]: a bias gradient.</summary>
     public abstract void AccumulateRowSum(Tensor dy, Tensor sum);
 

@@ -120,6 +120,24 @@ public sealed unsafe class NativeBackend : Backend
     }
 
     /// <inheritdoc/>
+    public override void ScaleRows(Tensor x, float[] scales)
+    {
+        int n = scales.Length;
+        if (n == 0 || x.Length % n != 0)
+        {
+            throw new ArgumentException($"{scales.Length} row scales do not divide a tensor of {x.Length} elements into rows", nameof(scales));
+        }
+
+        int width = checked((int)(x.Length / n));
+        var span = x.AsF32();
+        for (int r = 0; r < n; r++)
+        {
+            var row = span.Slice(r * width, width);
+            TensorPrimitives.Multiply(row, scales[r], row);
+        }
+    }
+
+    /// <inheritdoc/>
     public override void AddRowVector(Tensor y, Tensor bias)
     {
         var b = bias.AsF32();
