@@ -14,6 +14,7 @@ under both models, then the losses from the published formulas:
         loss = -(1 - e) * log sigmoid(beta * h) - e * log sigmoid(-beta * h)
     ipo (Azar et al. 2023), on log-probabilities averaged over each completion's tokens (as TRL):
         loss = (h_avg - 1 / (2 * beta))^2
+    rpo (Pang et al. 2024, TRL's rpo_alpha): loss += alpha * (-logp_pi(chosen) / len(chosen))
     rewards = beta * (logp_pi - logp_ref); margin = chosen reward - rejected reward
 
 averaged over the pairs, and the gradient of each loss with respect to every lora_A and lora_B by autograd.
@@ -48,6 +49,7 @@ LOSSES = [
     ("sigmoid", {"beta": 0.1, "loss": "sigmoid", "label_smoothing": 0.0}),
     ("cdpo", {"beta": 0.5, "loss": "sigmoid", "label_smoothing": 0.2}),
     ("ipo", {"beta": 0.1, "loss": "ipo", "label_smoothing": 0.0}),
+    ("rpo", {"beta": 0.1, "loss": "sigmoid", "label_smoothing": 0.0, "rpo_alpha": 1.0}),
 ]
 
 
@@ -95,6 +97,8 @@ def main():
             else:
                 z = beta * ((pc - rc) - (pr - rr))
                 loss = -(1 - eps) * torch.nn.functional.logsigmoid(z) - eps * torch.nn.functional.logsigmoid(-z)
+            # RPO (TRL's rpo_alpha): + alpha * the chosen completion's mean token NLL
+            loss = loss + o.get("rpo_alpha", 0.0) * (-pc / len(c))
             losses.append(loss)
             cr, rj = beta * (pc - rc).item(), beta * (pr - rr).item()
             margins.append(cr - rj)
@@ -104,7 +108,7 @@ def main():
         grads = {k: st_entry(v.grad, "F32") for k, v in adapter.items()}
         write_safetensors(os.path.join(d, f"{name}_grads.safetensors"), grads, {"script": SCRIPT, "loss": name, "torch_version": torch.__version__})
         expected["losses"][name] = {
-            "beta": o["beta"], "loss_type": o["loss"], "label_smoothing": o["label_smoothing"],
+            "beta": o["beta"], "loss_type": o["loss"], "label_smoothing": o["label_smoothing"], "rpo_alpha": o.get("rpo_alpha", 0.0),
             "loss": mean.item(),
             "margin": sum(margins) / len(margins),
             "accuracy": correct / len(PAIRS),

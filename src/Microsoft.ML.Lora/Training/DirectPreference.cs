@@ -26,6 +26,13 @@ public sealed record PreferenceOptions
     /// <summary>cDPO's ε in [0, 0.5): the probability that a pair's preference label is flipped. Sigmoid loss only.</summary>
     public double LabelSmoothing { get; init; }
 
+    /// <summary>
+    /// RPO's α (Pang et al. 2024; TRL's <c>rpo_alpha</c>): adds α × the chosen completion's mean token NLL to each
+    /// pair's loss, so the preferred text also gains likelihood instead of only the rejected one losing it. 0 (default) is
+    /// plain DPO / IPO.
+    /// </summary>
+    public double RpoAlpha { get; init; }
+
     /// <summary>Checks the options; the message names the option.</summary>
     public void Validate()
     {
@@ -37,6 +44,11 @@ public sealed record PreferenceOptions
         if (!(LabelSmoothing >= 0 && LabelSmoothing < 0.5))
         {
             throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "LabelSmoothing must be in [0, 0.5)");
+        }
+
+        if (!(RpoAlpha >= 0) || !double.IsFinite(RpoAlpha))
+        {
+            throw new ArgumentOutOfRangeException(nameof(RpoAlpha), RpoAlpha, "RpoAlpha must be a finite number ≥ 0 (0 = no NLL term; RPO uses 1)");
         }
 
         if (LabelSmoothing > 0 && Loss != PreferenceLossType.Sigmoid)
@@ -86,6 +98,44 @@ public readonly record struct PreferenceResult(int Pairs, double LossSum, double
 /// </summary>
 public static class DirectPreference
 {
+    /// <summary>
+    /// A training row for <see cref="TrainingOptions.Preference"/> runs: the prompt and chosen completion as the row (labels
+    /// on the completion only), the prompt and rejected completion in <see cref="TokenRow.Rejected"/>.
+    /// </summary>
+    public static TokenRow TrainingRow(int[] prompt, int[] chosen, int[] rejected, int line = 0)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(chosen);
+        ArgumentNullException.ThrowIfNull(rejected);
+        if (prompt.Length == 0 || chosen.Length == 0 || rejected.Length == 0)
+        {
+            throw new ArgumentException($"row {line}: the prompt and both completions need at least one token (prompt {prompt.Length}, chosen {chosen.Length}, rejected {rejected.Length})");
+        }
+
+        int[] labels = new int[prompt.Length + chosen.Length];
+        Array.Fill(labels, CrossEntropy.IgnoreIndex, 0, prompt.Length);
+        chosen.CopyTo(labels, prompt.Length);
+        return new TokenRow([.. prompt, .. chosen], labels, line, Rejected: [.. prompt, .. rejected]);
+    }
+
+    /// <summary>The pair a <see cref="TrainingRow"/> holds.</summary>
+    public static PreferencePair PairOf(TokenRow row)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        if (row.Rejected is not { } rejected || row.Labels is not { } labels)
+        {
+            throw new ArgumentException($"row {row.Line} is not a preference pair (DirectPreference.TrainingRow)", nameof(row));
+        }
+
+        int prompt = Array.FindIndex(labels, static l => l != CrossEntropy.IgnoreIndex);
+        if (prompt <= 0 || prompt >= rejected.Length || !row.InputIds.AsSpan(0, prompt).SequenceEqual(rejected.AsSpan(0, prompt)))
+        {
+            throw new ArgumentException($"row {row.Line}: the chosen and rejected rows do not start with the same prompt followed by a completion", nameof(row));
+        }
+
+        return new PreferencePair(row.InputIds[..prompt], row.InputIds[prompt..], rejected[prompt..]);
+    }
+
     /// <summary>The 2P rows (prompt + chosen, then prompt + rejected) with labels only on completions.</summary>
     public static CausalLmBatch Batch(IReadOnlyList<PreferencePair> pairs, int padId = 0)
     {
@@ -154,6 +204,13 @@ public static class DirectPreference
 
             gradients[i] = dh * scaleC;
             gradients[p + i] = -dh * scaleR;
+            if (options.RpoAlpha > 0)
+            {
+                // + α·(−ln π(chosen))/n_chosen
+                loss += options.RpoAlpha * -pc / lengths[i];
+                gradients[i] -= options.RpoAlpha / lengths[i];
+            }
+
             result += new PreferenceResult(0, loss, chosenReward - rejectedReward, chosenReward > rejectedReward ? 1 : 0, pc, pr, chosenReward, rejectedReward);
         }
 

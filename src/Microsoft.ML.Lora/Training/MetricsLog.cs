@@ -40,7 +40,33 @@ internal sealed class MetricsLog : IDisposable
         Number(json, "grad_norm", p.GradNorm);
         json.WriteNumber("tokens", p.Tokens);
         Number(json, "tokens_per_second", p.TokensPerSecond);
+        if (p.Preference is { } pref)
+        {
+            Preference(json, "", pref);
+        }
     });
+
+    /// <summary>A preference run's evaluation: mean loss, margin and accuracy over the validation pairs.</summary>
+    public void PreferenceEvaluation(int step, double epoch, PreferenceResult result) => Write(json =>
+    {
+        json.WriteString("type", "eval");
+        json.WriteNumber("step", step);
+        Number(json, "epoch", epoch);
+        Number(json, "validation_loss", result.Loss);
+        Preference(json, "validation_", result);
+    });
+
+    // TRL's names: rewards/margins, rewards/accuracies, rewards/chosen, rewards/rejected, logps/chosen, logps/rejected.
+    private static void Preference(Utf8JsonWriter json, string prefix, PreferenceResult r)
+    {
+        json.WriteNumber(prefix + "pairs", r.Pairs);
+        Number(json, prefix + "reward_margin", r.Margin);
+        Number(json, prefix + "reward_accuracy", r.Accuracy);
+        Number(json, prefix + "reward_chosen", r.ChosenRewardSum / r.Pairs);
+        Number(json, prefix + "reward_rejected", r.RejectedRewardSum / r.Pairs);
+        Number(json, prefix + "logps_chosen", r.ChosenLogProbSum / r.Pairs);
+        Number(json, prefix + "logps_rejected", r.RejectedLogProbSum / r.Pairs);
+    }
 
     public void Evaluation(int step, double epoch, double validationLoss, long tokens) => Write(json =>
     {

@@ -166,7 +166,18 @@ public sealed class Trainer : IDisposable
             var micro = data.MicroBatches(step, out int epoch, out int firstMicro);
             long firstMicroStep = ((long)epoch * data.MicroBatchesPerEpoch) + firstMicro;
             double lr = schedule.At(step);
-            var loss = Gradients.Accumulate(model, trainable, micro.Select(m => m.Batch).ToList(), i => TrainingRandom.DropoutSeed(options.Seed, firstMicroStep + i), cancellationToken);
+            PreferenceResult? pairs = null;
+            LossResult loss;
+            if (options.Preference is { } preference)
+            {
+                pairs = PreferenceStep(micro.Select(static m => m.Rows).ToList(), preference, firstMicroStep, cancellationToken);
+                loss = new LossResult(pairs.Value.LossSum, pairs.Value.Pairs);
+            }
+            else
+            {
+                loss = Gradients.Accumulate(model, trainable, micro.Select(m => m.Batch).ToList(), i => TrainingRandom.DropoutSeed(options.Seed, firstMicroStep + i), cancellationToken);
+            }
+
             double gradNorm = Gradients.ClipGlobalNorm(trainable, options.MaxGradNorm);
             if (!double.IsFinite(loss.Mean) || !double.IsFinite(gradNorm))
             {
@@ -182,15 +193,26 @@ public sealed class Trainer : IDisposable
             losses.Add(loss.Mean);
             double seconds = clock.Elapsed.TotalSeconds;
             double epochs = (double)state.GlobalStep / data.StepsPerEpoch;
-            var report = new TrainingProgress(state.GlobalStep, data.TotalSteps, epochs, loss.Mean, lr, gradNorm, loss.Tokens, seconds > 0 ? loss.Tokens / seconds : 0, null);
+            long tokens = pairs is null ? loss.Tokens : micro.Sum(static m => m.Batch.CountTargets());
+            var report = new TrainingProgress(state.GlobalStep, data.TotalSteps, epochs, loss.Mean, lr, gradNorm, tokens, seconds > 0 ? tokens / seconds : 0, null, pairs);
             metrics?.Step(report);
 
             if (data.Validation.Count > 0 && EvaluationDue(data))
             {
-                var eval = Evaluator.Evaluate(model, data.Validation, options.BatchSize, cancellationToken: cancellationToken, maxRowTokens: options.MaxSequenceLength);
-                RecordValidation(eval.Mean);
-                metrics?.Evaluation(state.GlobalStep, epochs, eval.Mean, eval.Tokens);
-                report = report with { ValidationLoss = eval.Mean };
+                if (options.Preference is { } evalPreference)
+                {
+                    var eval = DirectPreference.Evaluate(model, data.Validation.Select(DirectPreference.PairOf).ToList(), evalPreference, options.BatchSize);
+                    RecordValidation(eval.Loss);
+                    metrics?.PreferenceEvaluation(state.GlobalStep, epochs, eval);
+                    report = report with { ValidationLoss = eval.Loss, ValidationPreference = eval };
+                }
+                else
+                {
+                    var eval = Evaluator.Evaluate(model, data.Validation, options.BatchSize, cancellationToken: cancellationToken, maxRowTokens: options.MaxSequenceLength);
+                    RecordValidation(eval.Mean);
+                    metrics?.Evaluation(state.GlobalStep, epochs, eval.Mean, eval.Tokens);
+                    report = report with { ValidationLoss = eval.Mean };
+                }
             }
 
             bool last = state.GlobalStep == data.TotalSteps;
@@ -204,6 +226,26 @@ public sealed class Trainer : IDisposable
         }
 
         return new TrainingResult(state.GlobalStep, losses, state.LastValidationLoss, state.BestValidationLoss, data.TruncatedRows, lastCheckpoint);
+    }
+
+    // One optimizer step of preference pairs: every micro-batch's pairs add d(Σ loss / all pairs of the step)/dp.
+    private PreferenceResult PreferenceStep(IReadOnlyList<TokenRow[]> microBatches, PreferenceOptions preference, long firstMicroStep, CancellationToken cancellationToken)
+    {
+        foreach (var p in trainable)
+        {
+            p.ZeroGrad();
+        }
+
+        int total = microBatches.Sum(static m => m.Length);
+        PreferenceResult sum = default;
+        for (int i = 0; i < microBatches.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            model.DropoutSeed = TrainingRandom.DropoutSeed(state.Options.Seed, firstMicroStep + i);
+            sum += DirectPreference.ForwardBackward(model, microBatches[i].Select(DirectPreference.PairOf).ToList(), preference, 1.0 / total);
+        }
+
+        return sum;
     }
 
     /// <summary>Writes <c>checkpoint-&lt;step&gt;</c> of the current state into <paramref name="directory"/> (after at least one <c>Train</c> call set up the data).</summary>

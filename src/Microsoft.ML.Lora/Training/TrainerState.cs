@@ -193,6 +193,15 @@ internal sealed class TrainerState
         // Relative to the checkpoint folder, so a run folder moved or copied elsewhere resumes into itself.
         WriteNullable(json, "checkpoint_directory", o.CheckpointDirectory is null ? null : Path.GetRelativePath(checkpointFolder, Path.GetFullPath(o.CheckpointDirectory)));
         WriteNullable(json, "metrics_path", o.MetricsPath is null ? null : Path.GetRelativePath(checkpointFolder, Path.GetFullPath(o.MetricsPath)));
+        if (o.Preference is { } preference)
+        {
+            json.WriteStartObject("preference");
+            json.WriteNumber("beta", preference.Beta);
+            json.WriteString("loss", preference.Loss.ToString());
+            json.WriteNumber("label_smoothing", preference.LabelSmoothing);
+            json.WriteNumber("rpo_alpha", preference.RpoAlpha);
+            json.WriteEndObject();
+        }
     }
 
     private static TrainingOptions ReadOptions(Reader r, string checkpointFolder)
@@ -227,10 +236,22 @@ internal sealed class TrainerState
             CheckpointEverySteps = r.Int("checkpoint_every_steps"),
             CheckpointDirectory = Resolve(r.NullableString("checkpoint_directory")),
             MetricsPath = Resolve(r.NullableString("metrics_path")),
+            Preference = r.Has("preference") ? ReadPreference(r.Object("preference")) : null,
         };
 
         // Relative paths are the checkpoint folder's (absolute ones, from older checkpoints, stay as they are).
         string? Resolve(string? path) => path is null ? null : Path.GetFullPath(Path.Combine(checkpointFolder, path));
+    }
+
+    private static PreferenceOptions ReadPreference(Reader r)
+    {
+        string loss = r.String("loss");
+        if (!Enum.TryParse(loss, ignoreCase: false, out PreferenceLossType kind) || !Enum.IsDefined(kind))
+        {
+            throw new InvalidDataException($"{r.File}: options.preference.loss = \"{loss}\" is not Sigmoid or Ipo");
+        }
+
+        return new PreferenceOptions { Beta = r.Double("beta"), Loss = kind, LabelSmoothing = r.Double("label_smoothing"), RpoAlpha = r.Double("rpo_alpha") };
     }
 
     private static void WriteNullable(Utf8JsonWriter json, string name, double? value)
@@ -275,6 +296,8 @@ internal sealed class TrainerState
         public string File => file;
 
         public Reader Object(string name) => new(Get(name, JsonValueKind.Object), file, prefix + name + ".");
+
+        public bool Has(string name) => element.TryGetProperty(name, out var e) && e.ValueKind != JsonValueKind.Null;
 
         public string String(string name) => Get(name, JsonValueKind.String).GetString()!;
 

@@ -87,7 +87,7 @@ internal sealed class TrainingData
 
         ulong fingerprint = ComputeFingerprint(trainRows);
         int truncated = 0;
-        var train = trainRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, "training", ref truncated)).ToList();
+        var train = trainRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, options.Preference is not null, "training", ref truncated)).ToList();
         if (options.Packing)
         {
             train = Pack(train, options.MaxSequenceLength);
@@ -97,7 +97,7 @@ internal sealed class TrainingData
         if (validationRows is not null)
         {
             int ignored = 0;
-            validation = validationRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, "validation", ref ignored)).ToList();
+            validation = validationRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, options.Preference is not null, "validation", ref ignored)).ToList();
         }
         else if (options.ValidationFraction > 0)
         {
@@ -175,7 +175,7 @@ internal sealed class TrainingData
         }
 
         int ignored = 0;
-        var validation = validationRows?.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, "validation", ref ignored)).ToList() ?? [];
+        var validation = validationRows?.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, options.Preference is not null, "validation", ref ignored)).ToList() ?? [];
         return new TrainingData(options, [], count, open, vocabSize, numLabels, validation, (h ^ (uint)count) * Prime, truncated);
     }
 
@@ -187,7 +187,7 @@ internal sealed class TrainingData
         var checkedRows = rows.Select(r =>
         {
             int truncated = 0;
-            var c = Check(r, options.MaxSequenceLength, vocabSize, numLabels, "training", ref truncated);
+            var c = Check(r, options.MaxSequenceLength, vocabSize, numLabels, options.Preference is not null, "training", ref truncated);
             if (truncated > 0 && count)
             {
                 onTruncated();
@@ -296,6 +296,43 @@ internal sealed class TrainingData
         }
     }
 
+    // A preference pair: both rows within the vocabulary; each cut to maxLength tokens, keeping at least one completion token.
+    private static TokenRow CheckPreference(TokenRow row, int maxLength, int vocabSize, string set, ref int truncated)
+    {
+        PreferencePair pair;
+        try
+        {
+            pair = DirectPreference.PairOf(row);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{set} {e.Message}", e);
+        }
+
+        foreach (var (ids, what) in new[] { (row.InputIds, "chosen"), (row.Rejected!, "rejected") })
+        {
+            int bad = Array.FindIndex(ids, id => (uint)id >= (uint)vocabSize);
+            if (bad >= 0)
+            {
+                throw new ArgumentException($"{set} row at line {row.Line}, {what} position {bad}: id {ids[bad]} is outside the model's vocabulary [0, {vocabSize})");
+            }
+        }
+
+        if (pair.Prompt.Length >= maxLength)
+        {
+            throw new ArgumentException($"{set} row at line {row.Line}: the prompt has {pair.Prompt.Length} tokens, leaving no completion token within MaxSequenceLength {maxLength}");
+        }
+
+        if (row.InputIds.Length <= maxLength && row.Rejected!.Length <= maxLength)
+        {
+            return row;
+        }
+
+        truncated++;
+        int room = maxLength - pair.Prompt.Length;
+        return DirectPreference.TrainingRow(pair.Prompt, pair.Chosen[..Math.Min(room, pair.Chosen.Length)], pair.Rejected[..Math.Min(room, pair.Rejected.Length)], row.Line);
+    }
+
     private static TokenRow CheckClassification(TokenRow row, int maxLength, int vocabSize, int numLabels, string set, ref int truncated)
     {
         if (!Models.SequenceClassification.IsTrainingRow(row))
@@ -327,12 +364,24 @@ internal sealed class TrainingData
         return row;
     }
 
-    private static TokenRow Check(TokenRow row, int maxLength, int vocabSize, int? numLabels, string set, ref int truncated)
+    private static TokenRow Check(TokenRow row, int maxLength, int vocabSize, int? numLabels, bool preference, string set, ref int truncated)
     {
         ArgumentNullException.ThrowIfNull(row);
         if (numLabels is int k)
         {
             return CheckClassification(row, maxLength, vocabSize, k, set, ref truncated);
+        }
+
+        if (preference != (row.Rejected is not null))
+        {
+            throw new ArgumentException(preference
+                ? $"{set} row at line {row.Line} is not a preference pair, and TrainingOptions.Preference is set: build every row with DirectPreference.TrainingRow(prompt, chosen, rejected)"
+                : $"{set} row at line {row.Line} is a preference pair (it has a rejected completion); set TrainingOptions.Preference to train on pairs");
+        }
+
+        if (preference)
+        {
+            return CheckPreference(row, maxLength, vocabSize, set, ref truncated);
         }
         if (row.InputIds.Length > maxLength)
         {
@@ -406,6 +455,17 @@ internal sealed class TrainingData
             foreach (int l in r.Labels ?? [])
             {
                 Add(l);
+            }
+
+            // A preference pair's rejected row counts too (nothing is added for other rows, so their fingerprints stay).
+            if (r.Rejected is { } rejected)
+            {
+                Add(-2);
+                Add(rejected.Length);
+                foreach (int id in rejected)
+                {
+                    Add(id);
+                }
             }
         }
 

@@ -95,6 +95,14 @@ public sealed record TrainingOptions
     public string? MetricsPath { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option and its value.</summary>
+    /// <summary>
+    /// Direct preference optimization instead of supervised fine-tuning: every row must be a preference pair
+    /// (<see cref="DirectPreference.TrainingRow"/>), a step's loss is the mean preference loss of its pairs (the
+    /// reference is the model with its adapters disabled), <see cref="BatchSize"/> counts pairs and validation reports
+    /// the preference loss. Null (default) trains on the rows' token loss.
+    /// </summary>
+    public PreferenceOptions? Preference { get; init; }
+
     public void Validate()
     {
         Require(double.IsFinite(LearningRate) && LearningRate > 0, nameof(LearningRate), LearningRate, "a finite number > 0 (e.g. 2e-4 for LoRA, 2e-5 for full fine-tuning)");
@@ -117,6 +125,8 @@ public sealed record TrainingOptions
         Require(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), CheckpointEverySteps, "≥ 0 (0 = no checkpoints)");
         Require(CheckpointEverySteps == 0 || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), CheckpointDirectory, $"a folder path because CheckpointEverySteps = {CheckpointEverySteps}");
         Require(MetricsPath is null || !string.IsNullOrWhiteSpace(MetricsPath), nameof(MetricsPath), MetricsPath, "null or a file path");
+        Require(Preference is null || !Packing, nameof(Packing), Packing, "false with Preference: a preference pair is two rows scored apart, never packed");
+        Preference?.Validate();
     }
 
     private static void Require(bool ok, string option, object? value, string expected)

@@ -10,4 +10,6 @@ namespace Microsoft.ML.Lora.Training;
 /// <param name="Tokens">Target tokens of the step.</param>
 /// <param name="TokensPerSecond">Target tokens per second of wall time for this step.</param>
 /// <param name="ValidationLoss">Mean token loss on the validation rows, when evaluated after this step; else null.</param>
-public sealed record TrainingProgress(int Step, int TotalSteps, double Epoch, double Loss, double LearningRate, double GradNorm, long Tokens, double TokensPerSecond, double? ValidationLoss);
+/// <param name="Preference">With <see cref="TrainingOptions.Preference"/>: the step's pairs (margins, accuracy, log-probabilities); <paramref name="Loss"/> is then their mean preference loss.</param>
+/// <param name="ValidationPreference">With <see cref="TrainingOptions.Preference"/>, when evaluated: the validation pairs.</param>
+public sealed record TrainingProgress(int Step, int TotalSteps, double Epoch, double Loss, double LearningRate, double GradNorm, long Tokens, double TokensPerSecond, double? ValidationLoss, PreferenceResult? Preference = null, PreferenceResult? ValidationPreference = null);

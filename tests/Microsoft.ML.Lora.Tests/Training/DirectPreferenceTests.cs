@@ -9,7 +9,7 @@ namespace Microsoft.ML.Lora.Tests.Training;
 
 /// <summary>
 /// DPO with the reference as the model without its adapters: loss, metrics and adapter gradients equal the float64
-/// PyTorch reference (tests/reference/make_dpo_fixture.py) for the sigmoid loss, cDPO and IPO.
+/// PyTorch reference (tests/reference/make_dpo_fixture.py) for the sigmoid loss, cDPO, IPO and RPO.
 /// </summary>
 public sealed class DirectPreferenceTests
 {
@@ -22,6 +22,7 @@ public sealed class DirectPreferenceTests
     [InlineData("sigmoid")]
     [InlineData("cdpo")]
     [InlineData("ipo")]
+    [InlineData("rpo")]
     public void LossMetricsAndAdapterGradientsEqualTheReference(string name)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixture, "expected.json")));
@@ -33,6 +34,7 @@ public sealed class DirectPreferenceTests
             Beta = expected.GetProperty("beta").GetDouble(),
             Loss = expected.GetProperty("loss_type").GetString() == "ipo" ? PreferenceLossType.Ipo : PreferenceLossType.Sigmoid,
             LabelSmoothing = expected.GetProperty("label_smoothing").GetDouble(),
+            RpoAlpha = expected.GetProperty("rpo_alpha").GetDouble(),
         };
 
         // The fixture's adapter without its dropout, so the training forward is deterministic like the reference's.
