@@ -17,6 +17,7 @@ public static class Program
             BenchCommand.Create(output, error),
             AdviseCommand.Create(output, error),
             TrainCommand.Create(output, error),
+            TrainCommand.CreateDpo(output, error),
             MergeCommand.Create(output, error),
             GenerateCommand.Create(output, error),
             TokenizeCommand.Create(output, error),

@@ -11,16 +11,33 @@ namespace Microsoft.ML.Lora.Cli;
 /// <c>lora train</c>: LoRA (default), QLoRA (<c>--quantize nf4</c>) or full fine-tuning (<c>--full</c>) on
 /// tokenized JSONL. <c>--out</c> receives <c>metrics.jsonl</c>, <c>checkpoints/</c> when asked, and at the
 /// end the PEFT adapter (or, with <c>--full</c>, the whole model in <c>--out/model</c>). Nothing final is
-/// written when training fails.
+/// written when training fails. <c>lora dpo</c> is the same command on preference pairs
+/// (<see cref="PreferenceDataset"/>, <see cref="DirectPreference"/>), with the DPO flags.
 /// </summary>
 internal static class TrainCommand
 {
-    public static Command Create(TextWriter output, TextWriter error)
+    public static Command Create(TextWriter output, TextWriter error) => Create(output, error, preference: false);
+
+    /// <summary><c>lora dpo</c>: LoRA or QLoRA trained on preference pairs; the reference is the base without the adapter.</summary>
+    public static Command CreateDpo(TextWriter output, TextWriter error) => Create(output, error, preference: true);
+
+    private static Command Create(TextWriter output, TextWriter error, bool preference)
     {
         var model = new ModelOptions();
         var backendOptions = new BackendOptions();
         var dataOptions = new DataOptions();
-        var data = new Option<string>("--data") { Description = "training file: JSONL (text, prompt/completion, messages or input_ids) or CSV/TSV", Required = true };
+        var data = new Option<string>("--data")
+        {
+            Description = preference
+                ? "preference pairs: JSONL with prompt, chosen and rejected (text, or chat messages)"
+                : "training file: JSONL (text, prompt/completion, messages or input_ids) or CSV/TSV",
+            Required = true,
+        };
+        var preferenceDefaults = new PreferenceOptions();
+        var beta = new Option<double>("--beta") { Description = "DPO's β: how far the policy may move from the reference (smaller: further)", DefaultValueFactory = _ => preferenceDefaults.Beta };
+        var lossType = new Option<string>("--loss") { Description = "sigmoid (DPO) or ipo", DefaultValueFactory = _ => "sigmoid" };
+        var labelSmoothing = new Option<double>("--label-smoothing") { Description = "cDPO's ε: the chance a pair's label is wrong (sigmoid loss)", DefaultValueFactory = _ => 0 };
+        var rpoAlpha = new Option<double>("--rpo-alpha") { Description = "RPO's α: add α × the chosen reply's mean token NLL (0: plain DPO)", DefaultValueFactory = _ => 0 };
         var valData = new Option<string?>("--val-data") { Description = "validation file, same format as --data" };
         var packing = new Option<bool>("--packing") { Description = "pack examples into rows of --seq-len tokens (each attends only to itself)" };
         var streaming = new Option<bool>("--streaming") { Description = "read --data lazily every epoch instead of into memory (files larger than memory; epochs shuffled through a 1024-row buffer)" };
@@ -49,14 +66,38 @@ internal static class TrainCommand
         var full = new Option<bool>("--full") { Description = "full fine-tuning of every parameter instead of LoRA (needs --dtype f32)" };
         var resume = new Option<string?>("--resume") { Description = "checkpoint folder to resume from (same model, adapter flags and data)" };
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command("train", "Fine-tune with LoRA, QLoRA (--quantize nf4) or fully (--full); writes a PEFT adapter and metrics.jsonl to --out.")
+        var command = preference
+            ? new Command("dpo", "Direct preference optimization with LoRA or QLoRA on pairs of replies (the reference is the base without the adapter); writes a PEFT adapter and metrics.jsonl to --out.")
+            : new Command("train", "Fine-tune with LoRA, QLoRA (--quantize nf4) or fully (--full); writes a PEFT adapter and metrics.jsonl to --out.");
+        foreach (Option option in new Option[]
+            {
+                data, valData, outDir, rank, alpha, dropout, targets, rsLora, init, lr, epochs, maxSteps, batchSize, gradAccum, seqLen, warmup, schedule,
+                weightDecay, valFraction, evalEvery, checkpointEvery, seed, resume, threads,
+            })
         {
-            data, valData, outDir, rank, alpha, dropout, targets, rsLora, init, lr, epochs, maxSteps, batchSize, gradAccum, seqLen, warmup, schedule,
-            weightDecay, valFraction, evalEvery, checkpointEvery, seed, full, resume, threads, packing, streaming,
-        };
+            command.Options.Add(option);
+        }
+
+        if (preference)
+        {
+            // Pairs are scored as two rows each: no packing, streaming or full fine-tuning (the reference is the base without the adapter).
+            foreach (Option option in new Option[] { beta, lossType, labelSmoothing, rpoAlpha, dataOptions.ChatTemplate })
+            {
+                command.Options.Add(option);
+            }
+        }
+        else
+        {
+            foreach (Option option in new Option[] { full, packing, streaming })
+            {
+                command.Options.Add(option);
+            }
+
+            dataOptions.AddTo(command);
+        }
+
         model.AddTo(command, withAdapter: false);
         backendOptions.AddTo(command, withBf16Compute: true);
-        dataOptions.AddTo(command);
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Guard(error, () =>
         {
             string outPath = Path.GetFullPath(parse.GetValue(outDir)!);
@@ -88,6 +129,18 @@ internal static class TrainCommand
                 MetricsPath = Path.Combine(outPath, "metrics.jsonl"),
                 Seed = parse.GetValue(seed),
                 Packing = parse.GetValue(packing),
+                Preference = preference ? new PreferenceOptions
+                {
+                    Beta = parse.GetValue(beta),
+                    Loss = parse.GetValue(lossType)!.ToLowerInvariant() switch
+                    {
+                        "sigmoid" => PreferenceLossType.Sigmoid,
+                        "ipo" => PreferenceLossType.Ipo,
+                        var other => throw new ArgumentException($"--loss '{other}' is unknown: expected sigmoid or ipo"),
+                    },
+                    LabelSmoothing = parse.GetValue(labelSmoothing),
+                    RpoAlpha = parse.GetValue(rpoAlpha),
+                } : null,
             };
             string? resumeFrom = parse.GetValue(resume);
             if (resumeFrom is not null)
@@ -111,6 +164,7 @@ internal static class TrainCommand
                     EvalEverySteps = Given(evalEvery) ? options.EvalEverySteps : run.EvalEverySteps,
                     Seed = Given(seed) ? options.Seed : run.Seed,
                     Packing = Given(packing) ? options.Packing : run.Packing,
+                    Preference = new Option[] { beta, lossType, labelSmoothing, rpoAlpha }.Any(Given) ? options.Preference : run.Preference,
                     CheckpointEverySteps = every,
                     CheckpointDirectory = every > 0 ? Path.Combine(outPath, "checkpoints") : null,
                     MetricsPath = Path.Combine(outPath, "metrics.jsonl"),
@@ -171,8 +225,11 @@ internal static class TrainCommand
             using var lm = model.Load(parse, backend);
             string modelDir = parse.GetValue(model.Model)!;
             bool stream = parse.GetValue(streaming);
-            var rows = stream ? null : dataOptions.Load(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize, error, cancellationToken);
-            var validation = parse.GetValue(valData) is { } v ? dataOptions.Load(parse, v, modelDir, lm.Config.VocabSize, error, cancellationToken) : null;
+            IReadOnlyList<TokenRow> Read(string path) => preference
+                ? PreferenceDataset.Load(path, Text.Tokenizer.Load(modelDir), DataOptions.ResolveTemplate(parse.GetValue(dataOptions.ChatTemplate), modelDir), cancellationToken)
+                : dataOptions.Load(parse, path, modelDir, lm.Config.VocabSize, error, cancellationToken);
+            var rows = stream ? null : Read(parse.GetValue(data)!);
+            var validation = parse.GetValue(valData) is { } v ? Read(v) : null;
             if (isFull)
             {
                 if (parse.GetValue(model.Quantize) is not null)
@@ -188,7 +245,7 @@ internal static class TrainCommand
             }
 
             long trainable = lm.TrainableParameters().Sum(static p => p.Value.Length);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {(rows is null ? "streamed rows" : $"{rows.Count} rows")}{(backend.IsHost ? string.Empty : $", on the {backend} backend")}"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(preference ? $"DPO ({options.Preference!.Loss.ToString().ToLowerInvariant()}, beta={options.Preference.Beta}) with " : string.Empty)}{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {(rows is null ? "streamed rows" : $"{rows.Count} {(preference ? "pairs" : "rows")}")}{(backend.IsHost ? string.Empty : $", on the {backend} backend")}"));
             using var trainer = resumeFrom is not null ? Trainer.Resume(lm, resumeFrom, options) : new Trainer(lm, options);
             var progress = new ProgressPrinter(error);
             var result = rows is null

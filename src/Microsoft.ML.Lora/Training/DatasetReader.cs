@@ -320,24 +320,14 @@ public sealed class TextDatasetReader : IEnumerable<TokenRow>
             throw new BadRowException($"missing \"{field}\"");
         }
 
-        if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() == 0)
+        List<ChatMessage> messages;
+        try
         {
-            throw new BadRowException($"\"{field}\" must be a non-empty array of {{\"role\", \"content\"}} objects, got {Describe(list)}");
+            messages = ChatMessageList.Parse(list, field);
         }
-
-        var messages = new List<ChatMessage>();
-        int i = 0;
-        foreach (var m in list.EnumerateArray())
+        catch (InvalidDataException e)
         {
-            string where = $"\"{field}\"[{i++}]";
-            if (m.ValueKind != JsonValueKind.Object)
-            {
-                throw new BadRowException($"{where} must be an object, got {Describe(m)}");
-            }
-
-            string role = RequireString(m, "role", where);
-            var parsed = ChatMessage.TryParseRole(role) ?? throw new BadRowException($"{where}: role \"{role}\" is not one of system, user, assistant");
-            messages.Add(new ChatMessage(parsed, RequireString(m, "content", where)));
+            throw new BadRowException(e.Message);
         }
 
         try
@@ -403,11 +393,7 @@ public sealed class TextDatasetReader : IEnumerable<TokenRow>
     private static string NotBlank(string value, string what) =>
         string.IsNullOrWhiteSpace(value) ? throw new BadRowException($"{what} is empty") : value;
 
-    private static string Describe(JsonElement e)
-    {
-        string raw = e.GetRawText();
-        return $"{e.ValueKind} {(raw.Length <= 40 ? raw : raw[..40] + "…")}";
-    }
+    private static string Describe(JsonElement e) => ChatMessageList.Describe(e);
 
     /// <summary>A problem with one row: skippable, reported with file and line by the caller.</summary>
     private sealed class BadRowException(string message) : Exception(message);
