@@ -13,12 +13,28 @@ internal static class AdviseCommand
     {
         var model = new Option<string>("--model") { Description = "Hugging Face model folder (only config.json is read)", Required = true };
         var data = new Option<string>("--data") { Description = "tokenized JSONL training file", Required = true };
+        var dpo = new Option<bool>("--dpo") { Description = "advise `lora dpo` on preference pairs (JSONL with prompt, chosen, rejected) instead of `lora train`" };
         var dataOptions = new DataOptions();
-        var command = new Command("advise", "Recommend rank, alpha, learning rate, batch size and targets from the data size and model shape.") { model, data };
+        var command = new Command("advise", "Recommend rank, alpha, learning rate, batch size and targets from the data size and model shape.") { model, data, dpo };
         dataOptions.AddTo(command);
         command.SetAction(parse => CommandErrors.Guard(error, () =>
         {
             var config = LlamaConfig.Load(Path.Combine(parse.GetValue(model)!, "config.json"));
+            if (parse.GetValue(dpo))
+            {
+                string folder = parse.GetValue(model)!;
+                var pairs = PreferenceDataset.Load(parse.GetValue(data)!, Text.Tokenizer.Load(folder), DataOptions.ResolveTemplate(parse.GetValue(dataOptions.ChatTemplate), folder));
+                var preference = LoraAdvisor.AdvisePreference(config, pairs.Count);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"data: {pairs.Count} preference pairs; model: {config.Architecture}, {config.NumHiddenLayers} layers, hidden {config.HiddenSize}"));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lora dpo --rank {preference.Rank} --alpha {preference.Alpha} --lr {preference.LearningRate:G2} --beta 0.1 --batch-size {preference.BatchSize} --epochs {preference.Epochs} --warmup-ratio {preference.WarmupRatio} --targets {preference.Targets}   ({preference.AdapterParameters:N0} adapter parameters)"));
+                foreach (string reason in preference.Reasons)
+                {
+                    output.WriteLine("  - " + reason);
+                }
+
+                return 0;
+            }
+
             var rows = dataOptions.Load(parse, parse.GetValue(data)!, parse.GetValue(model)!, config.VocabSize, error);
             long tokens = rows.Sum(static r => (long)CountTrained(r));
             var advice = LoraAdvisor.Advise(config, rows.Count, tokens);

@@ -41,4 +41,21 @@ public sealed class LoraAdvisorTests
         Assert.Contains(huge.Reasons, r => r.Contains("full fine-tuning", StringComparison.Ordinal));
         Assert.Throws<ArgumentException>(() => LoraAdvisor.Advise(config, 0, 0));
     }
+
+    [Fact]
+    public void PreferenceAdviceKeepsRankBetweenOneAndEightAndTheRateTenTimesFullFineTuning()
+    {
+        var config = LlamaConfig.Create(vocabSize: 32000, hiddenSize: 4096, intermediateSize: 11008, numHiddenLayers: 32, numAttentionHeads: 32, numKeyValueHeads: 32);
+        var typical = LoraAdvisor.AdvisePreference(config, pairs: 60_000);
+        Assert.Equal(1, typical.Rank);
+        Assert.Equal(5e-6, typical.LearningRate, 1e-15);
+        Assert.Equal(1, typical.Epochs);
+        Assert.Contains(typical.Reasons, r => r.Contains("rank 1–8", StringComparison.Ordinal));
+
+        // Far more pairs than rank 1 holds bits: the rank grows, but never past 8.
+        long perRank = LoraAdvisor.ParametersPerRank(config);
+        Assert.Equal(4, LoraAdvisor.AdvisePreference(config, pairs: perRank * 6).Rank);
+        Assert.Equal(8, LoraAdvisor.AdvisePreference(config, pairs: perRank * 1000).Rank);
+        Assert.Throws<ArgumentException>(() => LoraAdvisor.AdvisePreference(config, 0));
+    }
 }
