@@ -62,6 +62,33 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
             errors.Add("data.chatTemplate", $"must be one of {string.Join(", ", ChatTemplate.Names)} (got '{name}')");
         }
 
+        string kind = (request.Kind ?? "sft").ToLowerInvariant();
+        errors.Require(kind is "sft" or "dpo", "kind", $"must be \"sft\" or \"dpo\" (got '{request.Kind}')");
+        errors.Require(request.Preference is null || kind == "dpo", "preference", "applies to kind \"dpo\" only");
+        PreferenceOptions? preference = null;
+        if (kind == "dpo")
+        {
+            var p = request.Preference ?? new PreferenceRequest();
+            var defaults = new PreferenceOptions();
+            string loss = (p.Loss ?? "sigmoid").ToLowerInvariant();
+            errors.Require(loss is "sigmoid" or "ipo", "preference.loss", $"must be \"sigmoid\" or \"ipo\" (got '{p.Loss}')");
+            preference = new PreferenceOptions
+            {
+                Beta = p.Beta ?? defaults.Beta,
+                Loss = loss == "ipo" ? PreferenceLossType.Ipo : PreferenceLossType.Sigmoid,
+                LabelSmoothing = p.LabelSmoothing ?? defaults.LabelSmoothing,
+                RpoAlpha = p.RpoAlpha ?? defaults.RpoAlpha,
+            };
+            try
+            {
+                preference.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                errors.Add("preference." + char.ToLowerInvariant(e.ParamName![0]) + e.ParamName[1..], e.Message.Split(" (Parameter", 2)[0]);
+            }
+        }
+
         if (!errors.IsEmpty)
         {
             return null;
@@ -81,6 +108,7 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
             WarmupRatio = warmup,
             WeightDecay = decay,
             Schedule = Enum.Parse<LearningRateScheduleKind>(schedule, ignoreCase: true),
+            Preference = preference,
         };
         var dataset = new TextDatasetOptions
         {

@@ -23,6 +23,31 @@ public sealed class JobRequest
 
     /// <summary>How the data file becomes token rows.</summary>
     public DataRequest? Data { get; set; }
+
+    /// <summary>
+    /// <c>"sft"</c> (default): supervised fine-tuning on the data's rows; <c>"dpo"</c>: direct preference optimization
+    /// on pairs (JSONL with prompt, chosen and rejected; see <see cref="Preference"/>).
+    /// </summary>
+    public string? Kind { get; set; }
+
+    /// <summary>With <c>kind = "dpo"</c>: β, the loss and its options.</summary>
+    public PreferenceRequest? Preference { get; set; }
+}
+
+/// <summary>DPO options of a job (<see cref="Training.PreferenceOptions"/>).</summary>
+public sealed class PreferenceRequest
+{
+    /// <summary>β. Default 0.1.</summary>
+    public double? Beta { get; set; }
+
+    /// <summary><c>sigmoid</c> (default, DPO) or <c>ipo</c>.</summary>
+    public string? Loss { get; set; }
+
+    /// <summary>cDPO's label smoothing ε. Default 0.</summary>
+    public double? LabelSmoothing { get; set; }
+
+    /// <summary>RPO's α. Default 0.</summary>
+    public double? RpoAlpha { get; set; }
 }
 
 /// <summary>LoRA options of a job (PEFT's <c>LoraConfig</c> subset).</summary>

@@ -99,9 +99,15 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
         }
     }
 
-    private static TextDataset LoadRows(JobPaths paths, JobPlan plan, int vocabSize, CancellationToken token)
+    private static IReadOnlyList<TokenRow> LoadRows(JobPaths paths, JobPlan plan, int vocabSize, CancellationToken token)
     {
         var tokenizer = File.Exists(Path.Combine(paths.ModelDirectory, "tokenizer.json")) ? Tokenizer.Load(paths.ModelDirectory) : null;
+        if (plan.Training.Preference is not null)
+        {
+            // Preference pairs are text: the model's tokenizer is required.
+            return PreferenceDataset.Load(paths.DatasetPath, tokenizer ?? Tokenizer.Load(paths.ModelDirectory), ResolveTemplate(plan.ChatTemplateName, paths.ModelDirectory), token);
+        }
+
         var data = plan.Data with { ChatTemplate = ResolveTemplate(plan.ChatTemplateName, paths.ModelDirectory), VocabSize = vocabSize };
         return TextDataset.Load(paths.DatasetPath, tokenizer, data, cancellationToken: token);
     }
