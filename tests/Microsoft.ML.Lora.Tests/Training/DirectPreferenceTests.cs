@@ -37,23 +37,8 @@ public sealed class DirectPreferenceTests
             RpoAlpha = expected.GetProperty("rpo_alpha").GetDouble(),
         };
 
-        // The fixture's adapter without its dropout, so the training forward is deterministic like the reference's.
-        string adapterDir = Path.Combine(Path.GetTempPath(), "lora-dpo-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(adapterDir);
-        File.Copy(Path.Combine(FixturePaths.Case("peft_llama_gqa"), "adapter_model.safetensors"), Path.Combine(adapterDir, "adapter_model.safetensors"));
-        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(FixturePaths.Case("peft_llama_gqa"), "adapter_config.json")))!;
-        config["lora_dropout"] = 0.0;
-        File.WriteAllText(Path.Combine(adapterDir, "adapter_config.json"), config.ToJsonString());
         using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
-        try
-        {
-            model.LoadAdapter(adapterDir, isTrainable: true);
-        }
-        finally
-        {
-            Directory.Delete(adapterDir, recursive: true);
-        }
-
+        LoadAdapterWithoutDropout(model, "peft_llama_gqa");
         model.ZeroGrad();
         var result = DirectPreference.ForwardBackward(model, pairs, options, gradientScale: 1.0 / pairs.Count);
 
@@ -103,6 +88,25 @@ public sealed class DirectPreferenceTests
         var e = Assert.Throws<ArgumentException>(() => DirectPreference.Batch([new PreferencePair([1], [5], [])]));
         Assert.Contains("pair 0", e.Message, StringComparison.Ordinal);
         Assert.Contains("rejected 0", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A PEFT fixture adapter, trainable, with lora_dropout 0 so the training forward is as deterministic as the reference's.</summary>
+    internal static void LoadAdapterWithoutDropout(LlamaForCausalLM model, string fixture)
+    {
+        string adapterDir = Path.Combine(Path.GetTempPath(), "lora-nodropout-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(adapterDir);
+        try
+        {
+            File.Copy(Path.Combine(FixturePaths.Case(fixture), "adapter_model.safetensors"), Path.Combine(adapterDir, "adapter_model.safetensors"));
+            var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(FixturePaths.Case(fixture), "adapter_config.json")))!;
+            config["lora_dropout"] = 0.0;
+            File.WriteAllText(Path.Combine(adapterDir, "adapter_config.json"), config.ToJsonString());
+            model.LoadAdapter(adapterDir, isTrainable: true);
+        }
+        finally
+        {
+            Directory.Delete(adapterDir, recursive: true);
+        }
     }
 
     private static int[] Ids(JsonElement pair, string field) => pair.GetProperty(field).EnumerateArray().Select(static e => e.GetInt32()).ToArray();
