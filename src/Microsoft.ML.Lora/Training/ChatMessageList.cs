@@ -39,8 +39,15 @@ internal static class ChatMessageList
         return $"{e.ValueKind} {(raw.Length <= 40 ? raw : raw[..40] + "…")}";
     }
 
-    private static string Text(JsonElement obj, string field, string where) =>
-        obj.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.String
-            ? v.GetString()!
-            : throw new InvalidDataException($"{where}: \"{field}\" must be a string, got {(obj.TryGetProperty(field, out var got) ? Describe(got) : "nothing")}");
+    private static string Text(JsonElement obj, string field, string where)
+    {
+        if (!obj.TryGetProperty(field, out var value))
+        {
+            throw new InvalidDataException($"{where}: missing \"{field}\"");
+        }
+
+        return value.ValueKind == JsonValueKind.String
+            ? value.GetString()!
+            : throw new InvalidDataException($"{where}: \"{field}\" must be a string, got {Describe(value)}");
+    }
 }

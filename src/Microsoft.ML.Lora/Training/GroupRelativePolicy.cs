@@ -35,8 +35,11 @@ public sealed record GrpoOptions
     /// <summary>How per-token losses are averaged. Default <see cref="GrpoLossType.Bnpo"/>.</summary>
     public GrpoLossType Loss { get; init; } = GrpoLossType.Bnpo;
 
-    /// <summary>The longest completion sampled (<see cref="GrpoLossType.DrGrpo"/>'s normalizer). Default 256.</summary>
+    /// <summary>The longest completion sampled, in tokens (also <see cref="GrpoLossType.DrGrpo"/>'s normalizer). Default 256.</summary>
     public int MaxCompletionLength { get; init; } = 256;
+
+    /// <summary>Sampling temperature of the completions. Default 1 (TRL's).</summary>
+    public double Temperature { get; init; } = 1.0;
 
     /// <summary>Checks the options; the message names the option.</summary>
     public void Validate()
@@ -56,12 +59,20 @@ public sealed record GrpoOptions
             throw new ArgumentOutOfRangeException(nameof(KlBeta), KlBeta, "KlBeta must be a finite number ≥ 0");
         }
 
+        if (!(Temperature > 0) || !double.IsFinite(Temperature))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "Temperature must be a finite number > 0 (GRPO samples its completions)");
+        }
+
         if (MaxCompletionLength < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxCompletionLength), MaxCompletionLength, "MaxCompletionLength must be at least 1");
         }
     }
 }
+
+/// <summary>Scores one completion of a prompt; <paramref name="row"/> is the prompt's row (its <see cref="TokenRow.Fields"/> hold e.g. a reference answer).</summary>
+public delegate double GrpoReward(string prompt, string completion, TokenRow row);
 
 /// <summary>One sampled completion for the GRPO objective.</summary>
 /// <param name="Prompt">Prompt ids.</param>

@@ -44,6 +44,16 @@ internal sealed class MetricsLog : IDisposable
         {
             Preference(json, "", pref);
         }
+
+        if (p.Grpo is { } g)
+        {
+            json.WriteNumber("completions", g.Completions);
+            Number(json, "reward", g.RewardMean);
+            Number(json, "reward_std", g.RewardStd);
+            Number(json, "completion_length", g.CompletionLength);
+            Number(json, "clip_ratio", g.ClipRatio);
+            Number(json, "kl", g.Kl);
+        }
     });
 
     /// <summary>A preference run's evaluation: mean loss, margin and accuracy over the validation pairs.</summary>

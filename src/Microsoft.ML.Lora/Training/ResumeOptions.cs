@@ -28,6 +28,7 @@ internal static class ResumeOptions
             (nameof(TrainingOptions.Packing), saved.Packing, requested.Packing),
             (nameof(TrainingOptions.ValidationFraction), saved.ValidationFraction, requested.ValidationFraction),
             (nameof(TrainingOptions.Preference), saved.Preference, requested.Preference),
+            (nameof(TrainingOptions.Grpo), saved.Grpo, requested.Grpo),
         ];
         var changed = fixedOptions.Where(static o => !Equals(o.Saved, o.Requested))
             .Select(static o => string.Create(CultureInfo.InvariantCulture, $"{o.Name} (checkpoint {o.Saved ?? "none"}, asked {o.Requested ?? "none"})"))

@@ -10,4 +10,5 @@ namespace Microsoft.ML.Lora.Training;
 /// while <paramref name="InputIds"/> holds the prompt and the chosen one and <paramref name="Labels"/> marks the chosen
 /// completion (−100 on the prompt). Null for every other row.
 /// </param>
-public sealed record TokenRow(int[] InputIds, int[]? Labels, int Line, int[]? Positions = null, int[]? Rejected = null);
+/// <param name="Fields">The source row's other string fields (e.g. a reference answer), for GRPO's reward functions; null when none were kept.</param>
+public sealed record TokenRow(int[] InputIds, int[]? Labels, int Line, int[]? Positions = null, int[]? Rejected = null, IReadOnlyDictionary<string, string>? Fields = null);

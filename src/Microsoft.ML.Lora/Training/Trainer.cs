@@ -18,6 +18,8 @@ public sealed class Trainer : IDisposable
     private readonly Parameter[] trainable;
     private readonly AdamW optimizer;
     private readonly TrainerState state;
+    private GrpoReward? reward;
+    private Text.ITextTokenizer? rewardTokenizer;
 
     /// <summary>Starts a run over the model's currently trainable parameters.</summary>
     /// <exception cref="ArgumentException">An option is invalid, or nothing is trainable.</exception>
@@ -138,8 +140,38 @@ public sealed class Trainer : IDisposable
         return Run(TrainingData.PrepareStreaming(openTrainRows, validationRows, state.Options, model.Config.VocabSize, model.Config.NumLabels), progress, cancellationToken);
     }
 
+    /// <summary>
+    /// Trains with <see cref="TrainingOptions.Grpo"/>: <paramref name="prompts"/> are prompt rows (their
+    /// <see cref="TokenRow.Fields"/> reach <paramref name="reward"/>), completions are sampled with the current adapter
+    /// (seeded by the run's seed, the step, the prompt and the completion, so a resume samples the same), decoded with
+    /// <paramref name="tokenizer"/> and scored by <paramref name="reward"/>.
+    /// </summary>
+    public TrainingResult Train(IReadOnlyList<TokenRow> prompts, GrpoReward reward, Text.ITextTokenizer tokenizer, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reward);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (state.Options.Grpo is null)
+        {
+            throw new InvalidOperationException("a reward function trains with GRPO: set TrainingOptions.Grpo");
+        }
+
+        if (tokenizer.EosTokenId is null)
+        {
+            throw new ArgumentException("the tokenizer has no EOS token to end sampled completions with", nameof(tokenizer));
+        }
+
+        CheckTrainableUnchanged();
+        (this.reward, rewardTokenizer) = (reward, tokenizer);
+        return Run(TrainingData.Prepare(prompts, null, state.Options, model.Config.VocabSize, model.Config.NumLabels), progress, cancellationToken);
+    }
+
     private TrainingResult Run(TrainingData data, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
+        if (state.Options.Grpo is not null && reward is null)
+        {
+            throw new InvalidOperationException("TrainingOptions.Grpo trains on sampled completions: call Train(prompts, reward, tokenizer)");
+        }
+
         var options = state.Options;
         CheckSameData(data);
         state.TotalSteps = data.TotalSteps;
@@ -167,8 +199,15 @@ public sealed class Trainer : IDisposable
             long firstMicroStep = ((long)epoch * data.MicroBatchesPerEpoch) + firstMicro;
             double lr = schedule.At(step);
             PreferenceResult? pairs = null;
+            GrpoStepStats? rl = null;
             LossResult loss;
-            if (options.Preference is { } preference)
+            if (options.Grpo is { } grpo)
+            {
+                var (result, stats) = GrpoStep(micro.Select(static m => m.Rows).ToList(), grpo, step, firstMicroStep, cancellationToken);
+                rl = stats;
+                loss = new LossResult(result.Loss, 1);
+            }
+            else if (options.Preference is { } preference)
             {
                 pairs = PreferenceStep(micro.Select(static m => m.Rows).ToList(), preference, firstMicroStep, cancellationToken);
                 loss = new LossResult(pairs.Value.LossSum, pairs.Value.Pairs);
@@ -193,8 +232,8 @@ public sealed class Trainer : IDisposable
             losses.Add(loss.Mean);
             double seconds = clock.Elapsed.TotalSeconds;
             double epochs = (double)state.GlobalStep / data.StepsPerEpoch;
-            long tokens = pairs is null ? loss.Tokens : micro.Sum(static m => m.Batch.CountTargets());
-            var report = new TrainingProgress(state.GlobalStep, data.TotalSteps, epochs, loss.Mean, lr, gradNorm, tokens, seconds > 0 ? tokens / seconds : 0, null, pairs);
+            long tokens = rl is { } sampled ? (long)Math.Round(sampled.CompletionLength * sampled.Completions) : pairs is null ? loss.Tokens : micro.Sum(static m => m.Batch.CountTargets());
+            var report = new TrainingProgress(state.GlobalStep, data.TotalSteps, epochs, loss.Mean, lr, gradNorm, tokens, seconds > 0 ? tokens / seconds : 0, null, pairs, null, rl);
             metrics?.Step(report);
 
             if (data.Validation.Count > 0 && EvaluationDue(data))
@@ -226,6 +265,63 @@ public sealed class Trainer : IDisposable
         }
 
         return new TrainingResult(state.GlobalStep, losses, state.LastValidationLoss, state.BestValidationLoss, data.TruncatedRows, lastCheckpoint);
+    }
+
+    // One optimizer step of GRPO: per micro-batch of prompts, sample a group of completions each with the adapter as it
+    // is, score them, take their log-probabilities as π_old, and add the gradient of the objective (micro-batches averaged).
+    private (GrpoResult Result, GrpoStepStats Stats) GrpoStep(IReadOnlyList<TokenRow[]> microBatches, GrpoOptions grpo, int step, long firstMicroStep, CancellationToken cancellationToken)
+    {
+        foreach (var p in trainable)
+        {
+            p.ZeroGrad();
+        }
+
+        int eos = rewardTokenizer!.EosTokenId!.Value;
+        double lossSum = 0, rewardSum = 0, stdSum = 0, lengthSum = 0, klSum = 0;
+        long tokens = 0, clipped = 0;
+        int completions = 0, groups = 0, promptIndex = 0;
+        for (int i = 0; i < microBatches.Count; i++)
+        {
+            var drafts = new List<GrpoSample>();
+            var rewards = new List<double>();
+            foreach (var row in microBatches[i])
+            {
+                string promptText = rewardTokenizer.Decode(row.InputIds, skipSpecialTokens: true);
+                for (int g = 0; g < grpo.GroupSize; g++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var sampling = new GenerationOptions { MaxNewTokens = grpo.MaxCompletionLength, Temperature = grpo.Temperature, Seed = TrainingRandom.SampleSeed(state.Options.Seed, step, promptIndex, g), StopTokenIds = [eos] };
+                    int[] completion = Generator.Generate(model, row.InputIds, sampling, cancellationToken).ToArray();
+                    rewards.Add(reward!(promptText, rewardTokenizer.Decode(completion, skipSpecialTokens: true), row));
+                    drafts.Add(new GrpoSample(row.InputIds, completion, new float[completion.Length], 0));
+                }
+
+                promptIndex++;
+            }
+
+            double[] advantages = GroupRelativePolicy.Advantages(rewards.ToArray(), grpo.GroupSize, grpo.ScaleRewards);
+            var old = GroupRelativePolicy.LogProbs(model, drafts);
+            var samples = drafts.Select((d, k) => d with { OldLogProbs = old[k].Select(static v => (float)v).ToArray(), Advantage = advantages[k] }).ToList();
+            model.DropoutSeed = TrainingRandom.DropoutSeed(state.Options.Seed, firstMicroStep + i);
+            var result = GroupRelativePolicy.ForwardBackward(model, samples, grpo, 1.0 / microBatches.Count);
+            lossSum += result.Loss;
+            tokens += result.Tokens;
+            clipped += result.ClippedTokens;
+            klSum += result.KlSum;
+            completions += samples.Count;
+            rewardSum += rewards.Sum();
+            lengthSum += samples.Sum(static s => s.Completion.Length);
+            for (int g = 0; g < rewards.Count; g += grpo.GroupSize)
+            {
+                var group = rewards.Skip(g).Take(grpo.GroupSize).ToArray();
+                double mean = group.Average();
+                stdSum += Math.Sqrt(group.Sum(r => (r - mean) * (r - mean)) / (group.Length - 1));
+                groups++;
+            }
+        }
+
+        var total = new GrpoResult(lossSum / microBatches.Count, tokens, clipped, klSum);
+        return (total, new GrpoStepStats(completions, rewardSum / completions, stdSum / groups, lengthSum / completions, total.ClipRatio, total.MeanKl));
     }
 
     // One optimizer step of preference pairs: every micro-batch's pairs add d(Σ loss / all pairs of the step)/dp.

@@ -202,6 +202,19 @@ internal sealed class TrainerState
             json.WriteNumber("rpo_alpha", preference.RpoAlpha);
             json.WriteEndObject();
         }
+
+        if (o.Grpo is { } grpo)
+        {
+            json.WriteStartObject("grpo");
+            json.WriteNumber("group_size", grpo.GroupSize);
+            json.WriteNumber("epsilon", grpo.Epsilon);
+            json.WriteNumber("kl_beta", grpo.KlBeta);
+            json.WriteBoolean("scale_rewards", grpo.ScaleRewards);
+            json.WriteString("loss", grpo.Loss.ToString());
+            json.WriteNumber("max_completion_length", grpo.MaxCompletionLength);
+            json.WriteNumber("temperature", grpo.Temperature);
+            json.WriteEndObject();
+        }
     }
 
     private static TrainingOptions ReadOptions(Reader r, string checkpointFolder)
@@ -237,10 +250,31 @@ internal sealed class TrainerState
             CheckpointDirectory = Resolve(r.NullableString("checkpoint_directory")),
             MetricsPath = Resolve(r.NullableString("metrics_path")),
             Preference = r.Has("preference") ? ReadPreference(r.Object("preference")) : null,
+            Grpo = r.Has("grpo") ? ReadGrpo(r.Object("grpo")) : null,
         };
 
         // Relative paths are the checkpoint folder's (absolute ones, from older checkpoints, stay as they are).
         string? Resolve(string? path) => path is null ? null : Path.GetFullPath(Path.Combine(checkpointFolder, path));
+    }
+
+    private static GrpoOptions ReadGrpo(Reader r)
+    {
+        string loss = r.String("loss");
+        if (!Enum.TryParse(loss, ignoreCase: false, out GrpoLossType kind) || !Enum.IsDefined(kind))
+        {
+            throw new InvalidDataException($"{r.File}: options.grpo.loss = \"{loss}\" is not Grpo, Bnpo or DrGrpo");
+        }
+
+        return new GrpoOptions
+        {
+            GroupSize = r.Int("group_size"),
+            Epsilon = r.Double("epsilon"),
+            KlBeta = r.Double("kl_beta"),
+            ScaleRewards = r.Bool("scale_rewards"),
+            Loss = kind,
+            MaxCompletionLength = r.Int("max_completion_length"),
+            Temperature = r.Double("temperature"),
+        };
     }
 
     private static PreferenceOptions ReadPreference(Reader r)

@@ -87,7 +87,7 @@ internal sealed class TrainingData
 
         ulong fingerprint = ComputeFingerprint(trainRows);
         int truncated = 0;
-        var train = trainRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, options.Preference is not null, "training", ref truncated)).ToList();
+        var train = trainRows.Select(r => Check(r, options, vocabSize, numLabels, "training", ref truncated)).ToList();
         if (options.Packing)
         {
             train = Pack(train, options.MaxSequenceLength);
@@ -97,7 +97,7 @@ internal sealed class TrainingData
         if (validationRows is not null)
         {
             int ignored = 0;
-            validation = validationRows.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, options.Preference is not null, "validation", ref ignored)).ToList();
+            validation = validationRows.Select(r => Check(r, options, vocabSize, numLabels, "validation", ref ignored)).ToList();
         }
         else if (options.ValidationFraction > 0)
         {
@@ -175,7 +175,7 @@ internal sealed class TrainingData
         }
 
         int ignored = 0;
-        var validation = validationRows?.Select(r => Check(r, options.MaxSequenceLength, vocabSize, numLabels, options.Preference is not null, "validation", ref ignored)).ToList() ?? [];
+        var validation = validationRows?.Select(r => Check(r, options, vocabSize, numLabels, "validation", ref ignored)).ToList() ?? [];
         return new TrainingData(options, [], count, open, vocabSize, numLabels, validation, (h ^ (uint)count) * Prime, truncated);
     }
 
@@ -187,7 +187,7 @@ internal sealed class TrainingData
         var checkedRows = rows.Select(r =>
         {
             int truncated = 0;
-            var c = Check(r, options.MaxSequenceLength, vocabSize, numLabels, options.Preference is not null, "training", ref truncated);
+            var c = Check(r, options, vocabSize, numLabels, "training", ref truncated);
             if (truncated > 0 && count)
             {
                 onTruncated();
@@ -296,6 +296,29 @@ internal sealed class TrainingData
         }
     }
 
+    // A GRPO prompt: ids within the vocabulary, at least one, cut to maxLength; its labels are never read.
+    private static TokenRow CheckPrompt(TokenRow row, int maxLength, int vocabSize, string set, ref int truncated)
+    {
+        if (row.Rejected is not null || row.InputIds.Length == 0)
+        {
+            throw new ArgumentException($"{set} row at line {row.Line}: a GRPO prompt row needs input ids and no rejected completion");
+        }
+
+        int bad = Array.FindIndex(row.InputIds, id => (uint)id >= (uint)vocabSize);
+        if (bad >= 0)
+        {
+            throw new ArgumentException($"{set} row at line {row.Line}, position {bad}: id {row.InputIds[bad]} is outside the model's vocabulary [0, {vocabSize})");
+        }
+
+        if (row.InputIds.Length <= maxLength)
+        {
+            return row;
+        }
+
+        truncated++;
+        return row with { InputIds = row.InputIds[..maxLength], Labels = null };
+    }
+
     // A preference pair: both rows within the vocabulary; each cut to maxLength tokens, keeping at least one completion token.
     private static TokenRow CheckPreference(TokenRow row, int maxLength, int vocabSize, string set, ref int truncated)
     {
@@ -364,9 +387,16 @@ internal sealed class TrainingData
         return row;
     }
 
-    private static TokenRow Check(TokenRow row, int maxLength, int vocabSize, int? numLabels, bool preference, string set, ref int truncated)
+    private static TokenRow Check(TokenRow row, TrainingOptions options, int vocabSize, int? numLabels, string set, ref int truncated)
     {
         ArgumentNullException.ThrowIfNull(row);
+        int maxLength = options.MaxSequenceLength;
+        bool preference = options.Preference is not null;
+        if (options.Grpo is not null)
+        {
+            return CheckPrompt(row, maxLength, vocabSize, set, ref truncated);
+        }
+
         if (numLabels is int k)
         {
             return CheckClassification(row, maxLength, vocabSize, k, set, ref truncated);

@@ -103,6 +103,14 @@ public sealed record TrainingOptions
     /// </summary>
     public PreferenceOptions? Preference { get; init; }
 
+    /// <summary>
+    /// Group relative policy optimization instead of supervised fine-tuning: every row is a prompt; each step samples
+    /// <see cref="GrpoOptions.GroupSize"/> completions per prompt with the current adapter, scores them with the reward
+    /// given to <see cref="Trainer.Train(IReadOnlyList{TokenRow}, GrpoReward, Text.ITextTokenizer, IProgress{TrainingProgress}?, CancellationToken)"/>
+    /// and takes one optimizer step on the clipped objective. <see cref="BatchSize"/> counts prompts. Null (default) trains on the rows' token loss.
+    /// </summary>
+    public GrpoOptions? Grpo { get; init; }
+
     public void Validate()
     {
         Require(double.IsFinite(LearningRate) && LearningRate > 0, nameof(LearningRate), LearningRate, "a finite number > 0 (e.g. 2e-4 for LoRA, 2e-5 for full fine-tuning)");
@@ -127,6 +135,8 @@ public sealed record TrainingOptions
         Require(MetricsPath is null || !string.IsNullOrWhiteSpace(MetricsPath), nameof(MetricsPath), MetricsPath, "null or a file path");
         Require(Preference is null || !Packing, nameof(Packing), Packing, "false with Preference: a preference pair is two rows scored apart, never packed");
         Preference?.Validate();
+        Require(Grpo is null || (Preference is null && !Packing && ValidationFraction == 0), nameof(Grpo), Grpo, "alone: GRPO samples its own completions, so no Preference, Packing or ValidationFraction");
+        Grpo?.Validate();
     }
 
     private static void Require(bool ok, string option, object? value, string expected)

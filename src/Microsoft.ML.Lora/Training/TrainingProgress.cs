@@ -12,4 +12,14 @@ namespace Microsoft.ML.Lora.Training;
 /// <param name="ValidationLoss">Mean token loss on the validation rows, when evaluated after this step; else null.</param>
 /// <param name="Preference">With <see cref="TrainingOptions.Preference"/>: the step's pairs (margins, accuracy, log-probabilities); <paramref name="Loss"/> is then their mean preference loss.</param>
 /// <param name="ValidationPreference">With <see cref="TrainingOptions.Preference"/>, when evaluated: the validation pairs.</param>
-public sealed record TrainingProgress(int Step, int TotalSteps, double Epoch, double Loss, double LearningRate, double GradNorm, long Tokens, double TokensPerSecond, double? ValidationLoss, PreferenceResult? Preference = null, PreferenceResult? ValidationPreference = null);
+/// <param name="Grpo">With <see cref="TrainingOptions.Grpo"/>: the step's rewards and objective statistics.</param>
+public sealed record TrainingProgress(int Step, int TotalSteps, double Epoch, double Loss, double LearningRate, double GradNorm, long Tokens, double TokensPerSecond, double? ValidationLoss, PreferenceResult? Preference = null, PreferenceResult? ValidationPreference = null, GrpoStepStats? Grpo = null);
+
+/// <summary>What a GRPO step sampled and scored (TRL's logged names in <c>metrics.jsonl</c>: reward, reward_std, …).</summary>
+/// <param name="Completions">Completions sampled.</param>
+/// <param name="RewardMean">Mean reward.</param>
+/// <param name="RewardStd">Mean within-group standard deviation of the rewards.</param>
+/// <param name="CompletionLength">Mean completion length in tokens.</param>
+/// <param name="ClipRatio">Fraction of tokens whose ratio was clipped.</param>
+/// <param name="Kl">Mean KL estimate per token (0 when KlBeta is 0).</param>
+public readonly record struct GrpoStepStats(int Completions, double RewardMean, double RewardStd, double CompletionLength, double ClipRatio, double Kl);

@@ -11,6 +11,7 @@ internal static class TrainingRandom
     private const ulong ShuffleStream = 0x53485546464C45UL;
     private const ulong SplitStream = 0x53504C4954UL;
     private const ulong DropoutStream = 0x44524F504F5554UL;
+    private const ulong SampleStream = 0x53414D504C45UL;
 
     // 2^64/φ, SplitMix64's increment.
     private const ulong Golden = 0x9E3779B97F4A7C15UL;
@@ -30,6 +31,10 @@ internal static class TrainingRandom
 
     /// <summary>Combines a seed, a purpose and a counter into one well-mixed key.</summary>
     public static ulong Key(int seed, ulong stream, ulong counter) => Mix(Mix(Mix((ulong)(uint)seed) ^ stream) ^ counter);
+
+    /// <summary>The sampler seed of completion <paramref name="completion"/> of prompt <paramref name="prompt"/> at optimizer step <paramref name="step"/> (GRPO).</summary>
+    public static int SampleSeed(int seed, int step, int prompt, int completion) =>
+        (int)Key(seed, SampleStream, ((ulong)(uint)step << 32) ^ ((ulong)(uint)prompt << 12) ^ (uint)completion);
 
     /// <summary><see cref="Models.LlamaForCausalLM.DropoutSeed"/> for global micro-step <paramref name="microStep"/>.</summary>
     public static ulong DropoutSeed(int seed, long microStep) => Key(seed, DropoutStream, (ulong)microStep);
