@@ -18,6 +18,7 @@ public static class Program
             AdviseCommand.Create(output, error),
             TrainCommand.Create(output, error),
             TrainCommand.CreateDpo(output, error),
+            TrainCommand.CreateGrpo(output, error),
             MergeCommand.Create(output, error),
             GenerateCommand.Create(output, error),
             TokenizeCommand.Create(output, error),

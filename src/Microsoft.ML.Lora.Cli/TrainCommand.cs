@@ -16,27 +16,49 @@ namespace Microsoft.ML.Lora.Cli;
 /// </summary>
 internal static class TrainCommand
 {
-    public static Command Create(TextWriter output, TextWriter error) => Create(output, error, preference: false);
+    public static Command Create(TextWriter output, TextWriter error) => Create(output, error, Mode.Sft);
 
     /// <summary><c>lora dpo</c>: LoRA or QLoRA trained on preference pairs; the reference is the base without the adapter.</summary>
-    public static Command CreateDpo(TextWriter output, TextWriter error) => Create(output, error, preference: true);
+    public static Command CreateDpo(TextWriter output, TextWriter error) => Create(output, error, Mode.Dpo);
 
-    private static Command Create(TextWriter output, TextWriter error, bool preference)
+    /// <summary><c>lora grpo</c>: LoRA or QLoRA trained on sampled completions scored by rewards.</summary>
+    public static Command CreateGrpo(TextWriter output, TextWriter error) => Create(output, error, Mode.Grpo);
+
+    private enum Mode
     {
+        Sft,
+        Dpo,
+        Grpo,
+    }
+
+    private static Command Create(TextWriter output, TextWriter error, Mode mode)
+    {
+        bool preference = mode == Mode.Dpo, rl = mode == Mode.Grpo;
         var model = new ModelOptions();
         var backendOptions = new BackendOptions();
         var dataOptions = new DataOptions();
         var data = new Option<string>("--data")
         {
-            Description = preference
-                ? "preference pairs: JSONL with prompt, chosen and rejected (text, or chat messages)"
-                : "training file: JSONL (text, prompt/completion, messages or input_ids) or CSV/TSV",
+            Description = mode switch
+            {
+                Mode.Dpo => "preference pairs: JSONL with prompt, chosen and rejected (text, or chat messages)",
+                Mode.Grpo => "prompts: JSONL with prompt (text or chat messages) and any string fields the rewards read",
+                _ => "training file: JSONL (text, prompt/completion, messages or input_ids) or CSV/TSV",
+            },
             Required = true,
         };
         var preferenceDefaults = new PreferenceOptions();
         var beta = new Option<double>("--beta") { Description = "DPO's β: how far the policy may move from the reference (smaller: further)", DefaultValueFactory = _ => preferenceDefaults.Beta };
         var lossType = new Option<string>("--loss") { Description = "sigmoid (DPO) or ipo", DefaultValueFactory = _ => "sigmoid" };
         var labelSmoothing = new Option<double>("--label-smoothing") { Description = "cDPO's ε: the chance a pair's label is wrong (sigmoid loss)", DefaultValueFactory = _ => 0 };
+        var grpoDefaults = new GrpoOptions();
+        var rewards = new Option<string[]>("--reward") { Description = "reward, repeatable and summed: regex:PATTERN, exact:FIELD, length:CHARS or cmd:COMMAND, optionally WEIGHT*KIND:ARG", Required = rl };
+        var groupSize = new Option<int>("--group-size") { Description = "completions sampled per prompt", DefaultValueFactory = _ => grpoDefaults.GroupSize };
+        var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "longest completion sampled", DefaultValueFactory = _ => grpoDefaults.MaxCompletionLength };
+        var temperature = new Option<double>("--temperature") { Description = "sampling temperature", DefaultValueFactory = _ => grpoDefaults.Temperature };
+        var klBeta = new Option<double>("--kl-beta") { Description = "weight of the KL penalty toward the base without the adapter (0: none)", DefaultValueFactory = _ => grpoDefaults.KlBeta };
+        var epsilon = new Option<double>("--epsilon") { Description = "policy-ratio clip ε", DefaultValueFactory = _ => grpoDefaults.Epsilon };
+        var grpoLoss = new Option<string>("--loss") { Description = "token averaging: bnpo (all tokens alike), grpo (per completion) or dr-grpo", DefaultValueFactory = _ => "bnpo" };
         var rpoAlpha = new Option<double>("--rpo-alpha") { Description = "RPO's α: add α × the chosen reply's mean token NLL (0: plain DPO)", DefaultValueFactory = _ => 0 };
         var valData = new Option<string?>("--val-data") { Description = "validation file, same format as --data" };
         var packing = new Option<bool>("--packing") { Description = "pack examples into rows of --seq-len tokens (each attends only to itself)" };
@@ -66,9 +88,12 @@ internal static class TrainCommand
         var full = new Option<bool>("--full") { Description = "full fine-tuning of every parameter instead of LoRA (needs --dtype f32)" };
         var resume = new Option<string?>("--resume") { Description = "checkpoint folder to resume from (same model, adapter flags and data)" };
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = preference
-            ? new Command("dpo", "Direct preference optimization with LoRA or QLoRA on pairs of replies (the reference is the base without the adapter); writes a PEFT adapter and metrics.jsonl to --out.")
-            : new Command("train", "Fine-tune with LoRA, QLoRA (--quantize nf4) or fully (--full); writes a PEFT adapter and metrics.jsonl to --out.");
+        var command = mode switch
+        {
+            Mode.Dpo => new Command("dpo", "Direct preference optimization with LoRA or QLoRA on pairs of replies (the reference is the base without the adapter); writes a PEFT adapter and metrics.jsonl to --out."),
+            Mode.Grpo => new Command("grpo", "Group relative policy optimization with LoRA or QLoRA: sample groups of completions, score them with --reward, step on the clipped objective; writes a PEFT adapter and metrics.jsonl to --out."),
+            _ => new Command("train", "Fine-tune with LoRA, QLoRA (--quantize nf4) or fully (--full); writes a PEFT adapter and metrics.jsonl to --out."),
+        };
         foreach (Option option in new Option[]
             {
                 data, valData, outDir, rank, alpha, dropout, targets, rsLora, init, lr, epochs, maxSteps, batchSize, gradAccum, seqLen, warmup, schedule,
@@ -78,10 +103,11 @@ internal static class TrainCommand
             command.Options.Add(option);
         }
 
-        if (preference)
+        if (preference || rl)
         {
-            // Pairs are scored as two rows each: no packing, streaming or full fine-tuning (the reference is the base without the adapter).
-            foreach (Option option in new Option[] { beta, lossType, labelSmoothing, rpoAlpha, dataOptions.ChatTemplate })
+            // Pairs and sampled groups: no packing, streaming or full fine-tuning (the reference is the base without the adapter).
+            Option[] own = preference ? [beta, lossType, labelSmoothing, rpoAlpha] : [rewards, groupSize, maxNewTokens, temperature, klBeta, epsilon, grpoLoss];
+            foreach (Option option in own.Append(dataOptions.ChatTemplate))
             {
                 command.Options.Add(option);
             }
@@ -141,6 +167,21 @@ internal static class TrainCommand
                     LabelSmoothing = parse.GetValue(labelSmoothing),
                     RpoAlpha = parse.GetValue(rpoAlpha),
                 } : null,
+                Grpo = rl ? new GrpoOptions
+                {
+                    GroupSize = parse.GetValue(groupSize),
+                    MaxCompletionLength = parse.GetValue(maxNewTokens),
+                    Temperature = parse.GetValue(temperature),
+                    KlBeta = parse.GetValue(klBeta),
+                    Epsilon = parse.GetValue(epsilon),
+                    Loss = parse.GetValue(grpoLoss)!.ToLowerInvariant() switch
+                    {
+                        "bnpo" => GrpoLossType.Bnpo,
+                        "grpo" => GrpoLossType.Grpo,
+                        "dr-grpo" or "dr_grpo" => GrpoLossType.DrGrpo,
+                        var other => throw new ArgumentException($"--loss '{other}' is unknown: expected bnpo, grpo or dr-grpo"),
+                    },
+                } : null,
             };
             string? resumeFrom = parse.GetValue(resume);
             if (resumeFrom is not null)
@@ -165,6 +206,7 @@ internal static class TrainCommand
                     Seed = Given(seed) ? options.Seed : run.Seed,
                     Packing = Given(packing) ? options.Packing : run.Packing,
                     Preference = new Option[] { beta, lossType, labelSmoothing, rpoAlpha }.Any(Given) ? options.Preference : run.Preference,
+                    Grpo = new Option[] { groupSize, maxNewTokens, temperature, klBeta, epsilon, grpoLoss }.Any(Given) ? options.Grpo : run.Grpo,
                     CheckpointEverySteps = every,
                     CheckpointDirectory = every > 0 ? Path.Combine(outPath, "checkpoints") : null,
                     MetricsPath = Path.Combine(outPath, "metrics.jsonl"),
@@ -225,9 +267,17 @@ internal static class TrainCommand
             using var lm = model.Load(parse, backend);
             string modelDir = parse.GetValue(model.Model)!;
             bool stream = parse.GetValue(streaming);
-            IReadOnlyList<TokenRow> Read(string path) => preference
-                ? PreferenceDataset.Load(path, Text.Tokenizer.Load(modelDir), DataOptions.ResolveTemplate(parse.GetValue(dataOptions.ChatTemplate), modelDir), cancellationToken)
-                : dataOptions.Load(parse, path, modelDir, lm.Config.VocabSize, error, cancellationToken);
+            IReadOnlyList<TokenRow> Read(string path) => mode switch
+            {
+                Mode.Dpo => PreferenceDataset.Load(path, Text.Tokenizer.Load(modelDir), DataOptions.ResolveTemplate(parse.GetValue(dataOptions.ChatTemplate), modelDir), cancellationToken),
+                Mode.Grpo => PromptDataset.Load(path, Text.Tokenizer.Load(modelDir), DataOptions.ResolveTemplate(parse.GetValue(dataOptions.ChatTemplate), modelDir), cancellationToken),
+                _ => dataOptions.Load(parse, path, modelDir, lm.Config.VocabSize, error, cancellationToken),
+            };
+            if (rl && parse.GetValue(valData) is not null)
+            {
+                throw new ArgumentException("--val-data is not used by grpo: it reports the reward of each step's samples (metrics.jsonl)");
+            }
+
             var rows = stream ? null : Read(parse.GetValue(data)!);
             var validation = parse.GetValue(valData) is { } v ? Read(v) : null;
             if (isFull)
@@ -245,12 +295,38 @@ internal static class TrainCommand
             }
 
             long trainable = lm.TrainableParameters().Sum(static p => p.Value.Length);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(preference ? $"DPO ({options.Preference!.Loss.ToString().ToLowerInvariant()}, beta={options.Preference.Beta}) with " : string.Empty)}{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {(rows is null ? "streamed rows" : $"{rows.Count} {(preference ? "pairs" : "rows")}")}{(backend.IsHost ? string.Empty : $", on the {backend} backend")}"));
+            string method = mode switch
+            {
+                Mode.Dpo => $"DPO ({options.Preference!.Loss.ToString().ToLowerInvariant()}, beta={options.Preference.Beta.ToString(CultureInfo.InvariantCulture)}) with ",
+                Mode.Grpo => $"GRPO ({options.Grpo!.Loss.ToString().ToLowerInvariant()}, group {options.Grpo.GroupSize}) with ",
+                _ => string.Empty,
+            };
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{method}{(isFull ? "full fine-tuning" : $"LoRA r={lora!.Rank} alpha={lora.Alpha}")}{(parse.GetValue(model.Quantize) is null ? string.Empty : " over NF4 weights")}: {trainable:N0} trainable parameters, {(rows is null ? "streamed rows" : $"{rows.Count} {mode switch { Mode.Dpo => "pairs", Mode.Grpo => "prompts", _ => "rows" }}")}{(backend.IsHost ? string.Empty : $", on the {backend} backend")}"));
             using var trainer = resumeFrom is not null ? Trainer.Resume(lm, resumeFrom, options) : new Trainer(lm, options);
             var progress = new ProgressPrinter(error);
-            var result = rows is null
-                ? trainer.Train(dataOptions.Open(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize), validation, progress, cancellationToken)
-                : trainer.Train(rows, validation, progress, cancellationToken);
+            TrainingResult result;
+            if (rl)
+            {
+                var (reward, resources) = GrpoRewards.Parse(parse.GetValue(rewards) ?? []);
+                try
+                {
+                    result = trainer.Train(rows!, reward, Text.Tokenizer.Load(modelDir), progress, cancellationToken);
+                }
+                finally
+                {
+                    foreach (var resource in resources)
+                    {
+                        resource.Dispose();
+                    }
+                }
+            }
+            else
+            {
+                result = rows is null
+                    ? trainer.Train(dataOptions.Open(parse, parse.GetValue(data)!, modelDir, lm.Config.VocabSize), validation, progress, cancellationToken)
+                    : trainer.Train(rows, validation, progress, cancellationToken);
+            }
+
             progress.Finish();
 
             string saved;

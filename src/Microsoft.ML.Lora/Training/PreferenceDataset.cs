@@ -21,50 +21,11 @@ public static class PreferenceDataset
     public static IReadOnlyList<TokenRow> Load(string path, ITextTokenizer tokenizer, ChatTemplate? chatTemplate = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        string full = Path.GetFullPath(path);
-        if (!File.Exists(full))
-        {
-            throw new FileNotFoundException($"{full}: preference data not found", full);
-        }
-
-        var rows = new List<TokenRow>();
-        using var reader = new DatasetLineReader(File.OpenRead(full));
-        while (reader.TryReadLine(out string? text, out string? error))
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            int line = reader.LineNumber;
-            if (error is not null)
-            {
-                throw new InvalidDataException($"{full}:{line}: {error}");
-            }
-
-            if (string.IsNullOrWhiteSpace(text))
-            {
-                continue;
-            }
-
-            try
-            {
-                rows.Add(Parse(text, tokenizer, chatTemplate, line));
-            }
-            catch (Exception e) when (e is InvalidDataException or JsonException or ArgumentException)
-            {
-                throw new InvalidDataException($"{full}:{line}: {e.Message}", e);
-            }
-        }
-
-        return rows.Count > 0 ? rows : throw new InvalidDataException($"{full}: no preference pairs (expected JSON lines with \"prompt\", \"chosen\" and \"rejected\")");
+        return JsonRows.Read(path, "preference pairs", "\"prompt\", \"chosen\" and \"rejected\"", (root, line) => Parse(root, tokenizer, chatTemplate, line), cancellationToken);
     }
 
-    private static TokenRow Parse(string text, ITextTokenizer tokenizer, ChatTemplate? template, int line)
+    private static TokenRow Parse(JsonElement root, ITextTokenizer tokenizer, ChatTemplate? template, int line)
     {
-        using var doc = JsonDocument.Parse(text);
-        var root = doc.RootElement;
-        if (root.ValueKind != JsonValueKind.Object)
-        {
-            throw new InvalidDataException($"expected a JSON object with \"prompt\", \"chosen\" and \"rejected\", got {ChatMessageList.Describe(root)}");
-        }
-
         JsonElement Field(string name) => root.TryGetProperty(name, out var v) ? v : throw new InvalidDataException($"missing \"{name}\"");
         var (prompt, chosen, rejected) = (Field("prompt"), Field("chosen"), Field("rejected"));
         if (prompt.ValueKind == JsonValueKind.String)
