@@ -9,7 +9,7 @@ namespace Microsoft.ML.Lora.Hosting.Jobs;
 /// A job request turned into the library's options: every field checked, errors collected by field
 /// name (<c>training.learningRate</c>) rather than thrown one at a time.
 /// </summary>
-internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextDatasetOptions Data, string? ChatTemplateName, bool Quantize, bool DoubleQuant)
+internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextDatasetOptions Data, string? ChatTemplateName, bool Quantize, bool DoubleQuant, IReadOnlyList<string> Rewards)
 {
     private static readonly string[] Schedules = ["constant", "linear", "cosine"];
 
@@ -63,8 +63,46 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
         }
 
         string kind = (request.Kind ?? "sft").ToLowerInvariant();
-        errors.Require(kind is "sft" or "dpo", "kind", $"must be \"sft\" or \"dpo\" (got '{request.Kind}')");
+        errors.Require(kind is "sft" or "dpo" or "grpo", "kind", $"must be \"sft\", \"dpo\" or \"grpo\" (got '{request.Kind}')");
         errors.Require(request.Preference is null || kind == "dpo", "preference", "applies to kind \"dpo\" only");
+        errors.Require(request.Grpo is null || kind == "grpo", "grpo", "applies to kind \"grpo\" only");
+        GrpoOptions? grpo = null;
+        IReadOnlyList<string> rewards = [];
+        if (kind == "grpo")
+        {
+            var g = request.Grpo ?? new GrpoRequest();
+            rewards = g.Rewards ?? [];
+            try
+            {
+                GrpoRewards.Parse(rewards, allowCommands: false);
+            }
+            catch (ArgumentException e)
+            {
+                errors.Add("grpo.rewards", e.Message);
+            }
+
+            var defaults = new GrpoOptions();
+            string loss = (g.Loss ?? "bnpo").ToLowerInvariant();
+            errors.Require(loss is "bnpo" or "grpo" or "dr-grpo", "grpo.loss", $"must be \"bnpo\", \"grpo\" or \"dr-grpo\" (got '{g.Loss}')");
+            grpo = new GrpoOptions
+            {
+                GroupSize = g.GroupSize ?? defaults.GroupSize,
+                MaxCompletionLength = g.MaxNewTokens ?? defaults.MaxCompletionLength,
+                Temperature = g.Temperature ?? defaults.Temperature,
+                KlBeta = g.KlBeta ?? defaults.KlBeta,
+                Epsilon = g.Epsilon ?? defaults.Epsilon,
+                Loss = loss switch { "grpo" => GrpoLossType.Grpo, "dr-grpo" => GrpoLossType.DrGrpo, _ => GrpoLossType.Bnpo },
+            };
+            try
+            {
+                grpo.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                string field = e.ParamName switch { "MaxCompletionLength" => "maxNewTokens", var n => char.ToLowerInvariant(n![0]) + n[1..] };
+                errors.Add("grpo." + field, e.Message.Split(" (Parameter", 2)[0]);
+            }
+        }
         PreferenceOptions? preference = null;
         if (kind == "dpo")
         {
@@ -109,6 +147,7 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
             WeightDecay = decay,
             Schedule = Enum.Parse<LearningRateScheduleKind>(schedule, ignoreCase: true),
             Preference = preference,
+            Grpo = grpo,
         };
         var dataset = new TextDatasetOptions
         {
@@ -118,7 +157,7 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
             TrainOnPrompt = data.TrainOnPrompt ?? false,
             SkipBadRows = data.SkipBadRows ?? false,
         };
-        return new JobPlan(loraOptions, training, dataset, data.ChatTemplate, lora.Quantize == "nf4", lora.DoubleQuant ?? false);
+        return new JobPlan(loraOptions, training, dataset, data.ChatTemplate, lora.Quantize == "nf4", lora.DoubleQuant ?? false, rewards);
     }
 
 

@@ -26,12 +26,41 @@ public sealed class JobRequest
 
     /// <summary>
     /// <c>"sft"</c> (default): supervised fine-tuning on the data's rows; <c>"dpo"</c>: direct preference optimization
-    /// on pairs (JSONL with prompt, chosen and rejected; see <see cref="Preference"/>).
+    /// on pairs (JSONL with prompt, chosen and rejected; see <see cref="Preference"/>); <c>"grpo"</c>: group relative
+    /// policy optimization on prompts (JSONL with prompt and the fields the rewards read; see <see cref="Grpo"/>).
     /// </summary>
     public string? Kind { get; set; }
 
+    /// <summary>With <c>kind = "grpo"</c>: the rewards and sampling options.</summary>
+    public GrpoRequest? Grpo { get; set; }
+
     /// <summary>With <c>kind = "dpo"</c>: β, the loss and its options.</summary>
     public PreferenceRequest? Preference { get; set; }
+}
+
+/// <summary>GRPO options of a job (<see cref="Training.GrpoOptions"/>).</summary>
+public sealed class GrpoRequest
+{
+    /// <summary>Rewards as <c>lora grpo --reward</c> spells them (regex:, exact:, length:, weighted); external commands are refused. Required.</summary>
+    public IReadOnlyList<string>? Rewards { get; set; }
+
+    /// <summary>Completions per prompt. Default 8.</summary>
+    public int? GroupSize { get; set; }
+
+    /// <summary>Longest completion in tokens. Default 256.</summary>
+    public int? MaxNewTokens { get; set; }
+
+    /// <summary>Sampling temperature. Default 1.</summary>
+    public double? Temperature { get; set; }
+
+    /// <summary>KL penalty weight toward the base. Default 0.</summary>
+    public double? KlBeta { get; set; }
+
+    /// <summary>Ratio clip ε. Default 0.2.</summary>
+    public double? Epsilon { get; set; }
+
+    /// <summary><c>bnpo</c> (default), <c>grpo</c> or <c>dr-grpo</c>.</summary>
+    public string? Loss { get; set; }
 }
 
 /// <summary>DPO options of a job (<see cref="Training.PreferenceOptions"/>).</summary>

@@ -72,7 +72,16 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
 
         try
         {
-            trainer.Train(rows, null, new JobProgressRecorder(store, jobId, checkpoints, options.Value.CheckpointsToKeep), token);
+            var recorder = new JobProgressRecorder(store, jobId, checkpoints, options.Value.CheckpointsToKeep);
+            if (plan.Training.Grpo is not null)
+            {
+                var (reward, _) = GrpoRewards.Parse(plan.Rewards, allowCommands: false);
+                trainer.Train(rows, reward, Tokenizer.Load(paths.ModelDirectory), recorder, token);
+            }
+            else
+            {
+                trainer.Train(rows, null, recorder, token);
+            }
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested && !userCancel.IsCancellationRequested)
         {
@@ -102,6 +111,11 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
     private static IReadOnlyList<TokenRow> LoadRows(JobPaths paths, JobPlan plan, int vocabSize, CancellationToken token)
     {
         var tokenizer = File.Exists(Path.Combine(paths.ModelDirectory, "tokenizer.json")) ? Tokenizer.Load(paths.ModelDirectory) : null;
+        if (plan.Training.Grpo is not null)
+        {
+            return PromptDataset.Load(paths.DatasetPath, tokenizer ?? Tokenizer.Load(paths.ModelDirectory), ResolveTemplate(plan.ChatTemplateName, paths.ModelDirectory), token);
+        }
+
         if (plan.Training.Preference is not null)
         {
             // Preference pairs are text: the model's tokenizer is required.
