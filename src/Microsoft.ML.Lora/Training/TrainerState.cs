@@ -219,11 +219,7 @@ internal sealed class TrainerState
 
     private static TrainingOptions ReadOptions(Reader r, string checkpointFolder)
     {
-        string schedule = r.String("schedule");
-        if (!Enum.TryParse(schedule, ignoreCase: false, out LearningRateScheduleKind kind) || !Enum.IsDefined(kind))
-        {
-            throw new InvalidDataException($"{r.File}: options.schedule = \"{schedule}\" is not Constant, Linear or Cosine");
-        }
+        var kind = r.Enum<LearningRateScheduleKind>("schedule");
 
         return new TrainingOptions
         {
@@ -259,11 +255,7 @@ internal sealed class TrainerState
 
     private static GrpoOptions ReadGrpo(Reader r)
     {
-        string loss = r.String("loss");
-        if (!Enum.TryParse(loss, ignoreCase: false, out GrpoLossType kind) || !Enum.IsDefined(kind))
-        {
-            throw new InvalidDataException($"{r.File}: options.grpo.loss = \"{loss}\" is not Grpo, Bnpo or DrGrpo");
-        }
+        var kind = r.Enum<GrpoLossType>("loss");
 
         return new GrpoOptions
         {
@@ -279,11 +271,7 @@ internal sealed class TrainerState
 
     private static PreferenceOptions ReadPreference(Reader r)
     {
-        string loss = r.String("loss");
-        if (!Enum.TryParse(loss, ignoreCase: false, out PreferenceLossType kind) || !Enum.IsDefined(kind))
-        {
-            throw new InvalidDataException($"{r.File}: options.preference.loss = \"{loss}\" is not Sigmoid or Ipo");
-        }
+        var kind = r.Enum<PreferenceLossType>("loss");
 
         return new PreferenceOptions { Beta = r.Double("beta"), Loss = kind, LabelSmoothing = r.Double("label_smoothing"), RpoAlpha = r.Double("rpo_alpha") };
     }
@@ -334,6 +322,15 @@ internal sealed class TrainerState
         public bool Has(string name) => element.TryGetProperty(name, out var e) && e.ValueKind != JsonValueKind.Null;
 
         public string String(string name) => Get(name, JsonValueKind.String).GetString()!;
+
+        public T Enum<T>(string name)
+            where T : struct, System.Enum
+        {
+            string text = String(name);
+            return System.Enum.TryParse(text, ignoreCase: false, out T value) && System.Enum.IsDefined(value)
+                ? value
+                : throw Bad(name, $"one of {string.Join(", ", System.Enum.GetNames<T>())} (got \"{text}\")");
+        }
 
         public string? NullableString(string name) => IsNull(name) ? null : String(name);
 
