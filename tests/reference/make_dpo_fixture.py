@@ -53,32 +53,44 @@ LOSSES = [
 ]
 
 
-def completion_logp(cfg, P, prompt, completion):
+def token_logps(cfg, P, prompt, completion):
+    """ln p of each completion token given the prompt and the completion tokens before it."""
     ids = torch.tensor([prompt + completion], dtype=torch.int64)
     logits, _ = forward(cfg, P, ids)
     logp = logits[0, :-1].log_softmax(-1)
-    targets = ids[0, 1:]
-    token = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return token[len(prompt) - 1:].sum()
+    token = logp.gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)
+    return token[len(prompt) - 1:]
 
 
-def main():
-    base_dir, adapter_dir, d = (os.path.join(OUT, n) for n in (BASE, ADAPTER, NAME))
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(base_dir, "config.json"), encoding="utf-8") as f:
+def completion_logp(cfg, P, prompt, completion):
+    return token_logps(cfg, P, prompt, completion).sum()
+
+
+def lora_policy(base_case, adapter_case):
+    """(config, float64 base weights, trainable adapter tensors, params(factor)): params gives W + factor * s * B @ A,
+    s from the adapter's rank and alpha patterns."""
+    with open(os.path.join(OUT, base_case, "config.json"), encoding="utf-8") as f:
         cfg = json.load(f)
-    with open(os.path.join(adapter_dir, "adapter_config.json"), encoding="utf-8") as f:
+    with open(os.path.join(OUT, adapter_case, "adapter_config.json"), encoding="utf-8") as f:
         acfg = json.load(f)
-    base = {k: v.to(torch.float64) for k, v in load_f32(os.path.join(base_dir, "model.safetensors")).items()}
-    adapter = {k: v.to(torch.float64).requires_grad_(True) for k, v in load_f32(os.path.join(adapter_dir, "adapter_model.safetensors")).items()}
+    base = {k: v.to(torch.float64) for k, v in load_f32(os.path.join(OUT, base_case, "model.safetensors")).items()}
+    adapter = {k: v.to(torch.float64).requires_grad_(True) for k, v in load_f32(os.path.join(OUT, adapter_case, "adapter_model.safetensors")).items()}
     modules = sorted({k[len(PREFIX):].rsplit(".lora_", 1)[0] for k in adapter})
     scales = {m: pattern_value(m, acfg["alpha_pattern"], acfg["lora_alpha"]) / pattern_value(m, acfg["rank_pattern"], acfg["r"]) for m in modules}
 
-    def policy_params():
+    def params(factor=1.0):
         P = dict(base)
         for m in modules:
-            P[m + ".weight"] = base[m + ".weight"] + scales[m] * (adapter[PREFIX + m + ".lora_B.weight"] @ adapter[PREFIX + m + ".lora_A.weight"])
+            P[m + ".weight"] = base[m + ".weight"] + factor * scales[m] * (adapter[PREFIX + m + ".lora_B.weight"] @ adapter[PREFIX + m + ".lora_A.weight"])
         return P
+
+    return cfg, base, adapter, params
+
+
+def main():
+    d = os.path.join(OUT, NAME)
+    os.makedirs(d, exist_ok=True)
+    cfg, base, adapter, policy_params = lora_policy(BASE, ADAPTER)
 
     with torch.no_grad():
         ref = [(completion_logp(cfg, base, p, c), completion_logp(cfg, base, p, r)) for p, c, r in PAIRS]

@@ -27,8 +27,8 @@ import torch
 
 sys.dont_write_bytecode = True  # keep tests/reference free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import OUT, forward, st_entry  # noqa: E402
-from make_peft_fixture import PREFIX, load_f32, pattern_value  # noqa: E402
+from make_dpo_fixture import lora_policy, token_logps  # noqa: E402
+from make_fixtures import OUT, st_entry  # noqa: E402
 from safetensors_io import write_safetensors  # noqa: E402
 
 SCRIPT = "tests/reference/make_grpo_fixture.py"
@@ -53,31 +53,10 @@ CASES = [
 ]
 
 
-def token_logps(cfg, P, prompt, completion):
-    ids = torch.tensor([prompt + completion], dtype=torch.int64)
-    logits, _ = forward(cfg, P, ids)
-    logp = logits[0, :-1].log_softmax(-1)
-    token = logp.gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)
-    return token[len(prompt) - 1:]
-
-
 def main():
-    base_dir, adapter_dir, d = (os.path.join(OUT, n) for n in (BASE, ADAPTER, NAME))
+    d = os.path.join(OUT, NAME)
     os.makedirs(d, exist_ok=True)
-    with open(os.path.join(base_dir, "config.json"), encoding="utf-8") as f:
-        cfg = json.load(f)
-    with open(os.path.join(adapter_dir, "adapter_config.json"), encoding="utf-8") as f:
-        acfg = json.load(f)
-    base = {k: v.to(torch.float64) for k, v in load_f32(os.path.join(base_dir, "model.safetensors")).items()}
-    adapter = {k: v.to(torch.float64).requires_grad_(True) for k, v in load_f32(os.path.join(adapter_dir, "adapter_model.safetensors")).items()}
-    modules = sorted({k[len(PREFIX):].rsplit(".lora_", 1)[0] for k in adapter})
-    scales = {m: pattern_value(m, acfg["alpha_pattern"], acfg["lora_alpha"]) / pattern_value(m, acfg["rank_pattern"], acfg["r"]) for m in modules}
-
-    def params(factor):
-        P = dict(base)
-        for m in modules:
-            P[m + ".weight"] = base[m + ".weight"] + factor * scales[m] * (adapter[PREFIX + m + ".lora_B.weight"] @ adapter[PREFIX + m + ".lora_A.weight"])
-        return P
+    cfg, base, adapter, params = lora_policy(BASE, ADAPTER)
 
     samples = []
     with torch.no_grad():

@@ -112,10 +112,8 @@ public static class DirectPreference
             throw new ArgumentException($"row {line}: the prompt and both completions need at least one token (prompt {prompt.Length}, chosen {chosen.Length}, rejected {rejected.Length})");
         }
 
-        int[] labels = new int[prompt.Length + chosen.Length];
-        Array.Fill(labels, CrossEntropy.IgnoreIndex, 0, prompt.Length);
-        chosen.CopyTo(labels, prompt.Length);
-        return new TokenRow([.. prompt, .. chosen], labels, line, Rejected: [.. prompt, .. rejected]);
+        var (ids, labels) = CompletionRow.Of(prompt, chosen);
+        return new TokenRow(ids, labels, line, Rejected: [.. prompt, .. rejected]);
     }
 
     /// <summary>The pair a <see cref="TrainingRow"/> holds.</summary>
@@ -158,10 +156,7 @@ public static class DirectPreference
                     throw new ArgumentException($"pair {i}: the prompt and both completions need at least one token (prompt {pair.Prompt.Length}, {(chosen ? "chosen" : "rejected")} {completion.Length})", nameof(pairs));
                 }
 
-                int[] row = [.. pair.Prompt, .. completion];
-                int[] label = new int[row.Length];
-                Array.Fill(label, CrossEntropy.IgnoreIndex, 0, pair.Prompt.Length);
-                completion.CopyTo(label, pair.Prompt.Length);
+                var (row, label) = CompletionRow.Of(pair.Prompt, completion);
                 rows.Add(row);
                 labels.Add(label);
             }
@@ -226,14 +221,7 @@ public static class DirectPreference
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var batch = Batch(pairs, padId);
-        int[] lengths = [.. pairs.Select(static p => p.Chosen.Length), .. pairs.Select(static p => p.Rejected.Length)];
-        double[] reference;
-        using (model.DisableAdapters())
-        {
-            reference = RowLogProbs(model.TokenLosses(batch), batch);
-        }
-
+        var (batch, lengths, reference) = Prepare(model, pairs, padId);
         PreferenceResult result = default;
         model.ForwardBackward(batch, tokenLosses =>
         {
@@ -264,20 +252,23 @@ public static class DirectPreference
         PreferenceResult total = default;
         for (int start = 0; start < pairs.Count; start += batchSize)
         {
-            var slice = pairs.Skip(start).Take(batchSize).ToList();
-            var batch = Batch(slice, padId);
-            int[] lengths = [.. slice.Select(static p => p.Chosen.Length), .. slice.Select(static p => p.Rejected.Length)];
-            double[] reference;
-            using (model.DisableAdapters())
-            {
-                reference = RowLogProbs(model.TokenLosses(batch), batch);
-            }
-
+            var (batch, lengths, reference) = Prepare(model, pairs.Skip(start).Take(batchSize).ToList(), padId);
             double[] policy = RowLogProbs(model.TokenLosses(batch), batch);
             total += Loss(policy, reference, lengths, options).Result;
         }
 
         return total;
+    }
+
+    // The pairs' batch, completion lengths (chosen rows first) and the reference's row log-probabilities (adapters off).
+    private static (CausalLmBatch Batch, int[] Lengths, double[] Reference) Prepare(LlamaForCausalLM model, IReadOnlyList<PreferencePair> pairs, int padId)
+    {
+        var batch = Batch(pairs, padId);
+        int[] lengths = [.. pairs.Select(static p => p.Chosen.Length), .. pairs.Select(static p => p.Rejected.Length)];
+        using (model.DisableAdapters())
+        {
+            return (batch, lengths, RowLogProbs(model.TokenLosses(batch), batch));
+        }
     }
 
     // Σ over each row's scored tokens of −(token loss) = ln π(completion | prompt), in double.

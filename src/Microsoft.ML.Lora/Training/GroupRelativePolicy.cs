@@ -262,10 +262,7 @@ public static class GroupRelativePolicy
                 throw new ArgumentException($"sample {i}: needs a prompt, a completion and one old log-probability per completion token (prompt {s.Prompt.Length}, completion {s.Completion.Length}, old log-probabilities {s.OldLogProbs.Length})", nameof(samples));
             }
 
-            int[] row = [.. s.Prompt, .. s.Completion];
-            int[] label = new int[row.Length];
-            Array.Fill(label, CrossEntropy.IgnoreIndex, 0, s.Prompt.Length);
-            s.Completion.CopyTo(label, s.Prompt.Length);
+            var (row, label) = CompletionRow.Of(s.Prompt, s.Completion);
             rows.Add(row);
             labels.Add(label);
             starts[i] = s.Prompt.Length - 1;
