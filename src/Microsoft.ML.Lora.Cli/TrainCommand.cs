@@ -58,6 +58,7 @@ internal static class TrainCommand
         var temperature = new Option<double>("--temperature") { Description = "sampling temperature", DefaultValueFactory = _ => grpoDefaults.Temperature };
         var klBeta = new Option<double>("--kl-beta") { Description = "weight of the KL penalty toward the base without the adapter (0: none)", DefaultValueFactory = _ => grpoDefaults.KlBeta };
         var epsilon = new Option<double>("--epsilon") { Description = "policy-ratio clip ε", DefaultValueFactory = _ => grpoDefaults.Epsilon };
+        var iterations = new Option<int>("--num-iterations") { Description = "optimizer steps per batch of sampled completions (μ; above 1 the ratio clip acts)", DefaultValueFactory = _ => grpoDefaults.Iterations };
         var grpoLoss = new Option<string>("--loss") { Description = "token averaging: bnpo (all tokens alike), grpo (per completion) or dr-grpo", DefaultValueFactory = _ => "bnpo" };
         var rpoAlpha = new Option<double>("--rpo-alpha") { Description = "RPO's α: add α × the chosen reply's mean token NLL (0: plain DPO)", DefaultValueFactory = _ => 0 };
         var valData = new Option<string?>("--val-data") { Description = "validation file, same format as --data" };
@@ -106,7 +107,7 @@ internal static class TrainCommand
         if (preference || rl)
         {
             // Pairs and sampled groups: no packing, streaming or full fine-tuning (the reference is the base without the adapter).
-            Option[] own = preference ? [beta, lossType, labelSmoothing, rpoAlpha] : [rewards, groupSize, maxNewTokens, temperature, klBeta, epsilon, grpoLoss];
+            Option[] own = preference ? [beta, lossType, labelSmoothing, rpoAlpha] : [rewards, groupSize, maxNewTokens, temperature, klBeta, epsilon, grpoLoss, iterations];
             foreach (Option option in own.Append(dataOptions.ChatTemplate))
             {
                 command.Options.Add(option);
@@ -174,6 +175,7 @@ internal static class TrainCommand
                     Temperature = parse.GetValue(temperature),
                     KlBeta = parse.GetValue(klBeta),
                     Epsilon = parse.GetValue(epsilon),
+                    Iterations = parse.GetValue(iterations),
                     Loss = parse.GetValue(grpoLoss)!.ToLowerInvariant() switch
                     {
                         "bnpo" => GrpoLossType.Bnpo,
@@ -206,7 +208,7 @@ internal static class TrainCommand
                     Seed = Given(seed) ? options.Seed : run.Seed,
                     Packing = Given(packing) ? options.Packing : run.Packing,
                     Preference = new Option[] { beta, lossType, labelSmoothing, rpoAlpha }.Any(Given) ? options.Preference : run.Preference,
-                    Grpo = new Option[] { groupSize, maxNewTokens, temperature, klBeta, epsilon, grpoLoss }.Any(Given) ? options.Grpo : run.Grpo,
+                    Grpo = new Option[] { groupSize, maxNewTokens, temperature, klBeta, epsilon, grpoLoss, iterations }.Any(Given) ? options.Grpo : run.Grpo,
                     CheckpointEverySteps = every,
                     CheckpointDirectory = every > 0 ? Path.Combine(outPath, "checkpoints") : null,
                     MetricsPath = Path.Combine(outPath, "metrics.jsonl"),
@@ -273,11 +275,6 @@ internal static class TrainCommand
                 Mode.Grpo => PromptDataset.Load(path, Text.Tokenizer.Load(modelDir), DataOptions.ResolveTemplate(parse.GetValue(dataOptions.ChatTemplate), modelDir), cancellationToken),
                 _ => dataOptions.Load(parse, path, modelDir, lm.Config.VocabSize, error, cancellationToken),
             };
-            if (rl && parse.GetValue(valData) is not null)
-            {
-                throw new ArgumentException("--val-data is not used by grpo: it reports the reward of each step's samples (metrics.jsonl)");
-            }
-
             var rows = stream ? null : Read(parse.GetValue(data)!);
             var validation = parse.GetValue(valData) is { } v ? Read(v) : null;
             if (isFull)
@@ -310,7 +307,7 @@ internal static class TrainCommand
                 var (reward, resources) = GrpoRewards.Parse(parse.GetValue(rewards) ?? []);
                 try
                 {
-                    result = trainer.Train(rows!, reward, Text.Tokenizer.Load(modelDir), progress, cancellationToken);
+                    result = trainer.Train(rows!, reward, Text.Tokenizer.Load(modelDir), validation, progress, cancellationToken);
                 }
                 finally
                 {

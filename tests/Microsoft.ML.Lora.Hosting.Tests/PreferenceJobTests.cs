@@ -68,9 +68,9 @@ public sealed class PreferenceJobTests
             dataset = "prompts.jsonl",
             output = "grpo",
             kind = "grpo",
-            grpo = new { rewards = new[] { "regex:o", "0.5*length:8" }, groupSize = 3, maxNewTokens = 6, klBeta = 0.05 },
+            grpo = new { rewards = new[] { "regex:o", "0.5*length:8" }, groupSize = 3, maxNewTokens = 6, klBeta = 0.05, numIterations = 2 },
             lora = new { rank = 2, alpha = 4.0 },
-            training = new { learningRate = 0.01, maxSteps = 2, batchSize = 2, seed = 5, warmupRatio = 0.0 },
+            training = new { learningRate = 0.01, maxSteps = 4, batchSize = 2, seed = 5, warmupRatio = 0.0 },
         });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var events = await SseClient.ReadAllAsync(host.Client, $"/jobs/{id}/events", cts.Token);
@@ -82,7 +82,7 @@ public sealed class PreferenceJobTests
         var lora = new LoraOptions { Rank = 2, Alpha = 4 };
         model.AddAdapter(lora, seed: 5);
         var (reward, _) = GrpoRewards.Parse(["regex:o", "0.5*length:8"], allowCommands: false);
-        using var trainer = new Trainer(model, new TrainingOptions { Grpo = new GrpoOptions { GroupSize = 3, MaxCompletionLength = 6, KlBeta = 0.05 }, LearningRate = 0.01, MaxSteps = 2, BatchSize = 2, Seed = 5, WarmupRatio = 0 });
+        using var trainer = new Trainer(model, new TrainingOptions { Grpo = new GrpoOptions { GroupSize = 3, MaxCompletionLength = 6, KlBeta = 0.05, Iterations = 2 }, LearningRate = 0.01, MaxSteps = 4, BatchSize = 2, Seed = 5, WarmupRatio = 0 });
         trainer.Train(rows, reward, tokenizer);
         string reference = Path.Combine(host.DataDirectory, "reference");
         model.SaveAdapter(reference, options: lora);
@@ -93,6 +93,7 @@ public sealed class PreferenceJobTests
             (new { model = "tiny", dataset = "prompts.jsonl", output = "x", kind = "grpo", grpo = new { rewards = new[] { "cmd:rm -rf /" } } }, "grpo.rewards"),
             (new { model = "tiny", dataset = "prompts.jsonl", output = "x", kind = "grpo" }, "grpo.rewards"),
             (new { model = "tiny", dataset = "prompts.jsonl", output = "x", kind = "grpo", grpo = new { rewards = new[] { "regex:a" }, groupSize = 1 } }, "grpo.groupSize"),
+            (new { model = "tiny", dataset = "prompts.jsonl", output = "x", kind = "grpo", grpo = new { rewards = new[] { "regex:a" }, numIterations = 0 } }, "grpo.numIterations"),
             (new { model = "tiny", dataset = "prompts.jsonl", output = "x", grpo = new { rewards = new[] { "regex:a" } } }, "grpo"),
         })
         {

@@ -91,6 +91,7 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
                 Temperature = g.Temperature ?? defaults.Temperature,
                 KlBeta = g.KlBeta ?? defaults.KlBeta,
                 Epsilon = g.Epsilon ?? defaults.Epsilon,
+                Iterations = g.NumIterations ?? defaults.Iterations,
                 Loss = loss switch { "grpo" => GrpoLossType.Grpo, "dr-grpo" => GrpoLossType.DrGrpo, _ => GrpoLossType.Bnpo },
             };
             try
@@ -99,7 +100,7 @@ internal sealed record JobPlan(LoraOptions Lora, TrainingOptions Training, TextD
             }
             catch (ArgumentException e)
             {
-                string field = e.ParamName switch { "MaxCompletionLength" => "maxNewTokens", var n => char.ToLowerInvariant(n![0]) + n[1..] };
+                string field = e.ParamName switch { "MaxCompletionLength" => "maxNewTokens", "Iterations" => "numIterations", var n => char.ToLowerInvariant(n![0]) + n[1..] };
                 errors.Add("grpo." + field, e.Message.Split(" (Parameter", 2)[0]);
             }
         }

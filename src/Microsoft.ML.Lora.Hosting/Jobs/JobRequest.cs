@@ -59,6 +59,9 @@ public sealed class GrpoRequest
     /// <summary>Ratio clip ε. Default 0.2.</summary>
     public double? Epsilon { get; set; }
 
+    /// <summary>Optimizer steps per batch of sampled completions (μ). Default 1.</summary>
+    public int? NumIterations { get; set; }
+
     /// <summary><c>bnpo</c> (default), <c>grpo</c> or <c>dr-grpo</c>.</summary>
     public string? Loss { get; set; }
 }

@@ -76,7 +76,7 @@ internal sealed class TrainingJobExecutor(JobStore store, IOptions<LoraTrainingO
             if (plan.Training.Grpo is not null)
             {
                 var (reward, _) = GrpoRewards.Parse(plan.Rewards, allowCommands: false);
-                trainer.Train(rows, reward, Tokenizer.Load(paths.ModelDirectory), recorder, token);
+                trainer.Train(rows, reward, Tokenizer.Load(paths.ModelDirectory), progress: recorder, cancellationToken: token);
             }
             else
             {

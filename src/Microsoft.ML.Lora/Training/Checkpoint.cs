@@ -11,7 +11,8 @@ namespace Microsoft.ML.Lora.Training;
 /// A training checkpoint: a folder <c>checkpoint-&lt;step&gt;</c> holding
 /// <c>trainable_parameters.safetensors</c> (each trainable parameter's F32 value under its name),
 /// <c>optimizer.safetensors</c> (<c>exp_avg.&lt;name&gt;</c>, <c>exp_avg_sq.&lt;name&gt;</c> as PyTorch
-/// names AdamW's moments, and the I64 <c>step</c>) and <c>trainer_state.json</c>. The folder is written
+/// names AdamW's moments, and the I64 <c>step</c>) and <c>trainer_state.json</c> (and, for GRPO between the steps of
+/// one batch of samples, those samples: <c>grpo_generation.safetensors</c>). The folder is written
 /// whole under a temporary name in the same parent and renamed into place, so a reader sees a complete
 /// checkpoint or none.
 /// </summary>
@@ -53,7 +54,7 @@ public static partial class Checkpoint
     /// Writes <c>checkpoint-&lt;step&gt;</c> into <paramref name="directory"/> atomically, replacing an
     /// existing one of the same step. On failure nothing is left behind and the error names the path.
     /// </summary>
-    internal static string Write(string directory, TrainerState state, AdamW optimizer, CancellationToken cancellationToken, byte[]? adapterConfigJson = null)
+    internal static string Write(string directory, TrainerState state, AdamW optimizer, CancellationToken cancellationToken, byte[]? adapterConfigJson = null, GrpoGeneration? generation = null)
     {
         string parent = Path.GetFullPath(directory);
         string final = Path.Combine(parent, FolderName(state.GlobalStep));
@@ -80,6 +81,11 @@ public static partial class Checkpoint
             if (adapterConfigJson is not null)
             {
                 File.WriteAllBytes(Path.Combine(temp, PeftAdapterConfig.FileName), adapterConfigJson);
+            }
+
+            if (generation is not null)
+            {
+                SafeTensorsWriter.Write(Path.Combine(temp, GrpoGeneration.FileName), generation.Entries(), cancellationToken: cancellationToken);
             }
 
             Publish(temp, final);

@@ -41,6 +41,16 @@ public sealed record GrpoOptions
     /// <summary>Sampling temperature of the completions. Default 1 (TRL's).</summary>
     public double Temperature { get; init; } = 1.0;
 
+    /// <summary>
+    /// Optimizer steps per generation batch (μ, TRL's <c>num_iterations</c>): the completions sampled for a step's
+    /// prompts are reused for μ consecutive steps, π_old staying the policy that sampled them, so from the second
+    /// step on the ratio moves away from 1 and the clip acts. A run takes μ steps per batch of prompts. Default 1.
+    /// </summary>
+    public int Iterations { get; init; } = 1;
+
+    /// <summary>The most <see cref="Iterations"/> allowed.</summary>
+    public const int MaxIterations = 1024;
+
     /// <summary>Checks the options; the message names the option.</summary>
     public void Validate()
     {
@@ -62,6 +72,11 @@ public sealed record GrpoOptions
         if (!(Temperature > 0) || !double.IsFinite(Temperature))
         {
             throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "Temperature must be a finite number > 0 (GRPO samples its completions)");
+        }
+
+        if (Iterations is < 1 or > MaxIterations)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Iterations), Iterations, $"Iterations must be in [1, {MaxIterations}]: optimizer steps per batch of sampled completions");
         }
 
         if (MaxCompletionLength < 1)

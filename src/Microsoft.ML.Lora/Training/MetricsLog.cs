@@ -78,6 +78,18 @@ internal sealed class MetricsLog : IDisposable
         Number(json, prefix + "logps_rejected", r.RejectedLogProbSum / r.Pairs);
     }
 
+    /// <summary>A GRPO run's evaluation: the rewards of completions sampled for the held-out prompts.</summary>
+    public void GrpoEvaluation(int step, double epoch, GrpoStepStats result) => Write(json =>
+    {
+        json.WriteString("type", "eval");
+        json.WriteNumber("step", step);
+        Number(json, "epoch", epoch);
+        json.WriteNumber("validation_completions", result.Completions);
+        Number(json, "validation_reward", result.RewardMean);
+        Number(json, "validation_reward_std", result.RewardStd);
+        Number(json, "validation_completion_length", result.CompletionLength);
+    });
+
     public void Evaluation(int step, double epoch, double validationLoss, long tokens) => Write(json =>
     {
         json.WriteString("type", "eval");

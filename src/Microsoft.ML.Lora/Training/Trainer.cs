@@ -20,6 +20,7 @@ public sealed class Trainer : IDisposable
     private readonly TrainerState state;
     private GrpoReward? reward;
     private Text.ITextTokenizer? rewardTokenizer;
+    private GrpoGeneration? generation;
 
     /// <summary>Starts a run over the model's currently trainable parameters.</summary>
     /// <exception cref="ArgumentException">An option is invalid, or nothing is trainable.</exception>
@@ -94,7 +95,7 @@ public sealed class Trainer : IDisposable
             throw new InvalidDataException($"{checkpointDirectory}: {mismatch}");
         }
 
-        return new Trainer(model, trainable, optimizer, state);
+        return new Trainer(model, trainable, optimizer, state) { generation = GrpoGeneration.Read(checkpointDirectory, model.Config.VocabSize) };
     }
 
     private static string BaseDTypeOf(LlamaForCausalLM model) =>
@@ -144,9 +145,20 @@ public sealed class Trainer : IDisposable
     /// Trains with <see cref="TrainingOptions.Grpo"/>: <paramref name="prompts"/> are prompt rows (their
     /// <see cref="TokenRow.Fields"/> reach <paramref name="reward"/>), completions are sampled with the current adapter
     /// (seeded by the run's seed, the step, the prompt and the completion, so a resume samples the same), decoded with
-    /// <paramref name="tokenizer"/> and scored by <paramref name="reward"/>.
+    /// <paramref name="tokenizer"/> and scored by <paramref name="reward"/>. A run takes
+    /// <see cref="GrpoOptions.Iterations"/> optimizer steps per batch of prompts (MaxSteps, when set, counts optimizer steps).
     /// </summary>
-    public TrainingResult Train(IReadOnlyList<TokenRow> prompts, GrpoReward reward, Text.ITextTokenizer tokenizer, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <param name="prompts">Training prompts.</param>
+    /// <param name="reward">Scores a completion.</param>
+    /// <param name="tokenizer">Decodes completions for <paramref name="reward"/>; its EOS token ends them.</param>
+    /// <param name="validationPrompts">
+    /// Held-out prompts, or null to hold out <see cref="TrainingOptions.ValidationFraction"/> of <paramref name="prompts"/>
+    /// (or none). At each evaluation every one gets a group of completions sampled with seeds that do not change
+    /// during the run, and their mean reward is reported (<see cref="TrainingProgress.ValidationGrpo"/>).
+    /// </param>
+    /// <param name="progress">Receives one report per optimizer step.</param>
+    /// <param name="cancellationToken">Checked before every completion sampled and every micro-batch.</param>
+    public TrainingResult Train(IReadOnlyList<TokenRow> prompts, GrpoReward reward, Text.ITextTokenizer tokenizer, IReadOnlyList<TokenRow>? validationPrompts = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reward);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -162,7 +174,7 @@ public sealed class Trainer : IDisposable
 
         CheckTrainableUnchanged();
         (this.reward, rewardTokenizer) = (reward, tokenizer);
-        return Run(TrainingData.Prepare(prompts, null, state.Options, model.Config.VocabSize, model.Config.NumLabels), progress, cancellationToken);
+        return Run(TrainingData.Prepare(prompts, validationPrompts, state.Options, model.Config.VocabSize, model.Config.NumLabels), progress, cancellationToken);
     }
 
     private TrainingResult Run(TrainingData data, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
@@ -173,15 +185,17 @@ public sealed class Trainer : IDisposable
         }
 
         var options = state.Options;
-        CheckSameData(data);
-        state.TotalSteps = data.TotalSteps;
+        int iterations = options.Grpo?.Iterations ?? 1;
+        int totalSteps = RunLength(data, options);
+        CheckSameData(data, totalSteps);
+        state.TotalSteps = totalSteps;
         state.StepsPerEpoch = data.StepsPerEpoch;
         state.TrainRows = data.TrainCount;
         state.ValidationRows = data.Validation.Count;
         state.DataFingerprint = data.Fingerprint;
 
-        int warmup = Math.Min(options.WarmupSteps ?? (int)Math.Ceiling(options.WarmupRatio * data.TotalSteps), data.TotalSteps);
-        var schedule = new LearningRateSchedule(options.Schedule, options.LearningRate, warmup, data.TotalSteps);
+        int warmup = Math.Min(options.WarmupSteps ?? (int)Math.Ceiling(options.WarmupRatio * totalSteps), totalSteps);
+        var schedule = new LearningRateSchedule(options.Schedule, options.LearningRate, warmup, totalSteps);
         if (options.CheckpointEverySteps > 0)
         {
             // Fail before the first step rather than after hours of training.
@@ -191,11 +205,13 @@ public sealed class Trainer : IDisposable
         using var metrics = options.MetricsPath is null ? null : MetricsLog.Open(options.MetricsPath);
         var losses = new List<double>();
         string? lastCheckpoint = null;
-        while (state.GlobalStep < data.TotalSteps)
+        while (state.GlobalStep < totalSteps)
         {
             int step = state.GlobalStep;
             var clock = Stopwatch.StartNew();
-            var micro = data.MicroBatches(step, out int epoch, out int firstMicro);
+
+            // GRPO's Iterations steps of one generation share its prompts (and samples).
+            var micro = data.MicroBatches(step / iterations, out int epoch, out int firstMicro);
             long firstMicroStep = ((long)epoch * data.MicroBatchesPerEpoch) + firstMicro;
             double lr = schedule.At(step);
             PreferenceResult? pairs = null;
@@ -226,19 +242,25 @@ public sealed class Trainer : IDisposable
             optimizer.Step(lr);
             state.GlobalStep = step + 1;
             state.NextMicroStep = firstMicroStep + micro.Count;
-            state.Epoch = state.GlobalStep / data.StepsPerEpoch;
-            state.EpochPosition = data.EpochPosition(state.GlobalStep);
+            state.Epoch = state.GlobalStep / iterations / data.StepsPerEpoch;
+            state.EpochPosition = data.EpochPosition(state.GlobalStep / iterations);
             state.LastLoss = loss.Mean;
             losses.Add(loss.Mean);
             double seconds = clock.Elapsed.TotalSeconds;
-            double epochs = (double)state.GlobalStep / data.StepsPerEpoch;
+            double epochs = (double)state.GlobalStep / ((long)data.StepsPerEpoch * iterations);
             long tokens = rl is { } sampled ? (long)Math.Round(sampled.CompletionLength * sampled.Completions) : pairs is null ? loss.Tokens : micro.Sum(static m => m.Batch.CountTargets());
-            var report = new TrainingProgress(state.GlobalStep, data.TotalSteps, epochs, loss.Mean, lr, gradNorm, tokens, seconds > 0 ? tokens / seconds : 0, null, pairs, null, rl);
+            var report = new TrainingProgress(state.GlobalStep, totalSteps, epochs, loss.Mean, lr, gradNorm, tokens, seconds > 0 ? tokens / seconds : 0, null, pairs, null, rl);
             metrics?.Step(report);
 
-            if (data.Validation.Count > 0 && EvaluationDue(data))
+            if (data.Validation.Count > 0 && EvaluationDue(data, totalSteps, iterations))
             {
-                if (options.Preference is { } evalPreference)
+                if (options.Grpo is { } evalGrpo)
+                {
+                    var eval = EvaluateGrpo(data.Validation, evalGrpo, cancellationToken);
+                    metrics?.GrpoEvaluation(state.GlobalStep, epochs, eval);
+                    report = report with { ValidationGrpo = eval };
+                }
+                else if (options.Preference is { } evalPreference)
                 {
                     var eval = DirectPreference.Evaluate(model, data.Validation.Select(DirectPreference.PairOf).ToList(), evalPreference, options.BatchSize);
                     RecordValidation(eval.Loss);
@@ -254,10 +276,10 @@ public sealed class Trainer : IDisposable
                 }
             }
 
-            bool last = state.GlobalStep == data.TotalSteps;
+            bool last = state.GlobalStep == totalSteps;
             if (options.CheckpointEverySteps > 0 && (state.GlobalStep % options.CheckpointEverySteps == 0 || last))
             {
-                lastCheckpoint = Checkpoint.Write(options.CheckpointDirectory!, state, optimizer, cancellationToken, AdapterConfigJson());
+                lastCheckpoint = Checkpoint.Write(options.CheckpointDirectory!, state, optimizer, cancellationToken, AdapterConfigJson(), PendingGeneration());
             }
 
             // Reported once the step is complete, checkpoint included.
@@ -267,8 +289,9 @@ public sealed class Trainer : IDisposable
         return new TrainingResult(state.GlobalStep, losses, state.LastValidationLoss, state.BestValidationLoss, data.TruncatedRows, lastCheckpoint);
     }
 
-    // One optimizer step of GRPO: per micro-batch of prompts, sample a group of completions each with the adapter as it
-    // is, score them, take their log-probabilities as π_old, and add the gradient of the objective (micro-batches averaged).
+    // One optimizer step of GRPO: iteration (step mod Iterations) of the generation step / Iterations. Its first iteration
+    // samples, per micro-batch of prompts, a group of completions each with the adapter as it is, scores them and takes
+    // their log-probabilities as π_old; every iteration adds the gradient of the objective (micro-batches averaged).
     private (GrpoResult Result, GrpoStepStats Stats) GrpoStep(IReadOnlyList<TokenRow[]> microBatches, GrpoOptions grpo, int step, long firstMicroStep, CancellationToken cancellationToken)
     {
         foreach (var p in trainable)
@@ -276,52 +299,95 @@ public sealed class Trainer : IDisposable
             p.ZeroGrad();
         }
 
-        int eos = rewardTokenizer!.EosTokenId!.Value;
-        double lossSum = 0, rewardSum = 0, stdSum = 0, lengthSum = 0, klSum = 0;
+        int index = step / grpo.Iterations, iteration = step % grpo.Iterations;
+        if (generation?.Index != index)
+        {
+            generation = Generate(microBatches, grpo, index, cancellationToken);
+        }
+
+        if (generation.MicroBatches.Count != microBatches.Count)
+        {
+            throw new InvalidDataException($"the checkpoint's GRPO samples of step {step} hold {generation.MicroBatches.Count} micro-batches; the run's options give {microBatches.Count}");
+        }
+
+        double lossSum = 0, klSum = 0;
         long tokens = 0, clipped = 0;
-        int completions = 0, groups = 0, promptIndex = 0;
         for (int i = 0; i < microBatches.Count; i++)
         {
-            var drafts = new List<GrpoSample>();
-            var rewards = new List<double>();
-            foreach (var row in microBatches[i])
-            {
-                string promptText = rewardTokenizer.Decode(row.InputIds, skipSpecialTokens: true);
-                for (int g = 0; g < grpo.GroupSize; g++)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var sampling = new GenerationOptions { MaxNewTokens = grpo.MaxCompletionLength, Temperature = grpo.Temperature, Seed = TrainingRandom.SampleSeed(state.Options.Seed, step, promptIndex, g), StopTokenIds = [eos] };
-                    int[] completion = Generator.Generate(model, row.InputIds, sampling, cancellationToken).ToArray();
-                    rewards.Add(reward!(promptText, rewardTokenizer.Decode(completion, skipSpecialTokens: true), row));
-                    drafts.Add(new GrpoSample(row.InputIds, completion, new float[completion.Length], 0));
-                }
-
-                promptIndex++;
-            }
-
-            double[] advantages = GroupRelativePolicy.Advantages(rewards.ToArray(), grpo.GroupSize, grpo.ScaleRewards);
-            var old = GroupRelativePolicy.LogProbs(model, drafts);
-            var samples = drafts.Select((d, k) => d with { OldLogProbs = old[k].Select(static v => (float)v).ToArray(), Advantage = advantages[k] }).ToList();
-            model.DropoutSeed = TrainingRandom.DropoutSeed(state.Options.Seed, firstMicroStep + i);
-            var result = GroupRelativePolicy.ForwardBackward(model, samples, grpo, 1.0 / microBatches.Count);
+            cancellationToken.ThrowIfCancellationRequested();
+            model.DropoutSeed = TrainingRandom.DropoutSeed(state.Options.Seed, ((firstMicroStep + i) * grpo.Iterations) + iteration);
+            var result = GroupRelativePolicy.ForwardBackward(model, generation.MicroBatches[i], grpo, 1.0 / microBatches.Count);
             lossSum += result.Loss;
             tokens += result.Tokens;
             clipped += result.ClippedTokens;
             klSum += result.KlSum;
-            completions += samples.Count;
-            rewardSum += rewards.Sum();
-            lengthSum += samples.Sum(static s => s.Completion.Length);
-            for (int g = 0; g < rewards.Count; g += grpo.GroupSize)
-            {
-                var group = rewards.Skip(g).Take(grpo.GroupSize).ToArray();
-                double mean = group.Average();
-                stdSum += Math.Sqrt(group.Sum(r => (r - mean) * (r - mean)) / (group.Length - 1));
-                groups++;
-            }
         }
 
         var total = new GrpoResult(lossSum / microBatches.Count, tokens, clipped, klSum);
-        return (total, new GrpoStepStats(completions, rewardSum / completions, stdSum / groups, lengthSum / completions, total.ClipRatio, total.MeanKl));
+        return (total, Statistics(generation.MicroBatches.SelectMany(static m => m).ToList(), generation.Rewards.SelectMany(static r => r).ToList(), grpo.GroupSize) with { ClipRatio = total.ClipRatio, Kl = total.MeanKl });
+    }
+
+    // Samples, scores and takes π_old of generation `index`: a group per prompt, advantages within each group.
+    private GrpoGeneration Generate(IReadOnlyList<TokenRow[]> microBatches, GrpoOptions grpo, int index, CancellationToken cancellationToken)
+    {
+        var samples = new List<GrpoSample[]>(microBatches.Count);
+        var rewards = new List<double[]>(microBatches.Count);
+        int first = 0;
+        foreach (var rows in microBatches)
+        {
+            int offset = first;
+            var (drafts, scores) = SampleGroups(rows, grpo, (prompt, completion) => TrainingRandom.SampleSeed(state.Options.Seed, index, offset + prompt, completion), cancellationToken);
+            double[] advantages = GroupRelativePolicy.Advantages(scores, grpo.GroupSize, grpo.ScaleRewards);
+            var old = GroupRelativePolicy.LogProbs(model, drafts);
+            samples.Add(drafts.Select((d, k) => d with { OldLogProbs = old[k].Select(static v => (float)v).ToArray(), Advantage = advantages[k] }).ToArray());
+            rewards.Add(scores);
+            first += rows.Length;
+        }
+
+        return new GrpoGeneration(index, samples, rewards);
+    }
+
+    // GroupSize completions of each row sampled with the adapter as it is (seeded by prompt and completion number) and scored.
+    private (List<GrpoSample> Drafts, double[] Rewards) SampleGroups(IReadOnlyList<TokenRow> rows, GrpoOptions grpo, Func<int, int, int> seedOf, CancellationToken cancellationToken)
+    {
+        int eos = rewardTokenizer!.EosTokenId!.Value;
+        var drafts = new List<GrpoSample>(rows.Count * grpo.GroupSize);
+        var rewards = new double[rows.Count * grpo.GroupSize];
+        for (int p = 0; p < rows.Count; p++)
+        {
+            var row = rows[p];
+            string promptText = rewardTokenizer.Decode(row.InputIds, skipSpecialTokens: true);
+            for (int g = 0; g < grpo.GroupSize; g++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var sampling = new GenerationOptions { MaxNewTokens = grpo.MaxCompletionLength, Temperature = grpo.Temperature, Seed = seedOf(p, g), StopTokenIds = [eos] };
+                int[] completion = Generator.Generate(model, row.InputIds, sampling, cancellationToken).ToArray();
+                rewards[drafts.Count] = reward!(promptText, rewardTokenizer.Decode(completion, skipSpecialTokens: true), row);
+                drafts.Add(new GrpoSample(row.InputIds, completion, new float[completion.Length], 0));
+            }
+        }
+
+        return (drafts, rewards);
+    }
+
+    // Held-out prompts: a group each, sampled with seeds fixed for the run, so evaluations differ only by the adapter.
+    private GrpoStepStats EvaluateGrpo(IReadOnlyList<TokenRow> prompts, GrpoOptions grpo, CancellationToken cancellationToken)
+    {
+        var (drafts, rewards) = SampleGroups(prompts, grpo, (prompt, completion) => TrainingRandom.EvaluationSampleSeed(state.Options.Seed, prompt, completion), cancellationToken);
+        return Statistics(drafts, rewards, grpo.GroupSize);
+    }
+
+    private static GrpoStepStats Statistics(IReadOnlyList<GrpoSample> samples, IReadOnlyList<double> rewards, int groupSize)
+    {
+        double stdSum = 0;
+        for (int g = 0; g < rewards.Count; g += groupSize)
+        {
+            var group = rewards.Skip(g).Take(groupSize).ToArray();
+            double mean = group.Average();
+            stdSum += Math.Sqrt(group.Sum(r => (r - mean) * (r - mean)) / (group.Length - 1));
+        }
+
+        return new GrpoStepStats(samples.Count, rewards.Average(), stdSum / (rewards.Count / groupSize), samples.Average(static s => s.Completion.Length), 0, 0);
     }
 
     // One optimizer step of preference pairs: every micro-batch's pairs add d(Σ loss / all pairs of the step)/dp.
@@ -353,7 +419,7 @@ public sealed class Trainer : IDisposable
             throw new InvalidOperationException("nothing to checkpoint yet: call Train first, so the checkpoint records the data it belongs to");
         }
 
-        return Checkpoint.Write(directory, state, optimizer, cancellationToken, AdapterConfigJson());
+        return Checkpoint.Write(directory, state, optimizer, cancellationToken, AdapterConfigJson(), PendingGeneration());
     }
 
     // The active adapter's config in PEFT's form (rank, α, targets…), so a resume can rebuild the same adapter.
@@ -394,11 +460,27 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private bool EvaluationDue(TrainingData data)
+    private bool EvaluationDue(TrainingData data, int totalSteps, int iterations)
     {
-        int every = state.Options.EvalEverySteps > 0 ? state.Options.EvalEverySteps : data.StepsPerEpoch;
-        return state.GlobalStep % every == 0 || state.GlobalStep == data.TotalSteps;
+        long every = state.Options.EvalEverySteps > 0 ? state.Options.EvalEverySteps : (long)data.StepsPerEpoch * iterations;
+        return state.GlobalStep % every == 0 || state.GlobalStep == totalSteps;
     }
+
+    // Optimizer steps of the run: the data's, times GRPO's iterations per batch of prompts unless MaxSteps counts them.
+    private static int RunLength(TrainingData data, TrainingOptions options)
+    {
+        int iterations = options.Grpo?.Iterations ?? 1;
+        long total = options.MaxSteps is null ? (long)data.TotalSteps * iterations : data.TotalSteps;
+        return total <= int.MaxValue
+            ? (int)total
+            : throw new ArgumentException($"TrainingOptions.Epochs = {options.Epochs} with Grpo.Iterations = {iterations} gives {total} optimizer steps, more than 2^31 − 1; set MaxSteps or fewer epochs", nameof(options));
+    }
+
+    // The samples of the current generation when the next step still uses them (GRPO between a generation's steps).
+    private GrpoGeneration? PendingGeneration() =>
+        state.Options.Grpo is { } grpo && generation is not null && state.GlobalStep % grpo.Iterations != 0 && generation.Index == state.GlobalStep / grpo.Iterations
+            ? generation
+            : null;
 
     private void RecordValidation(double loss)
     {
@@ -419,7 +501,7 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private void CheckSameData(TrainingData data)
+    private void CheckSameData(TrainingData data, int totalSteps)
     {
         // A first Train call of a new trainer has nothing to compare with; a resumed trainer, or a
         // second call after a cancellation, must continue on the same rows.
@@ -433,9 +515,9 @@ public sealed class Trainer : IDisposable
             throw new InvalidOperationException($"the rows passed to Train differ from those of the run being continued ({state.TrainRows} training rows, fingerprint {state.DataFingerprint:x16}; now {data.TrainCount} rows, fingerprint {data.Fingerprint:x16}, validation {data.Validation.Count} vs {state.ValidationRows}); resume with the same data to continue the run exactly");
         }
 
-        if (data.TotalSteps < state.GlobalStep)
+        if (totalSteps < state.GlobalStep)
         {
-            throw new InvalidOperationException($"the run already took {state.GlobalStep} steps, more than the {data.TotalSteps} its options now give (Epochs {state.Options.Epochs}, MaxSteps {state.Options.MaxSteps?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
+            throw new InvalidOperationException($"the run already took {state.GlobalStep} steps, more than the {totalSteps} its options now give (Epochs {state.Options.Epochs}, MaxSteps {state.Options.MaxSteps?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
         }
     }
 }

@@ -213,6 +213,7 @@ internal sealed class TrainerState
             json.WriteString("loss", grpo.Loss.ToString());
             json.WriteNumber("max_completion_length", grpo.MaxCompletionLength);
             json.WriteNumber("temperature", grpo.Temperature);
+            json.WriteNumber("num_iterations", grpo.Iterations);
             json.WriteEndObject();
         }
     }
@@ -266,6 +267,7 @@ internal sealed class TrainerState
             Loss = kind,
             MaxCompletionLength = r.Int("max_completion_length"),
             Temperature = r.Double("temperature"),
+            Iterations = r.Has("num_iterations") ? r.Int("num_iterations") : 1,
         };
     }
 

@@ -106,8 +106,10 @@ public sealed record TrainingOptions
     /// <summary>
     /// Group relative policy optimization instead of supervised fine-tuning: every row is a prompt; each step samples
     /// <see cref="GrpoOptions.GroupSize"/> completions per prompt with the current adapter, scores them with the reward
-    /// given to <see cref="Trainer.Train(IReadOnlyList{TokenRow}, GrpoReward, Text.ITextTokenizer, IProgress{TrainingProgress}?, CancellationToken)"/>
-    /// and takes one optimizer step on the clipped objective. <see cref="BatchSize"/> counts prompts. Null (default) trains on the rows' token loss.
+    /// given to <see cref="Trainer.Train(IReadOnlyList{TokenRow}, GrpoReward, Text.ITextTokenizer, IReadOnlyList{TokenRow}?, IProgress{TrainingProgress}?, CancellationToken)"/>
+    /// and takes <see cref="GrpoOptions.Iterations"/> optimizer steps on the clipped objective. <see cref="BatchSize"/>
+    /// counts prompts; validation rows are held-out prompts whose mean reward is reported. Null (default) trains on the
+    /// rows' token loss.
     /// </summary>
     public GrpoOptions? Grpo { get; init; }
 
@@ -135,7 +137,7 @@ public sealed record TrainingOptions
         Require(MetricsPath is null || !string.IsNullOrWhiteSpace(MetricsPath), nameof(MetricsPath), MetricsPath, "null or a file path");
         Require(Preference is null || !Packing, nameof(Packing), Packing, "false with Preference: a preference pair is two rows scored apart, never packed");
         Preference?.Validate();
-        Require(Grpo is null || (Preference is null && !Packing && ValidationFraction == 0), nameof(Grpo), Grpo, "alone: GRPO samples its own completions, so no Preference, Packing or ValidationFraction");
+        Require(Grpo is null || (Preference is null && !Packing), nameof(Grpo), Grpo, "alone: GRPO samples its own completions, so no Preference or Packing");
         Grpo?.Validate();
     }
 

@@ -13,7 +13,8 @@ namespace Microsoft.ML.Lora.Training;
 /// <param name="Preference">With <see cref="TrainingOptions.Preference"/>: the step's pairs (margins, accuracy, log-probabilities); <paramref name="Loss"/> is then their mean preference loss.</param>
 /// <param name="ValidationPreference">With <see cref="TrainingOptions.Preference"/>, when evaluated: the validation pairs.</param>
 /// <param name="Grpo">With <see cref="TrainingOptions.Grpo"/>: the step's rewards and objective statistics.</param>
-public sealed record TrainingProgress(int Step, int TotalSteps, double Epoch, double Loss, double LearningRate, double GradNorm, long Tokens, double TokensPerSecond, double? ValidationLoss, PreferenceResult? Preference = null, PreferenceResult? ValidationPreference = null, GrpoStepStats? Grpo = null);
+/// <param name="ValidationGrpo">With <see cref="TrainingOptions.Grpo"/>, when evaluated: the rewards of the held-out prompts' completions (clip ratio and KL 0).</param>
+public sealed record TrainingProgress(int Step, int TotalSteps, double Epoch, double Loss, double LearningRate, double GradNorm, long Tokens, double TokensPerSecond, double? ValidationLoss, PreferenceResult? Preference = null, PreferenceResult? ValidationPreference = null, GrpoStepStats? Grpo = null, GrpoStepStats? ValidationGrpo = null);
 
 /// <summary>What a GRPO step sampled and scored (TRL's logged names in <c>metrics.jsonl</c>: reward, reward_std, …).</summary>
 /// <param name="Completions">Completions sampled.</param>

@@ -12,6 +12,7 @@ internal static class TrainingRandom
     private const ulong SplitStream = 0x53504C4954UL;
     private const ulong DropoutStream = 0x44524F504F5554UL;
     private const ulong SampleStream = 0x53414D504C45UL;
+    private const ulong EvaluationSampleStream = 0x4556414C53414D50UL;
 
     // 2^64/φ, SplitMix64's increment.
     private const ulong Golden = 0x9E3779B97F4A7C15UL;
@@ -35,6 +36,10 @@ internal static class TrainingRandom
     /// <summary>The sampler seed of completion <paramref name="completion"/> of prompt <paramref name="prompt"/> at optimizer step <paramref name="step"/> (GRPO).</summary>
     public static int SampleSeed(int seed, int step, int prompt, int completion) =>
         (int)Key(seed, SampleStream, ((ulong)(uint)step << 32) ^ ((ulong)(uint)prompt << 12) ^ (uint)completion);
+
+    /// <summary>The sampler seed of completion <paramref name="completion"/> of held-out prompt <paramref name="prompt"/> (GRPO's evaluation; the same at every evaluation of a run).</summary>
+    public static int EvaluationSampleSeed(int seed, int prompt, int completion) =>
+        (int)Key(seed, EvaluationSampleStream, ((ulong)(uint)prompt << 12) ^ (uint)completion);
 
     /// <summary><see cref="Models.LlamaForCausalLM.DropoutSeed"/> for global micro-step <paramref name="microStep"/>.</summary>
     public static ulong DropoutSeed(int seed, long microStep) => Key(seed, DropoutStream, (ulong)microStep);

@@ -101,6 +101,126 @@ public sealed partial class GrpoTrainingTests : IDisposable
         });
     }
 
+    [Fact]
+    public void IterationsReuseEachGenerationsSamplesAndAResumeBetweenThemIsExact()
+    {
+        var tokenizer = TokenizerTestFiles.Get(TokenizerTestFiles.TinyStories);
+        var prompts = TrainPrompts.Take(4).Select((p, i) => new TokenRow(tokenizer.Encode(p), null, i + 1)).ToList();
+        var options = new TrainingOptions
+        {
+            Grpo = new GrpoOptions { GroupSize = 3, MaxCompletionLength = 8, Iterations = 3, Epsilon = 0.05 },
+            LearningRate = 3e-2, Epochs = 1, BatchSize = 2, WarmupRatio = 0, Seed = 9, CheckpointEverySteps = 1,
+        };
+        float[] Run(string dir, string? resumeFrom, double dropout)
+        {
+            using var model = LlamaForCausalLM.Load(ModelFolder);
+            model.AddAdapter(new LoraOptions { Rank = 2, Dropout = dropout }, seed: resumeFrom is null ? 4 : 77);
+            var run = options with { CheckpointDirectory = Path.Combine(dir, "checkpoints"), MetricsPath = Path.Combine(dir, "metrics.jsonl") };
+            using (var trainer = resumeFrom is null ? new Trainer(model, run) : Trainer.Resume(model, resumeFrom, run))
+            {
+                trainer.Train(prompts, LengthReward, tokenizer);
+            }
+
+            return model.TrainableParameters().SelectMany(static p => p.Value.ToFloatArray()).ToArray();
+        }
+
+        // Two batches of prompts, three optimizer steps each on the same samples: π_old stays the sampling policy, so
+        // without dropout the first step of a batch clips nothing (ratio 1) and the later ones move the ratio until the clip acts.
+        Run(Path.Combine(root, "plain"), null, dropout: 0);
+        var steps = File.ReadAllLines(Path.Combine(root, "plain", "metrics.jsonl")).Select(static l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(6, steps.Count);
+        foreach (int first in new[] { 0, 3 })
+        {
+            Assert.Equal(0, steps[first].GetProperty("clip_ratio").GetDouble());
+            for (int k = 1; k < 3; k++)
+            {
+                Assert.Equal(steps[first].GetProperty("reward").GetDouble(), steps[first + k].GetProperty("reward").GetDouble());
+                Assert.Equal(steps[first].GetProperty("completion_length").GetDouble(), steps[first + k].GetProperty("completion_length").GetDouble());
+            }
+        }
+
+        Assert.True(new[] { 1, 2, 4, 5 }.Any(k => steps[k].GetProperty("clip_ratio").GetDouble() > 0), "a later iteration of a batch clips some tokens");
+        Assert.NotEqual(steps[0].GetProperty("reward").GetDouble(), steps[3].GetProperty("reward").GetDouble());
+
+        // Checkpoints between a batch's steps carry its samples; those at a batch's end do not need them. With dropout,
+        // each iteration draws its own masks, and a resume continues bit for bit.
+        string straightDir = Path.Combine(root, "straight");
+        float[] straight = Run(straightDir, null, dropout: 0.1);
+        string checkpoints = Path.Combine(straightDir, "checkpoints");
+        Assert.Equal([true, true, false, true, true, false], Enumerable.Range(1, 6).Select(k => File.Exists(Path.Combine(checkpoints, $"checkpoint-{k}", "grpo_generation.safetensors"))));
+        Assert.Equal(straight, Run(Path.Combine(root, "from1"), Path.Combine(checkpoints, "checkpoint-1"), dropout: 0.1));
+        Assert.Equal(straight, Run(Path.Combine(root, "from3"), Path.Combine(checkpoints, "checkpoint-3"), dropout: 0.1));
+        Assert.Equal(straight, Run(Path.Combine(root, "from5"), Path.Combine(checkpoints, "checkpoint-5"), dropout: 0.1));
+
+        // The stored samples are checked like any file: a token id outside the vocabulary is refused by name.
+        string broken = Path.Combine(root, "broken");
+        CopyFolder(Path.Combine(checkpoints, "checkpoint-4"), broken);
+        string samples = Path.Combine(broken, "grpo_generation.safetensors");
+        using (var file = Microsoft.ML.Lora.Formats.SafeTensorsFile.Open(samples))
+        {
+            var entries = file.Tensors.Keys.Select(name => name == "completion_ids"
+                ? Microsoft.ML.Lora.Formats.SafeTensorEntry.FromInt64(name, [(int)file.ReadInt64(name).Length], file.ReadInt64(name).Select((t, i) => i == 0 ? 1L << 40 : t).ToArray())
+                : Microsoft.ML.Lora.Formats.SafeTensorEntry.FromBytes(name, file.Info(name).DType, file.Info(name).Shape.ToArray(), file.GetBytes(name).ToArray())).ToList();
+            Microsoft.ML.Lora.Formats.SafeTensorsWriter.Write(samples + ".new", entries);
+        }
+
+        File.Move(samples + ".new", samples, overwrite: true);
+        using var fresh = LlamaForCausalLM.Load(ModelFolder);
+        fresh.AddAdapter(new LoraOptions { Rank = 2, Dropout = 0.1 }, seed: 4);
+        var e = Assert.Throws<InvalidDataException>(() => Trainer.Resume(fresh, broken, options with { CheckpointDirectory = Path.Combine(root, "c") }));
+        Assert.Contains("'completion_ids'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("grpo_generation.safetensors", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void HeldOutPromptsAreScoredWithSeedsFixedForTheRun()
+    {
+        var tokenizer = TokenizerTestFiles.Get(TokenizerTestFiles.TinyStories);
+        var prompts = TrainPrompts.Take(4).Select((p, i) => new TokenRow(tokenizer.Encode(p), null, i + 1)).ToList();
+        var heldOut = HeldOutPrompts.Select((p, i) => new TokenRow(tokenizer.Encode(p), null, i + 1)).ToList();
+        var grpo = new GrpoOptions { GroupSize = 2, MaxCompletionLength = 10 };
+        const int Seed = 21;
+        using var model = LlamaForCausalLM.Load(ModelFolder);
+        model.AddAdapter(new LoraOptions { Rank = 2 }, seed: 4);
+        string metrics = Path.Combine(root, "metrics.jsonl");
+        var expected = new List<double>();
+        var reported = new List<GrpoStepStats>();
+
+        // When a step reports, the model is as the evaluation saw it: score the held-out prompts independently.
+        var progress = new ProgressLog(p =>
+        {
+            reported.Add(p.ValidationGrpo!.Value);
+            expected.Add(heldOut.SelectMany((row, i) => Enumerable.Range(0, grpo.GroupSize).Select(g =>
+            {
+                var sampling = new GenerationOptions { MaxNewTokens = 10, Temperature = 1.0, Seed = TrainingRandom.EvaluationSampleSeed(Seed, i, g), StopTokenIds = [tokenizer.EosTokenId!.Value] };
+                return LengthReward(string.Empty, tokenizer.Decode(Generator.Generate(model, row.InputIds, sampling).ToArray(), skipSpecialTokens: true), row);
+            })).Average());
+        });
+        using (var trainer = new Trainer(model, new TrainingOptions { Grpo = grpo, LearningRate = 5e-2, MaxSteps = 3, BatchSize = 2, WarmupRatio = 0, Seed = Seed, EvalEverySteps = 1, MetricsPath = metrics }))
+        {
+            trainer.Train(prompts, LengthReward, tokenizer, heldOut, progress);
+        }
+
+        Assert.Equal(3, reported.Count);
+        Assert.All(reported, r => Assert.Equal(heldOut.Count * grpo.GroupSize, r.Completions));
+        Assert.Equal(expected, reported.Select(static r => r.RewardMean));
+        Assert.True(expected.Distinct().Count() > 1, "the adapter changes between evaluations, and so do the samples' rewards");
+        var evals = File.ReadAllLines(metrics).Select(static l => System.Text.Json.JsonDocument.Parse(l).RootElement).Where(static r => r.GetProperty("type").GetString() == "eval").ToList();
+        Assert.Equal(expected, evals.Select(static r => r.GetProperty("validation_reward").GetDouble()));
+    }
+
+    // A graded reward: the completion's length in characters over 40.
+    private static double LengthReward(string prompt, string completion, TokenRow row) => completion.Length / 40.0;
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
+    }
+
     // Mean reward of 16 seeded samples per held-out prompt (the same seeds before and after training).
     private static double HeldOutReward(LlamaForCausalLM model, Microsoft.ML.Lora.Text.Tokenizer tokenizer) =>
         HeldOutPrompts.SelectMany((p, i) => Enumerable.Range(0, 16).Select(k =>
