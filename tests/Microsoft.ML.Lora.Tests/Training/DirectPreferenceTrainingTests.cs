@@ -8,11 +8,16 @@ namespace Microsoft.ML.Lora.Tests.Training;
 
 /// <summary>
 /// DPO through the <see cref="Trainer"/> on the repository's real TinyStories model: stories about Pip the penguin
-/// (examples/data/pip-the-penguin.jsonl) preferred over the same stories told about a little girl named Amy.
+/// (examples/data/pip-the-penguin.jsonl) preferred over the same stories told about the characters the base model
+/// itself opens its stories with (a little girl, a little boy, something big…).
 /// </summary>
 public sealed class DirectPreferenceTrainingTests : IDisposable
 {
     private const string Prompt = "Once upon a time, there was a";
+
+    // The base model's most likely openings after "Once upon a time, there was a" (TinyStories' tokenizer has phrase
+    // tokens such as "little girl named "): every rejected story starts with one of them instead of "a penguin named".
+    private static readonly string[] Openings = ["a little girl named", "a little boy named", "a little", "a big", "a small", "a boy named", "a girl named"];
 
     private readonly string root = Path.Combine(Path.GetTempPath(), "lora-dpo-train-" + Guid.NewGuid().ToString("N"));
 
@@ -23,12 +28,17 @@ public sealed class DirectPreferenceTrainingTests : IDisposable
     private static string ModelFolder => TokenizerTestFiles.ModelFolder(TokenizerTestFiles.TinyStories);
 
     [Fact]
-    public void PreferringPipStoriesRaisesHeldOutRewardAccuracy()
+    public void PreferringPenguinStoriesRaisesHeldOutRewardAccuracyAndTheGreedyStoryFollows()
     {
         var (train, heldOut) = Pairs();
         using var model = LlamaForCausalLM.Load(ModelFolder);
         var tokenizer = TokenizerTestFiles.Get(TokenizerTestFiles.TinyStories);
-        Assert.Equal(Prompt, tokenizer.Decode(DirectPreference.PairOf(train[0]).Prompt, skipSpecialTokens: true).TrimEnd());
+        int[] prompt = DirectPreference.PairOf(train[0]).Prompt;
+        Assert.Equal(Prompt, tokenizer.Decode(prompt, skipSpecialTokens: true).TrimEnd());
+        Assert.All(train.Concat(heldOut), r => Assert.Equal(prompt, DirectPreference.PairOf(r).Prompt));
+        string Greedy() => tokenizer.Decode(Generator.Generate(model, prompt, new GenerationOptions { MaxNewTokens = 24, StopTokenIds = [tokenizer.EosTokenId!.Value] }).ToArray(), skipSpecialTokens: true);
+        string baseStory = Greedy();
+        Assert.DoesNotContain("penguin", baseStory, StringComparison.Ordinal);
         var preference = new PreferenceOptions();
         var heldOutPairs = heldOut.Select(DirectPreference.PairOf).ToList();
 
@@ -49,9 +59,13 @@ public sealed class DirectPreferenceTrainingTests : IDisposable
         Assert.True(end.Accuracy >= 0.9, $"held-out reward accuracy {end.Accuracy:F2} after DPO (margin {end.Margin:F3})");
         Assert.True(end.Loss < 0.5 * Math.Log(2), $"held-out DPO loss {end.Loss:F4}");
 
+        // The preferred style is what the adapted model now tells: its greedy story is about a penguin.
+        string adaptedStory = Greedy();
+        Assert.True(adaptedStory.Split('.')[0].Contains("penguin", StringComparison.Ordinal), $"base: \"{baseStory}\"; after DPO: \"{adaptedStory}\"");
+
         var rows = File.ReadAllLines(metrics).Select(static l => JsonDocument.Parse(l).RootElement).ToList();
         var steps = rows.Where(static r => r.GetProperty("type").GetString() == "step").ToList();
-        Assert.Equal(18, steps.Count);
+        Assert.Equal(3 * 24 * Openings.Length / 4, steps.Count);
         Assert.All(steps, static s => Assert.True(s.TryGetProperty("reward_accuracy", out _) && s.TryGetProperty("loss", out _) && s.TryGetProperty("reward_margin", out _)));
         Assert.Contains(rows, static r => r.GetProperty("type").GetString() == "eval" && r.GetProperty("validation_reward_accuracy").GetDouble() >= 0.9);
     }
@@ -107,29 +121,29 @@ public sealed class DirectPreferenceTrainingTests : IDisposable
         Assert.Contains("line 3", Assert.Throws<ArgumentException>(() => sft.Train([pair, plain])).Message, StringComparison.Ordinal);
     }
 
-    // 24 training and 12 held-out pairs: each Pip story (chosen) against the same story told about a little girl named
-    // Amy (rejected), the opening the base model itself prefers; both tokenized whole, the prompt their common first tokens.
+    // Pairs of 24 training and 12 held-out stories: each Pip story (chosen) against the same story opened with each of
+    // the base model's likely openings instead of "a penguin named" (rejected); both tokenized whole, the prompt their
+    // common first tokens ("Once upon a time, there was a").
     private static (List<TokenRow> Train, List<TokenRow> HeldOut) Pairs()
     {
         var tokenizer = TokenizerTestFiles.Get(TokenizerTestFiles.TinyStories);
         int eos = tokenizer.EosTokenId!.Value;
         var rows = File.ReadAllLines(Path.Combine(TokenizerTestFiles.RepoRoot, "examples", "data", "pip-the-penguin.jsonl"))
             .Select(static l => JsonDocument.Parse(l).RootElement.GetProperty("text").GetString()!)
-            .Select((story, i) =>
+            .SelectMany((story, i) => Openings.Select((opening, j) =>
             {
-                Assert.StartsWith(Prompt, story, StringComparison.Ordinal);
-                string other = story.Replace("a penguin named Pip", "a little girl named Amy", StringComparison.Ordinal).Replace("Pip", "Amy", StringComparison.Ordinal);
+                Assert.StartsWith(Prompt + " penguin named", story, StringComparison.Ordinal);
                 int[] chosen = [.. tokenizer.Encode(story), eos];
-                int[] rejected = [.. tokenizer.Encode(other), eos];
+                int[] rejected = [.. tokenizer.Encode(story.Replace("a penguin named", opening, StringComparison.Ordinal)), eos];
                 int shared = 0;
                 while (chosen[shared] == rejected[shared])
                 {
                     shared++;
                 }
 
-                return DirectPreference.TrainingRow(chosen[..shared], chosen[shared..], rejected[shared..], i + 1);
-            })
+                return DirectPreference.TrainingRow(chosen[..shared], chosen[shared..], rejected[shared..], (i * Openings.Length) + j + 1);
+            }))
             .ToList();
-        return (rows.Take(24).ToList(), rows.Skip(24).ToList());
+        return (rows.Take(24 * Openings.Length).ToList(), rows.Skip(24 * Openings.Length).ToList());
     }
 }
