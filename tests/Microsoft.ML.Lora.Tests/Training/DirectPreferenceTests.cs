@@ -39,7 +39,7 @@ public sealed class DirectPreferenceTests
 
         using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
         LoadAdapterWithoutDropout(model, "peft_llama_gqa");
-        model.ZeroGrad();
+        model.OnTestBackend().ZeroGrad();
         var result = DirectPreference.ForwardBackward(model, pairs, options, gradientScale: 1.0 / pairs.Count);
 
         Assert.Equal(pairs.Count, result.Pairs);
@@ -68,7 +68,7 @@ public sealed class DirectPreferenceTests
     {
         using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
         model.AddAdapter(new LoraOptions { Rank = 4 }, seed: 3);
-        model.ZeroGrad();
+        model.OnTestBackend().ZeroGrad();
         PreferencePair[] pairs = [new([1, 5], [9, 12, 2], [30, 2]), new([1], [7, 7, 7], [8, 40, 41, 2])];
         var result = DirectPreference.ForwardBackward(model, pairs, new PreferenceOptions(), gradientScale: 0.5);
 

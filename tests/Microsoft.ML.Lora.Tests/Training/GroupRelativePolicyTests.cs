@@ -43,7 +43,7 @@ public sealed class GroupRelativePolicyTests
 
         using var model = LlamaForCausalLM.Load(FixturePaths.Case("llama_gqa"));
         DirectPreferenceTests.LoadAdapterWithoutDropout(model, "peft_llama_gqa");
-        model.ZeroGrad();
+        model.OnTestBackend().ZeroGrad();
         var result = GroupRelativePolicy.ForwardBackward(model, samples, options);
 
         Assert.Equal(expected.GetProperty("value").GetDouble(), result.Loss, 1e-5 * Math.Max(1, Math.Abs(result.Loss)));
@@ -70,6 +70,8 @@ public sealed class GroupRelativePolicyTests
         Assert.Throws<ArgumentException>(() => GroupRelativePolicy.Advantages([1, 2, 3], 2));
         Assert.Contains("GroupSize", Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoOptions { GroupSize = 1 }.Validate()).Message, StringComparison.Ordinal);
         Assert.Contains("Epsilon", Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoOptions { Epsilon = 0 }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("Iterations", Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoOptions { Iterations = 0 }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("Iterations", Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoOptions { Iterations = GrpoOptions.MaxIterations + 1 }.Validate()).Message, StringComparison.Ordinal);
     }
 
     private static int[] Ints(JsonElement e, string field) => e.GetProperty(field).EnumerateArray().Select(static v => v.GetInt32()).ToArray();
