@@ -27,6 +27,20 @@ public static class Program
             ServeCommand.Create(output, error),
         };
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0 && args.Length > 0)
+        {
+            // A flag that does not parse (a number out of range, an unknown option): one error line each, as for
+            // every other bad input, and where to read the options, instead of the whole help text.
+            foreach (var e in parse.Errors)
+            {
+                error.WriteLine($"error: {e.Message.ReplaceLineEndings(" ")}");
+            }
+
+            string command = string.Join(' ', parse.CommandResult.Command.Parents.OfType<Command>().Reverse().Skip(1).Select(static c => c.Name).Append(parse.CommandResult.Command.Name)).Trim();
+            error.WriteLine($"(lora {(command == root.Name ? string.Empty : command + " ")}--help lists the options)");
+            return CommandErrors.BadInput;
+        }
+
         var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         if (parse.CommandResult.Command.Name == "serve")
         {

@@ -52,7 +52,11 @@ public sealed class TorchBackend : Backend
         get => torch.get_num_threads();
         set
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            if (value is < 1 or > MaxThreads)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"threads must be 1 … {MaxThreads}");
+            }
+
             torch.set_num_threads(value);
         }
     }

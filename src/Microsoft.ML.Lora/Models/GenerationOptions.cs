@@ -3,6 +3,9 @@ namespace Microsoft.ML.Lora.Models;
 /// <summary>How <see cref="Generator"/> picks tokens. Immutable; values are checked when set.</summary>
 public sealed record GenerationOptions
 {
+    /// <summary>The most <see cref="MaxNewTokens"/> allowed (2^24).</summary>
+    public const int MaxTokens = 1 << 24;
+
     private readonly int maxNewTokens = 128;
     private readonly double temperature;
     private readonly int topK;
@@ -12,7 +15,7 @@ public sealed record GenerationOptions
     public int MaxNewTokens
     {
         get => maxNewTokens;
-        init => maxNewTokens = value is >= 1 and <= 1 << 24 ? value : throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), value, $"max new tokens must be 1 … {1 << 24}");
+        init => maxNewTokens = value is >= 1 and <= MaxTokens ? value : throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), value, $"max new tokens must be 1 … {MaxTokens}");
     }
 
     /// <summary>0 (default): greedy (argmax). Otherwise logits are divided by it before sampling.</summary>

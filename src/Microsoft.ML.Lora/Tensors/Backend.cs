@@ -29,8 +29,11 @@ public abstract class Backend
     /// its intra-op pool. Like libtorch's own setting it holds for the whole process, for every model on
     /// this backend: set it once, before training or inference starts.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">Less than 1.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Less than 1 or more than <see cref="MaxThreads"/>.</exception>
     public abstract int Threads { get; set; }
+
+    /// <summary>The most <see cref="Threads"/> a backend accepts.</summary>
+    public const int MaxThreads = CpuParallel.MaxThreads;
 
     /// <inheritdoc/>
     public override string ToString() => $"{Name} ({Device})";

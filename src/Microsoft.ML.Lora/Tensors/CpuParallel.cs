@@ -7,13 +7,16 @@ namespace Microsoft.ML.Lora.Tensors;
 /// </summary>
 internal static class CpuParallel
 {
-    private static int threads = Environment.ProcessorCount;
+    /// <summary>The most threads a kernel may be split over.</summary>
+    public const int MaxThreads = 4096;
+
+    private static int threads = Math.Min(Environment.ProcessorCount, MaxThreads);
 
     /// <summary>Threads used by CPU kernels; defaults to the processor count.</summary>
     public static int Threads
     {
         get => threads;
-        set => threads = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "threads must be at least 1");
+        set => threads = value is >= 1 and <= MaxThreads ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"threads must be 1 … {MaxThreads}");
     }
 
     /// <summary>

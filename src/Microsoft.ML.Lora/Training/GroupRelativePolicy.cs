@@ -48,15 +48,18 @@ public sealed record GrpoOptions
     /// </summary>
     public int Iterations { get; init; } = 1;
 
+    /// <summary>The most <see cref="GroupSize"/> allowed.</summary>
+    public const int MaxGroupSize = 65536;
+
     /// <summary>The most <see cref="Iterations"/> allowed.</summary>
     public const int MaxIterations = 1024;
 
     /// <summary>Checks the options; the message names the option.</summary>
     public void Validate()
     {
-        if (GroupSize < 2)
+        if (GroupSize is < 2 or > MaxGroupSize)
         {
-            throw new ArgumentOutOfRangeException(nameof(GroupSize), GroupSize, "GroupSize must be at least 2: advantages compare completions within a group");
+            throw new ArgumentOutOfRangeException(nameof(GroupSize), GroupSize, $"GroupSize must be 2 … {MaxGroupSize}: advantages compare completions within a group");
         }
 
         if (!(Epsilon > 0 && Epsilon < 1))
@@ -79,9 +82,9 @@ public sealed record GrpoOptions
             throw new ArgumentOutOfRangeException(nameof(Iterations), Iterations, $"Iterations must be in [1, {MaxIterations}]: optimizer steps per batch of sampled completions");
         }
 
-        if (MaxCompletionLength < 1)
+        if (MaxCompletionLength is < 1 or > GenerationOptions.MaxTokens)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxCompletionLength), MaxCompletionLength, "MaxCompletionLength must be at least 1");
+            throw new ArgumentOutOfRangeException(nameof(MaxCompletionLength), MaxCompletionLength, $"MaxCompletionLength must be 1 … {GenerationOptions.MaxTokens}");
         }
     }
 }

@@ -4,8 +4,10 @@ using Microsoft.ML.Lora.Tensors;
 namespace Microsoft.ML.Lora.Training;
 
 /// <summary>
-/// Reads pre-tokenized JSONL: one object per line with <c>input_ids</c> (int array) and optional
-/// <c>labels</c> (same length, −100 = ignored). Blank lines are skipped. Every error names the file and line.
+/// Reads pre-tokenized JSONL: one object per line with <c>input_ids</c> (int array), optional <c>labels</c> (same
+/// length, −100 = ignored) and optional <c>attention_mask</c> (same length, 0 = padding: padded positions at the start
+/// or the end of the row are dropped, as the masked computation ignores them). Blank lines are skipped. Every error
+/// names the file and line.
 /// </summary>
 public static class TokenRowReader
 {
@@ -73,12 +75,66 @@ public static class TokenRowReader
                 }
             }
 
+            if (doc.RootElement.TryGetProperty("attention_mask", out var maskElement) && maskElement.ValueKind != JsonValueKind.Null)
+            {
+                var (start, length) = Unpadded(ReadMask(maskElement, where, ids.Length), where);
+                ids = ids.AsSpan(start, length).ToArray();
+                labels = labels?.AsSpan(start, length).ToArray();
+            }
+
             return new TokenRow(ids, labels, lineNumber);
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"{where}: not valid JSON ({e.Message})", e);
         }
+    }
+
+    // attention_mask: one 0 or 1 per input id.
+    private static bool[] ReadMask(JsonElement array, string where, int length)
+    {
+        if (array.ValueKind != JsonValueKind.Array)
+        {
+            throw new InvalidDataException($"{where}: \"attention_mask\" must be an array of 0 and 1, got {array.ValueKind}");
+        }
+
+        if (array.GetArrayLength() != length)
+        {
+            throw new InvalidDataException($"{where}: \"attention_mask\" has {array.GetArrayLength()} entries but \"input_ids\" has {length}");
+        }
+
+        var mask = new bool[length];
+        int i = 0;
+        foreach (var e in array.EnumerateArray())
+        {
+            if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt32(out int value) || value is not (0 or 1))
+            {
+                throw new InvalidDataException($"{where}: \"attention_mask\"[{i}] is {e.GetRawText()}; expected 0 (padding) or 1");
+            }
+
+            mask[i++] = value == 1;
+        }
+
+        return mask;
+    }
+
+    // The row without its padding: the attended tokens must be one run, padded on the left, the right or both.
+    private static (int Start, int Length) Unpadded(bool[] mask, string where)
+    {
+        int start = Array.IndexOf(mask, true);
+        if (start < 0)
+        {
+            throw new InvalidDataException($"{where}: \"attention_mask\" is all 0: the row has no token to train on");
+        }
+
+        int end = Array.LastIndexOf(mask, true) + 1;
+        int hole = Array.IndexOf(mask, false, start, end - start);
+        if (hole >= 0)
+        {
+            throw new InvalidDataException($"{where}: \"attention_mask\"[{hole}] is 0 between attended tokens; only padding at the start or the end of a row is supported");
+        }
+
+        return (start, end - start);
     }
 
     private static int[] ReadInts(JsonElement array, string where, string field, int? vocabSize, bool allowIgnore)

@@ -119,6 +119,21 @@ public sealed class DatasetTests : DatasetTestFiles
         Assert.Equal(2, data[1].Line);
     }
 
+    [Fact]
+    public void AnAttentionMaskDropsPaddingAtEitherEndAndRefusesHoles()
+    {
+        string path = Write("mask.jsonl", """{"input_ids": [0, 5, 6, 7, 0], "labels": [-100, -100, 6, 7, -100], "attention_mask": [0, 1, 1, 1, 0]}""", """{"input_ids": [8, 9], "attention_mask": [1, 1]}""");
+        var data = TextDataset.Load(path, tokenizer: null);
+        Assert.Equal([5, 6, 7], data[0].InputIds);
+        Assert.Equal([X, 6, 7], data[0].Labels!);
+        Assert.Equal([8, 9], data[1].InputIds);
+
+        Assert.Contains("\"attention_mask\"[1] is 0 between attended tokens", BadRow(Write("hole.jsonl", """{"input_ids": [5, 6, 7], "attention_mask": [1, 0, 1]}""")), StringComparison.Ordinal);
+        Assert.Contains("\"attention_mask\"[0] is 2147483648", BadRow(Write("big.jsonl", """{"input_ids": [5, 6], "attention_mask": [2147483648, 1]}""")), StringComparison.Ordinal);
+        Assert.Contains("\"attention_mask\" has 1 entries but \"input_ids\" has 2", BadRow(Write("short.jsonl", """{"input_ids": [5, 6], "attention_mask": [1]}""")), StringComparison.Ordinal);
+        Assert.Contains("all 0", BadRow(Write("none.jsonl", """{"input_ids": [5, 6], "attention_mask": [0, 0]}""")), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("""{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "text": "x"}""", DatasetFormat.Messages)]
     [InlineData("""{"input_ids": [1, 2], "text": "x"}""", DatasetFormat.Tokenized)]
