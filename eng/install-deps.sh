@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the .NET SDK. Idempotent.
-#   eng/install-deps.sh          test dependencies: python3-onnx (Debian), the real tokenizer.json files,
+#   eng/install-deps.sh          test dependencies: python3-onnx and util-linux (Debian), the real tokenizer.json files,
 #                                Chromium (Debian) and playwright-core (npm, under .deps/); ONNX Runtime
 #                                comes as NuGet packages with the build
 #   eng/install-deps.sh --bench  adds OpenBLAS, the GEMM reference of eng/bench.sh
 #   eng/install-deps.sh --reference  adds Debian's PyTorch, to regenerate tests/fixtures
 set -euo pipefail
-# Debian's onnx package: the ONNX writer's tests validate every file with its checker.
-want=(python3-onnx)
+# Debian's onnx package: the ONNX writer's tests validate every file with its checker. util-linux's unshare: the
+# service's full-disk test runs lora serve on a small tmpfs in a mount namespace of its own.
+want=(python3-onnx util-linux)
 for arg in "$@"; do
   case "$arg" in
     --bench) want+=(libopenblas0-pthread) ;;

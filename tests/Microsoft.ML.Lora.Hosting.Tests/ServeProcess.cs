@@ -11,9 +11,11 @@ internal sealed class ServeProcess : IDisposable
     private readonly ConcurrentQueue<string> log = new();
     private readonly TaskCompletionSource<string> listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ServeProcess(string dataDirectory, string[] arguments)
+    private ServeProcess(string dataDirectory, string[] arguments, string[]? wrapper = null)
     {
-        var start = new ProcessStartInfo(DotnetHost(), [CliPath(), "serve", "--urls", "http://127.0.0.1:0", "--data-dir", dataDirectory, .. arguments])
+        string[] command = [DotnetHost(), CliPath(), "serve", "--urls", "http://127.0.0.1:0", "--data-dir", dataDirectory, .. arguments];
+        string[] full = [.. wrapper ?? [], .. command];
+        var start = new ProcessStartInfo(full[0], full[1..])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -31,10 +33,45 @@ internal sealed class ServeProcess : IDisposable
 
     public string Log => string.Join('\n', log);
 
-    /// <summary>Starts the process (with more <c>lora serve</c> arguments) and waits until it listens.</summary>
-    public static async Task<ServeProcess> StartAsync(string dataDirectory, params string[] arguments)
+    /// <summary>The process id (the service's own, also when it runs in a wrapper that execs it).</summary>
+    public int Id => process.Id;
+
+    /// <summary>CPU time the process has used so far.</summary>
+    public TimeSpan CpuTime
     {
-        var serve = new ServeProcess(dataDirectory, arguments);
+        get
+        {
+            process.Refresh();
+            return process.TotalProcessorTime;
+        }
+    }
+
+    /// <summary>Lines the process has written so far (stdout and stderr).</summary>
+    public int LogLines => log.Count;
+
+    /// <summary>Starts the process (with more <c>lora serve</c> arguments) and waits until it listens.</summary>
+    public static Task<ServeProcess> StartAsync(string dataDirectory, params string[] arguments) => StartAsync(new ServeProcess(dataDirectory, arguments));
+
+    /// <summary>
+    /// Starts the process in a mount namespace of its own (<c>unshare</c>, util-linux) where
+    /// <paramref name="dataDirectory"/> is a new tmpfs of <paramref name="bytes"/> bytes: a small disk that fills up. The
+    /// files the test writes at <see cref="HostPath"/> land on it.
+    /// </summary>
+    public static Task<ServeProcess> StartOnSmallDiskAsync(string dataDirectory, long bytes, params string[] arguments)
+    {
+        Directory.CreateDirectory(dataDirectory);
+
+        // As root a mount namespace is enough; otherwise a user namespace maps the user to root inside it.
+        string[] unshare = Environment.UserName == "root" ? ["unshare", "--mount"] : ["unshare", "--mount", "--map-root-user"];
+        string mount = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"mount -t tmpfs -o size={bytes} tmpfs \"$0\" && exec \"$@\"");
+        return StartAsync(new ServeProcess(dataDirectory, arguments, [.. unshare, "sh", "-c", mount, dataDirectory]));
+    }
+
+    /// <summary>Where <paramref name="path"/> of the process's own mount namespace is seen from the test's.</summary>
+    public string HostPath(string path) => $"/proc/{process.Id}/root{Path.GetFullPath(path)}";
+
+    private static async Task<ServeProcess> StartAsync(ServeProcess serve)
+    {
         try
         {
             string url = await serve.listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
