@@ -25,7 +25,8 @@ public sealed class BackendThreadsTests
             Assert.Equal(3, parts);
 
             var e = Assert.Throws<ArgumentOutOfRangeException>(() => Backend.Native.Threads = 0);
-            Assert.Contains("at least 1", e.Message, StringComparison.Ordinal);
+            Assert.Contains($"threads must be 1 … {Backend.MaxThreads}", e.Message, StringComparison.Ordinal);
+            Assert.Throws<ArgumentOutOfRangeException>(() => Backend.Native.Threads = Backend.MaxThreads + 1);
             Assert.Equal(3, Backend.Native.Threads);
         }
         finally
