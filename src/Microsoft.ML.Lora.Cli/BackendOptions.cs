@@ -34,11 +34,6 @@ internal sealed class BackendOptions
     /// </summary>
     public Backend Create(ParseResult parse, int threads)
     {
-        if (threads is < 1 or > Tensors.Backend.MaxThreads)
-        {
-            throw new ArgumentOutOfRangeException("--threads", threads, $"--threads must be 1 … {Tensors.Backend.MaxThreads}");
-        }
-
         Tensors.Backend.Native.Threads = threads;
         var backend = Backends.Create(parse.GetValue(Backend), parse.GetValue(Device), parse.GetResult(Bf16Compute) is not null && parse.GetValue(Bf16Compute));
         backend.Threads = threads;

@@ -52,6 +52,7 @@ internal static class CommandErrors
         ["Beta"] = "--beta", ["LabelSmoothing"] = "--label-smoothing", ["RpoAlpha"] = "--rpo-alpha",
         ["GroupSize"] = "--group-size", ["MaxCompletionLength"] = "--max-new-tokens", ["KlBeta"] = "--kl-beta",
         ["Iterations"] = "--num-iterations", ["MaxNewTokens"] = "--max-new-tokens", ["TopK"] = "--top-k", ["TopP"] = "--top-p",
+        ["Threads"] = "--threads",
     };
 
     // ArgumentException appends " (Parameter 'x')" and, out of range, a second line with the value:
@@ -62,7 +63,7 @@ internal static class CommandErrors
         if (e is ArgumentException { ParamName: { } name } argument)
         {
             message = argument.Message.Split('\n')[0].Replace($" (Parameter '{name}')", string.Empty, StringComparison.Ordinal);
-            if (e is ArgumentOutOfRangeException { ActualValue: { } value } && !name.StartsWith("--", StringComparison.Ordinal))
+            if (e is ArgumentOutOfRangeException { ActualValue: { } value })
             {
                 message += string.Create(System.Globalization.CultureInfo.InvariantCulture, $" ({name} = {value})");
             }

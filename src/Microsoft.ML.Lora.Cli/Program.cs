@@ -36,8 +36,8 @@ public static class Program
                 error.WriteLine($"error: {e.Message.ReplaceLineEndings(" ")}");
             }
 
-            string command = string.Join(' ', parse.CommandResult.Command.Parents.OfType<Command>().Reverse().Skip(1).Select(static c => c.Name).Append(parse.CommandResult.Command.Name)).Trim();
-            error.WriteLine($"(lora {(command == root.Name ? string.Empty : command + " ")}--help lists the options)");
+            var command = parse.CommandResult.Command;
+            error.WriteLine($"(lora {(command == root ? string.Empty : command.Name + " ")}--help lists the options)");
             return CommandErrors.BadInput;
         }
 

@@ -54,7 +54,7 @@ public sealed class TorchBackend : Backend
         {
             if (value is < 1 or > MaxThreads)
             {
-                throw new ArgumentOutOfRangeException(nameof(value), value, $"threads must be 1 … {MaxThreads}");
+                throw new ArgumentOutOfRangeException(nameof(Threads), value, $"threads must be 1 … {MaxThreads}");
             }
 
             torch.set_num_threads(value);

@@ -16,7 +16,7 @@ internal static class CpuParallel
     public static int Threads
     {
         get => threads;
-        set => threads = value is >= 1 and <= MaxThreads ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"threads must be 1 … {MaxThreads}");
+        set => threads = value is >= 1 and <= MaxThreads ? value : throw new ArgumentOutOfRangeException(nameof(Threads), value, $"threads must be 1 … {MaxThreads}");
     }
 
     /// <summary>

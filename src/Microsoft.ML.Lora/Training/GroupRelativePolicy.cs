@@ -136,20 +136,7 @@ public static class GroupRelativePolicy
         for (int g = 0; g < rewards.Length; g += groupSize)
         {
             var group = rewards.Slice(g, groupSize);
-            double mean = 0;
-            foreach (double r in group)
-            {
-                mean += r;
-            }
-
-            mean /= groupSize;
-            double variance = 0;
-            foreach (double r in group)
-            {
-                variance += (r - mean) * (r - mean);
-            }
-
-            double std = Math.Sqrt(variance / (groupSize - 1));
+            var (mean, std) = MeanAndStd(group);
             for (int i = 0; i < groupSize; i++)
             {
                 advantages[g + i] = scale ? (group[i] - mean) / (std + 1e-4) : group[i] - mean;
@@ -157,6 +144,25 @@ public static class GroupRelativePolicy
         }
 
         return advantages;
+    }
+
+    /// <summary>The mean and the unbiased standard deviation (as torch.std) of one group's rewards (at least 2).</summary>
+    public static (double Mean, double Std) MeanAndStd(ReadOnlySpan<double> group)
+    {
+        double mean = 0;
+        foreach (double r in group)
+        {
+            mean += r;
+        }
+
+        mean /= group.Length;
+        double variance = 0;
+        foreach (double r in group)
+        {
+            variance += (r - mean) * (r - mean);
+        }
+
+        return (mean, Math.Sqrt(variance / (group.Length - 1)));
     }
 
     /// <summary>

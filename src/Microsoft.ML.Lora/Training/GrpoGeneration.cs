@@ -84,8 +84,8 @@ internal sealed class GrpoGeneration
             throw Bad("micro_batch_samples", $"must split the {count} samples into non-empty micro-batches, with one completion length per sample ({completionLengths.Length})");
         }
 
-        long[] promptIds = Ids(file, "prompt_ids", promptLengths, vocabSize, 1, Bad);
-        long[] completionIds = Ids(file, "completion_ids", completionLengths, vocabSize, 1, Bad);
+        int[] promptIds = Ids(file, "prompt_ids", promptLengths, vocabSize, Bad);
+        int[] completionIds = Ids(file, "completion_ids", completionLengths, vocabSize, Bad);
         float[] old = file.ReadFloats("old_log_probs");
         double[] advantages = Doubles(file, "advantages", Bad);
         double[] rewards = Doubles(file, "rewards", Bad);
@@ -94,26 +94,24 @@ internal sealed class GrpoGeneration
             throw Bad("old_log_probs", $"must hold one log-probability ≤ 0 per completion token ({completionIds.Length})");
         }
 
-        if (advantages.Length != count || rewards.Length != count || advantages.Any(static v => !double.IsFinite(v)) || rewards.Any(static v => !double.IsFinite(v)))
+        foreach (var (name, values) in new[] { ("advantages", advantages), ("rewards", rewards) })
         {
-            throw Bad(advantages.Length != count || advantages.Any(static v => !double.IsFinite(v)) ? "advantages" : "rewards", $"must hold one finite value per sample ({count})");
+            if (values.Length != count || values.Any(static v => !double.IsFinite(v)))
+            {
+                throw Bad(name, $"must hold one finite value per sample ({count})");
+            }
         }
 
         var samples = new List<GrpoSample[]>(perMicro.Length);
         var scores = new List<double[]>(perMicro.Length);
-        int next = 0;
-        long promptAt = 0, completionAt = 0;
+        int next = 0, promptAt = 0, completionAt = 0;
         foreach (long n in perMicro)
         {
             var micro = new GrpoSample[n];
             for (int i = 0; i < n; i++, next++)
             {
                 int p = (int)promptLengths[next], c = (int)completionLengths[next];
-                micro[i] = new GrpoSample(
-                    promptIds.AsSpan((int)promptAt, p).ToArray().Select(static t => (int)t).ToArray(),
-                    completionIds.AsSpan((int)completionAt, c).ToArray().Select(static t => (int)t).ToArray(),
-                    old.AsSpan((int)completionAt, c).ToArray(),
-                    advantages[next]);
+                micro[i] = new GrpoSample(promptIds.AsSpan(promptAt, p).ToArray(), completionIds.AsSpan(completionAt, c).ToArray(), old.AsSpan(completionAt, c).ToArray(), advantages[next]);
                 promptAt += p;
                 completionAt += c;
             }
@@ -125,13 +123,13 @@ internal sealed class GrpoGeneration
         return new GrpoGeneration((int)generation[0], samples, scores);
     }
 
-    // Token ids of samples whose lengths are given: every length ≥ min, the lengths tile the tensor, ids in [0, vocab).
-    private static long[] Ids(SafeTensorsFile file, string name, long[] lengths, int vocabSize, int min, Func<string, string, InvalidDataException> bad)
+    // Token ids of samples whose lengths are given: every length ≥ 1, the lengths tile the tensor, ids in [0, vocab).
+    private static int[] Ids(SafeTensorsFile file, string name, long[] lengths, int vocabSize, Func<string, string, InvalidDataException> bad)
     {
         long[] ids = file.ReadInt64(name);
-        if (lengths.Any(l => l < min || l > int.MaxValue) || lengths.Sum() != ids.Length)
+        if (lengths.Any(static l => l is < 1 or > int.MaxValue) || lengths.Sum() != ids.Length)
         {
-            throw bad(name, $"must hold the {lengths.Length} samples' tokens (each at least {min}) given by its lengths tensor ({ids.Length} held)");
+            throw bad(name, $"must hold the {lengths.Length} samples' tokens (each at least 1) given by its lengths tensor ({ids.Length} held)");
         }
 
         if (ids.Any(t => t < 0 || t >= vocabSize))
@@ -139,7 +137,7 @@ internal sealed class GrpoGeneration
             throw bad(name, $"holds a token id outside [0, {vocabSize}) of this model's vocabulary");
         }
 
-        return ids;
+        return ids.Select(static t => (int)t).ToArray();
     }
 
     private static double[] Doubles(SafeTensorsFile file, string name, Func<string, string, InvalidDataException> bad)

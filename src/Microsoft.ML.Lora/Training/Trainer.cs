@@ -324,7 +324,7 @@ public sealed class Trainer : IDisposable
         }
 
         var total = new GrpoResult(lossSum / microBatches.Count, tokens, clipped, klSum);
-        return (total, Statistics(generation.MicroBatches.SelectMany(static m => m).ToList(), generation.Rewards.SelectMany(static r => r).ToList(), grpo.GroupSize) with { ClipRatio = total.ClipRatio, Kl = total.MeanKl });
+        return (total, Statistics(generation.MicroBatches.SelectMany(static m => m).ToList(), generation.Rewards.SelectMany(static r => r).ToArray(), grpo.GroupSize) with { ClipRatio = total.ClipRatio, Kl = total.MeanKl });
     }
 
     // Samples, scores and takes π_old of generation `index`: a group per prompt, advantages within each group.
@@ -377,17 +377,15 @@ public sealed class Trainer : IDisposable
         return Statistics(drafts, rewards, grpo.GroupSize);
     }
 
-    private static GrpoStepStats Statistics(IReadOnlyList<GrpoSample> samples, IReadOnlyList<double> rewards, int groupSize)
+    private static GrpoStepStats Statistics(IReadOnlyList<GrpoSample> samples, double[] rewards, int groupSize)
     {
         double stdSum = 0;
-        for (int g = 0; g < rewards.Count; g += groupSize)
+        for (int g = 0; g < rewards.Length; g += groupSize)
         {
-            var group = rewards.Skip(g).Take(groupSize).ToArray();
-            double mean = group.Average();
-            stdSum += Math.Sqrt(group.Sum(r => (r - mean) * (r - mean)) / (group.Length - 1));
+            stdSum += GroupRelativePolicy.MeanAndStd(rewards.AsSpan(g, groupSize)).Std;
         }
 
-        return new GrpoStepStats(samples.Count, rewards.Average(), stdSum / (rewards.Count / groupSize), samples.Average(static s => s.Completion.Length), 0, 0);
+        return new GrpoStepStats(samples.Count, rewards.Average(), stdSum / (rewards.Length / groupSize), samples.Average(static s => s.Completion.Length), 0, 0);
     }
 
     // One optimizer step of preference pairs: every micro-batch's pairs add d(Σ loss / all pairs of the step)/dp.
